@@ -1,0 +1,212 @@
+"""Commitments over supplier and UBO lists: CSV readers, BLAKE3 leaves, both root schemes.
+
+Leaves are byte-compatible with the original: BLAKE3 of the compact JSON
+``{"name","jurisdiction","tier"}`` (tier a JSON number) or ``{"name","birthdate","citizenship"}``.
+Roots: ``merkle-blake3-v1`` (default, RFC 6962 shape, inclusion proofs) or ``cap-flat-v1`` (the
+original's flat hash over the ``0x`` leaf strings). A bad row is an error naming file, line, column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from enum import Enum
+from pathlib import Path
+
+import blake3
+from pydantic import BaseModel, ConfigDict
+
+from core.errors import InvalidInputError
+from core.iso3166 import ALPHA2
+from core.merkle import MerkleTree, inner_node, merkle_root
+
+SUPPLIER_COLUMNS = ("name", "jurisdiction", "tier")
+UBO_COLUMNS = ("name", "birthdate", "citizenship")
+
+
+class RootScheme(str, Enum):
+    MERKLE = "merkle-blake3-v1"
+    FLAT = "cap-flat-v1"
+
+    @classmethod
+    def parse(cls, text: str) -> RootScheme:
+        aliases = {"merkle": cls.MERKLE, "flat": cls.FLAT}
+        if text in aliases:
+            return aliases[text]
+        try:
+            return cls(text)
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown root scheme {text!r}", field="scheme", expected="merkle, flat, merkle-blake3-v1 or cap-flat-v1"
+            ) from None
+
+
+class Supplier(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    jurisdiction: str
+    tier: int
+
+
+class Ubo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    birthdate: str
+    citizenship: str
+
+
+def supplier_leaf_bytes(name: str, jurisdiction: str, tier: int) -> bytes:
+    """Canonical JSON of a supplier record (same bytes as ``canonical_bytes(Supplier(...))``)."""
+    return (
+        f'{{"name":{json.dumps(name, ensure_ascii=False)},"jurisdiction":'
+        f'{json.dumps(jurisdiction, ensure_ascii=False)},"tier":{tier}}}'
+    ).encode()
+
+
+def ubo_leaf_bytes(name: str, birthdate: str, citizenship: str) -> bytes:
+    return (
+        f'{{"name":{json.dumps(name, ensure_ascii=False)},"birthdate":'
+        f'{json.dumps(birthdate, ensure_ascii=False)},"citizenship":{json.dumps(citizenship, ensure_ascii=False)}}}'
+    ).encode()
+
+
+def supplier_leaf(s: Supplier) -> bytes:
+    return blake3.blake3(supplier_leaf_bytes(s.name, s.jurisdiction, s.tier)).digest()
+
+
+def ubo_leaf(u: Ubo) -> bytes:
+    return blake3.blake3(ubo_leaf_bytes(u.name, u.birthdate, u.citizenship)).digest()
+
+
+def _rows(text: str, source: str, columns: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line, values in ``columns`` order). Raises on a missing header, column or field."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None or not any(h.strip() for h in header):
+        raise InvalidInputError("file is empty: expected a header row", file=source, line=1,
+                                expected=",".join(columns))
+    names = [h.strip() for h in header]
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise InvalidInputError(f"missing column {missing[0]!r} in header", file=source, line=1,
+                                column=missing[0], expected=",".join(columns))
+    idx = [names.index(c) for c in columns]
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) <= max(idx):
+            col = next(c for c, i in zip(columns, idx, strict=True) if i >= len(row))
+            raise InvalidInputError("row has too few fields", file=source, line=reader.line_num, column=col)
+        yield reader.line_num, [row[i] for i in idx]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidInputError("file not found", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
+
+
+def _require_name(name: str, source: str, line: int) -> None:
+    if not name.strip():
+        raise InvalidInputError("name is empty", file=source, line=line, column="name", expected="a non-empty name")
+
+
+def _require_country(code: str, column: str, source: str, line: int) -> None:
+    if code not in ALPHA2:
+        raise InvalidInputError(f"{code!r} is not a country code", file=source, line=line, column=column,
+                                expected="ISO 3166-1 alpha-2, e.g. DE")
+
+
+def parse_suppliers(text: str, source: str = "<suppliers>") -> list[Supplier]:
+    """Suppliers from CSV text (header ``name,jurisdiction,tier``; extra columns ignored)."""
+    out: list[Supplier] = []
+    for line, (name, jurisdiction, tier_text) in _rows(text, source, SUPPLIER_COLUMNS):
+        _require_name(name, source, line)
+        _require_country(jurisdiction, "jurisdiction", source, line)
+        if not tier_text.isdigit() or int(tier_text) < 1:
+            raise InvalidInputError(f"tier {tier_text!r} is not an integer ≥ 1", file=source, line=line,
+                                    column="tier", expected="integer ≥ 1")
+        out.append(Supplier.model_construct(name=name, jurisdiction=jurisdiction, tier=int(tier_text)))
+    return out
+
+
+def parse_ubos(text: str, source: str = "<ubos>") -> list[Ubo]:
+    """UBOs from CSV text (header ``name,birthdate,citizenship``; ISO dates)."""
+    out: list[Ubo] = []
+    for line, (name, birthdate, citizenship) in _rows(text, source, UBO_COLUMNS):
+        _require_name(name, source, line)
+        try:
+            valid = len(birthdate) == 10 and date.fromisoformat(birthdate).isoformat() == birthdate
+        except ValueError:
+            valid = False
+        if not valid:
+            raise InvalidInputError(f"birthdate {birthdate!r} is not an ISO date", file=source, line=line,
+                                    column="birthdate", expected="YYYY-MM-DD")
+        _require_country(citizenship, "citizenship", source, line)
+        out.append(Ubo.model_construct(name=name, birthdate=birthdate, citizenship=citizenship))
+    return out
+
+
+def read_suppliers(path: str | Path) -> list[Supplier]:
+    p = Path(path)
+    return parse_suppliers(_read_text(p), str(p))
+
+
+def read_ubos(path: str | Path) -> list[Ubo]:
+    p = Path(path)
+    return parse_ubos(_read_text(p), str(p))
+
+
+class Commitments(BaseModel):
+    """``commitments.json``: public roots and counts; the leaves stay with the prover."""
+
+    model_config = ConfigDict(frozen=True)
+    scheme: RootScheme
+    supplier_root: str
+    ubo_root: str
+    company_commitment_root: str
+    supplier_count: int
+    ubo_count: int
+    created_at: str
+
+
+def flat_root(leaves: Iterable[bytes]) -> bytes:
+    """``cap-flat-v1``: BLAKE3 over the ASCII ``0x…`` leaf strings concatenated in order."""
+    return blake3.blake3("".join("0x" + leaf.hex() for leaf in leaves).encode("ascii")).digest()
+
+
+def list_root(leaves: Sequence[bytes], scheme: RootScheme) -> bytes:
+    return merkle_root(leaves) if scheme is RootScheme.MERKLE else flat_root(leaves)
+
+
+def company_root(supplier_root: bytes, ubo_root: bytes, scheme: RootScheme) -> bytes:
+    """Merkle: BLAKE3(0x01‖s‖u). Flat: BLAKE3 of the text ``"0x…" + "0x…"``."""
+    if scheme is RootScheme.MERKLE:
+        return inner_node(supplier_root, ubo_root)
+    return blake3.blake3(("0x" + supplier_root.hex() + "0x" + ubo_root.hex()).encode("ascii")).digest()
+
+
+def commit(suppliers: Sequence[Supplier], ubos: Sequence[Ubo], scheme: RootScheme, created_at: str) -> Commitments:
+    """Roots and counts over the given records."""
+    s_root = list_root([supplier_leaf(s) for s in suppliers], scheme)
+    u_root = list_root([ubo_leaf(u) for u in ubos], scheme)
+    return Commitments(
+        scheme=scheme,
+        supplier_root="0x" + s_root.hex(),
+        ubo_root="0x" + u_root.hex(),
+        company_commitment_root="0x" + company_root(s_root, u_root, scheme).hex(),
+        supplier_count=len(suppliers),
+        ubo_count=len(ubos),
+        created_at=created_at,
+    )
+
+
+def supplier_tree(suppliers: Sequence[Supplier]) -> MerkleTree:
+    """The supplier tree, for inclusion proofs the prover may choose to hand out."""
+    return MerkleTree([supplier_leaf(s) for s in suppliers])

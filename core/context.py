@@ -1,0 +1,171 @@
+"""Evaluation contexts: what an IR variable means for the prover and for a verifier.
+
+Both read roots from the manifest (``<root>`` and ``<root>_present``). The prover's context holds
+the real records and the sanctions list and produces Merkle evidence; the public context holds
+only what a proof discloses (counts, roots, evidence) and re-checks that evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from core.commitments import Supplier, Ubo, supplier_leaf, ubo_leaf
+from core.digest import Digest
+from core.errors import CapError, InvalidInputError
+from core.manifest import Manifest
+from core.rules import ListLength, MissingInputError
+from core.sanctions import RiskLevel
+from core.screening import (
+    MembershipProof,
+    NonMembershipProof,
+    SanctionsList,
+    screening_key,
+    verify_membership,
+    verify_non_membership,
+)
+
+ROOT_VARS = ("company_commitment_root", "supplier_root", "ubo_root", "sanctions_root", "jurisdiction_root")
+LIST_VARS = {"supplier_hashes": "supplier_count", "ubo_hashes": "ubo_count"}
+KEY_SETS = frozenset({"sanctions_root"})
+_MISSING = object()
+
+
+class EvidenceError(CapError):
+    """Evidence in a proof does not check out against the public roots."""
+
+    code = "evidence_invalid"
+
+
+def root_lookup(manifest: Manifest, name: str) -> Any:
+    """Root variables from the manifest, or ``_MISSING`` if ``name`` is not one."""
+    if name in ROOT_VARS:
+        value = getattr(manifest, name)
+        if value is None:
+            raise MissingInputError(f"manifest has no {name}", field=name)
+        return value
+    if name.endswith("_present") and name.removesuffix("_present") in ROOT_VARS:
+        return getattr(manifest, name.removesuffix("_present")) is not None
+    return _MISSING
+
+
+def prover_public(suppliers: Sequence[Supplier], ubos: Sequence[Ubo],
+                  high_risk: dict[str, RiskLevel] | None) -> dict[str, int | bool | str]:
+    """The scalar inputs a proof discloses: counts, highest tier, high-risk count when a list is given."""
+    public: dict[str, int | bool | str] = {
+        "supplier_count": len(suppliers),
+        "ubo_count": len(ubos),
+        "max_supplier_tier": max((s.tier for s in suppliers), default=0),
+    }
+    if high_risk is not None:
+        public["high_risk_supplier_count"] = sum(
+            1 for s in suppliers if high_risk.get(s.jurisdiction) is RiskLevel.HIGH
+        )
+    return public
+
+
+class ProverContext:
+    """The prover's data: records, sanctions list, high-risk list, the manifest being proved."""
+
+    def __init__(self, manifest: Manifest, suppliers: Sequence[Supplier], ubos: Sequence[Ubo],
+                 lists: SanctionsList | None, public: dict[str, int | bool | str]) -> None:
+        self.manifest, self.suppliers, self.ubos, self.lists, self.public = manifest, suppliers, ubos, lists, public
+
+    def lookup(self, name: str) -> Any:
+        value = root_lookup(self.manifest, name)
+        if value is not _MISSING:
+            return value
+        if name == "supplier_hashes":
+            return ["0x" + supplier_leaf(s).hex() for s in self.suppliers]
+        if name == "ubo_hashes":
+            return ["0x" + ubo_leaf(u).hex() for u in self.ubos]
+        if name in self.public:
+            return self.public[name]
+        raise MissingInputError(f"no input named {name!r}", field=name)
+
+    def is_key_set(self, name: str) -> bool:
+        return name in KEY_SETS
+
+    def _names(self, lhs: str) -> list[str]:
+        if lhs == "supplier_hashes":
+            return [s.name for s in self.suppliers]
+        if lhs == "ubo_hashes":
+            return [u.name for u in self.ubos]
+        raise MissingInputError(f"{lhs!r} cannot be screened", field=lhs, expected="supplier_hashes or ubo_hashes")
+
+    def screen(self, lhs: str, rhs: str, claimed: dict[str, Any] | None) -> tuple[bool, str, dict[str, Any]]:
+        if self.lists is None:
+            raise MissingInputError("no sanctions list was given", field=rhs)
+        if self.manifest.sanctions_root != self.lists.root_hex:
+            raise MissingInputError("manifest sanctions_root is not the loaded list's root", field=rhs)
+        items, matches = [], []
+        for i, name in enumerate(self._names(lhs)):
+            key = screening_key(name)
+            if self.lists.contains(key):
+                items.append({"key": "0x" + key.hex(), "listed": self.lists.prove_present(key).model_dump(mode="json")})
+                continue
+            items.append({"key": "0x" + key.hex(), "absent": self.lists.prove_absent(key).model_dump(mode="json")})
+            matches += [{"item": i, **m.public()} for m in self.lists.near_matches(name)]
+        listed = sum(1 for it in items if "listed" in it)
+        evidence = {"list_root": self.lists.root_hex, "count": len(items), "items": items, "possible_matches": matches}
+        return listed == 0, _screen_message(lhs, listed, len(items), len(matches)), evidence
+
+
+def _screen_message(lhs: str, listed: int, total: int, near: int) -> str:
+    text = f"{listed} of {total} {lhs.removesuffix('_hashes')} names are on the sanctions list"
+    return text + (f"; {near} possible matches for review" if near else "")
+
+
+class PublicContext:
+    """What a verifier knows: the manifest, the disclosed scalars, the evidence in the proof."""
+
+    def __init__(self, manifest: Manifest, public: dict[str, int | bool | str]) -> None:
+        self.manifest, self.public = manifest, public
+
+    def lookup(self, name: str) -> Any:
+        value = root_lookup(self.manifest, name)
+        if value is not _MISSING:
+            return value
+        if name in LIST_VARS and LIST_VARS[name] in self.public:
+            count = self.public[LIST_VARS[name]]
+            if isinstance(count, int) and not isinstance(count, bool):
+                return ListLength(count)
+        if name in self.public:
+            return self.public[name]
+        raise MissingInputError(f"proof discloses no input named {name!r}", field=name)
+
+    def is_key_set(self, name: str) -> bool:
+        return name in KEY_SETS
+
+    def screen(self, lhs: str, rhs: str, claimed: dict[str, Any] | None) -> tuple[bool, str, dict[str, Any]]:
+        root_text = self.lookup(rhs)
+        expected = self.lookup(lhs)
+        if not isinstance(expected, ListLength):
+            raise MissingInputError(f"{lhs!r} cannot be screened", field=lhs)
+        if not isinstance(claimed, dict) or claimed.get("list_root") != root_text:
+            raise EvidenceError(f"evidence for {lhs} is not over the manifest's {rhs}")
+        items = claimed.get("items")
+        if not isinstance(items, list) or len(items) != expected.length or claimed.get("count") != expected.length:
+            raise EvidenceError(f"evidence covers a different number of {lhs} than the proof discloses")
+        root = Digest.parse(root_text, field=rhs).raw
+        listed = sum(_check_item(i, item, root) for i, item in enumerate(items))
+        near = claimed.get("possible_matches")
+        near_count = len(near) if isinstance(near, list) else 0
+        return listed == 0, _screen_message(lhs, listed, len(items), near_count), claimed
+
+
+def _check_item(index: int, item: Any, root: bytes) -> bool:
+    """Verify one item's proof against ``root``; True if it is listed. Raises :class:`EvidenceError`."""
+    try:
+        key = Digest.parse(item["key"], field=f"items[{index}].key").raw
+        if "absent" in item:
+            ok = verify_non_membership(key, NonMembershipProof.model_validate(item["absent"]), root)
+            listed = False
+        else:
+            ok = verify_membership(key, MembershipProof.model_validate(item["listed"]), root)
+            listed = True
+    except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
+        raise EvidenceError(f"evidence item {index} is malformed") from exc
+    if not ok:
+        raise EvidenceError(f"evidence item {index}: Merkle proof does not verify against the root")
+    return listed

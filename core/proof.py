@@ -1,0 +1,106 @@
+"""The ``cap-proof.v2`` document: manifest, IR, per-rule results with evidence, signature.
+
+The proof is signed with Ed25519 over ``b"cap-proof.v2\\n" + canonical JSON`` of the proof without
+its ``signature``. Proof files are written as canonical compact JSON plus one newline, so the
+stored bytes are exactly the signed bytes (a verifier checks that, too).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.canonical import canonical_bytes
+from core.errors import IntegrityError, InvalidInputError
+from core.manifest import Manifest, SignatureInfo
+from core.modes import CheckStatus, EnforcementMode
+from core.policy.ir import IR
+from core.rules import RuleResult
+from core.signing import ALG, Signer, verify_signature
+
+PROOF_SCHEMA = "cap-proof.v2"
+_DOMAIN = b"cap-proof.v2\n"
+
+
+class EnforcementInfo(BaseModel):
+    """The mode the prover evaluated under, whether it refused on failure, and its verdict."""
+
+    model_config = ConfigDict(frozen=True)
+    mode: EnforcementMode
+    enforced: bool
+    verdict: CheckStatus
+
+
+class Proof(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    schema_: str = Field(default=PROOF_SCHEMA, alias="schema")
+    created_at: str
+    manifest: Manifest
+    policy_id: str
+    ir_hash: str
+    ir: IR
+    public: dict[str, int | bool | str]
+    rules: list[RuleResult]
+    enforcement: EnforcementInfo
+    signature: SignatureInfo | None = None
+
+
+def proof_signing_bytes(proof: Proof) -> bytes:
+    return _DOMAIN + canonical_bytes(proof.model_copy(update={"signature": None}))
+
+
+def sign_proof(proof: Proof, signer: Signer) -> Proof:
+    sig = base64.b64encode(signer.sign(proof_signing_bytes(proof))).decode("ascii")
+    return proof.model_copy(update={"signature": SignatureInfo(kid=signer.kid, alg=ALG, sig=sig)})
+
+
+def check_proof_signature(proof: Proof, public_key_b64: str) -> bool:
+    sig = proof.signature
+    if sig is None or sig.alg != ALG:
+        return False
+    try:
+        raw = base64.b64decode(sig.sig, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return verify_signature(public_key_b64, raw, proof_signing_bytes(proof))
+
+
+def proof_file_bytes(proof: Proof) -> bytes:
+    """The stored form: canonical compact JSON and one newline."""
+    return canonical_bytes(proof) + b"\n"
+
+
+def parse_proof_obj(obj: Any, source: str = "<proof>") -> Proof:
+    """A proof from parsed JSON. Raises :class:`InvalidInputError` naming the first bad field."""
+    if not isinstance(obj, dict):
+        raise InvalidInputError("proof is not a JSON object", file=source)
+    if obj.get("schema") != PROOF_SCHEMA:
+        raise InvalidInputError("not a cap-proof.v2 document", file=source, field="schema", expected=PROOF_SCHEMA)
+    try:
+        return Proof.model_validate(obj)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise InvalidInputError(f"invalid proof: {err['msg']}", file=source, field=field) from None
+
+
+def parse_proof_bytes(data: bytes, source: str = "<proof>") -> Proof:
+    """Parse stored proof bytes and check they are canonical (exactly the signed bytes)."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInputError("proof is not UTF-8", file=source) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"proof is not JSON: {exc.msg}", file=source, line=exc.lineno) from None
+    proof = parse_proof_obj(obj, source)
+    try:
+        canonical = canonical_bytes(proof)
+    except InvalidInputError as exc:
+        raise IntegrityError(f"proof is not canonical: {exc.message}", file=source) from None
+    if data not in (canonical, canonical + b"\n"):
+        raise IntegrityError("proof bytes are not in canonical form (edited after signing?)", file=source)
+    return proof

@@ -1,0 +1,91 @@
+"""Proof build: evaluate the policy's rules on the prover's real data, enforce, sign.
+
+The manifest's roots must be the roots of the records given (else the proof would speak about
+other data). With ``enforce=True`` a FAIL verdict refuses the proof; without it, the proof is
+built and carries its violations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from core.commitments import Supplier, Ubo, commit
+from core.context import ProverContext, prover_public
+from core.enforce import Violation, verdict, violations_of
+from core.errors import CapError, InvalidInputError
+from core.manifest import Manifest, ProofInfo, sign_manifest
+from core.modes import CheckStatus, EnforcementMode
+from core.policy.ir import IR
+from core.policy.select import active_rule_ids
+from core.proof import EnforcementInfo, Proof, sign_proof
+from core.rules import RuleResult, evaluate_rule
+from core.sanctions import RiskLevel
+from core.screening import SanctionsList
+from core.signing import Signer
+
+
+class PolicyFailedError(CapError):
+    """Enforcement refused the proof: the verdict under the chosen mode is FAIL."""
+
+    code = "policy_failed"
+
+
+class ProofBuild(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    proof: Proof
+    results: list[RuleResult]
+    violations: list[Violation]
+    verdict: CheckStatus
+
+
+def check_manifest_matches(manifest: Manifest, suppliers: Sequence[Supplier], ubos: Sequence[Ubo]) -> None:
+    """Raise :class:`InvalidInputError` if the manifest's roots are not those of the records."""
+    actual = commit(suppliers, ubos, manifest.root_scheme, manifest.created_at)
+    for field in ("supplier_root", "ubo_root", "company_commitment_root"):
+        if getattr(actual, field) != getattr(manifest, field):
+            raise InvalidInputError(
+                f"manifest {field} is not the root of the given CSV files", field=field,
+                expected=getattr(actual, field),
+            )
+
+
+def build_proof(
+    *,
+    manifest: Manifest,
+    ir: IR,
+    suppliers: Sequence[Supplier],
+    ubos: Sequence[Ubo],
+    lists: SanctionsList | None,
+    high_risk: dict[str, RiskLevel] | None,
+    mode: EnforcementMode,
+    enforce: bool,
+    signer: Signer,
+    created_at: str,
+    constraints: dict[str, str] | None = None,
+) -> ProofBuild:
+    """Evaluate, enforce and sign. Raises :class:`PolicyFailedError` if ``enforce`` and FAIL."""
+    check_manifest_matches(manifest, suppliers, ubos)
+    manifest = manifest.model_copy(update={
+        "sanctions_root": lists.root_hex if lists is not None else manifest.sanctions_root,
+    })
+    public = prover_public(suppliers, ubos, high_risk)
+    ctx = ProverContext(manifest, suppliers, ubos, lists, public)
+    active = set(active_rule_ids(ir, public))
+    results = [evaluate_rule(rule, ctx) for rule in ir.rules if rule.id in active]
+    violations = violations_of(results, constraints)
+    outcome = verdict(violations, mode)
+    if enforce and outcome is CheckStatus.FAIL:
+        raise PolicyFailedError(
+            f"policy {ir.policy_id} fails in {mode.value} mode: "
+            + "; ".join(f"{v.rule_id} ({v.severity.value}): {v.message}" for v in violations),
+            violations=[v.model_dump(mode="json", exclude={"evidence"}) for v in violations],
+        )
+    status = "failed" if outcome is CheckStatus.FAIL else "ok"
+    manifest = sign_manifest(manifest.model_copy(update={"proof": ProofInfo(type="cap-proof.v2", status=status)}),
+                             signer)
+    proof = Proof(created_at=created_at, manifest=manifest, policy_id=ir.policy_id, ir_hash=ir.ir_hash, ir=ir,
+                  public=public, rules=results,
+                  enforcement=EnforcementInfo(mode=mode, enforced=enforce, verdict=outcome))
+    return ProofBuild(proof=sign_proof(proof, signer), results=results, violations=violations, verdict=outcome)

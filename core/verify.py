@@ -1,0 +1,203 @@
+"""Verification of a ``cap-proof.v2``: every check real, each reported with kind and status.
+
+Integrity and signature checks fail in every mode; rule violations are judged by the mode
+(strict/relaxed/audit); evidence is re-checked against the manifest's public roots. The report's
+result is the worst check. ``verify_proof`` never raises on a bad proof: failures are results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict
+
+from core.canonical import canonical_bytes
+from core.commitments import company_root
+from core.context import EvidenceError, PublicContext
+from core.digest import Digest, digests_equal, sha3_prefixed
+from core.enforce import violation_status, violations_of, worst
+from core.errors import CapError, InvalidInputError
+from core.keyring import Keyring, key_acceptance
+from core.manifest import Manifest, check_manifest_signature
+from core.modes import CheckStatus, EnforcementMode
+from core.policy.select import active_rule_ids
+from core.proof import Proof, check_proof_signature, parse_proof_bytes
+from core.rules import Outcome, RuleResult, evaluate_rule
+
+
+class CheckKind(str, Enum):
+    INTEGRITY = "integrity"
+    SIGNATURE = "signature"
+    KEY = "key"
+    POLICY = "policy"
+    RULE = "rule"
+    EVIDENCE = "evidence"
+    REGISTRY = "registry"
+    DRIFT = "drift"
+
+
+class Check(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    kind: CheckKind
+    status: CheckStatus
+    message: str
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    result: CheckStatus
+    mode: EnforcementMode
+    policy_id: str | None = None
+    subject: str | None = None
+    kid: str | None = None
+    checks: list[Check]
+
+    @property
+    def integrity_failed(self) -> bool:
+        return any(c.status is CheckStatus.FAIL and c.kind in (CheckKind.INTEGRITY, CheckKind.SIGNATURE)
+                   for c in self.checks)
+
+
+RegistryLookup = Callable[[Proof], Check]
+
+
+def _ok(id_: str, kind: CheckKind, ok: bool, good: str, bad: str, fail: CheckStatus = CheckStatus.FAIL) -> Check:
+    return Check(id=id_, kind=kind, status=CheckStatus.OK if ok else fail, message=good if ok else bad)
+
+
+def report_for_unreadable(exc: CapError, mode: EnforcementMode) -> Report:
+    check = Check(id="proof_format", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL, message=exc.diagnostics())
+    return Report(result=CheckStatus.FAIL, mode=mode, checks=[check])
+
+
+def _ir_checks(proof: Proof) -> list[Check]:
+    ir = proof.ir
+    recomputed = sha3_prefixed(canonical_bytes(ir.model_copy(update={"ir_hash": ""})))
+    return [
+        _ok("ir_hash", CheckKind.INTEGRITY, digests_equal(recomputed, ir.ir_hash) and proof.ir_hash == ir.ir_hash,
+            "IR hash recomputed and matches", f"IR hash mismatch: recomputed {recomputed}, proof says {proof.ir_hash}"),
+        _ok("policy_hash", CheckKind.POLICY, ir.policy_hash == proof.manifest.policy.hash
+            and ir.policy_id == proof.policy_id, "IR was compiled from the manifest's policy",
+            f"IR policy hash {ir.policy_hash} is not the manifest's {proof.manifest.policy.hash}"),
+    ]
+
+
+def _root_check(manifest: Manifest) -> Check:
+    try:
+        s = Digest.parse(manifest.supplier_root, field="supplier_root").raw
+        u = Digest.parse(manifest.ubo_root, field="ubo_root").raw
+    except InvalidInputError as exc:
+        return Check(id="company_root", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL, message=exc.diagnostics())
+    derived = "0x" + company_root(s, u, manifest.root_scheme).hex()
+    return _ok("company_root", CheckKind.INTEGRITY, digests_equal(derived, manifest.company_commitment_root),
+               f"company root derives from supplier and UBO roots ({manifest.root_scheme.value})",
+               f"company root {manifest.company_commitment_root} is not derived from the supplier/UBO roots")
+
+
+def _manifest_match(proof: Proof, given: Manifest) -> Check:
+    fields = ("subject", "supplier_root", "ubo_root", "company_commitment_root", "root_scheme")
+    bad = [f for f in fields if getattr(given, f) != getattr(proof.manifest, f)]
+    if given.policy.hash != proof.manifest.policy.hash:
+        bad.append("policy.hash")
+    return _ok("manifest_match", CheckKind.INTEGRITY, not bad, "given manifest matches the proof",
+               f"given manifest differs from the proof's in {', '.join(bad)}")
+
+
+def _signature_checks(proof: Proof, keyring: Keyring, mode: EnforcementMode, now: datetime) -> list[Check]:
+    sig = proof.signature
+    if sig is None:
+        return [Check(id="proof_signature", kind=CheckKind.SIGNATURE, status=CheckStatus.FAIL,
+                      message="proof is not signed")]
+    keys = {k.kid: k.public_key for k in keyring.keys}
+    acceptance = key_acceptance(keyring, sig.kid, mode, now)
+    checks = [Check(id="key_status", kind=CheckKind.KEY, status=acceptance.status,
+                    message=f"key {sig.kid}: {acceptance.reason}")]
+    if sig.kid not in keys:
+        checks.append(Check(id="proof_signature", kind=CheckKind.SIGNATURE, status=CheckStatus.FAIL,
+                            message=f"unknown key id {sig.kid}: signature cannot be checked"))
+        return checks
+    checks.append(_ok("proof_signature", CheckKind.SIGNATURE, check_proof_signature(proof, keys[sig.kid]),
+                      f"Ed25519 signature by {sig.kid} is valid", "proof signature is invalid"))
+    msigs = proof.manifest.signatures
+    manifest_ok = bool(msigs) and all(s.kid in keys and check_manifest_signature(proof.manifest, s, keys[s.kid])
+                                      for s in msigs)
+    checks.append(_ok("manifest_signature", CheckKind.SIGNATURE, manifest_ok,
+                      "manifest signature is valid", "manifest signature is missing or invalid"))
+    return checks
+
+
+def _rule_checks(proof: Proof, mode: EnforcementMode) -> list[Check]:
+    ctx = PublicContext(proof.manifest, proof.public)
+    claimed = {r.rule_id: r for r in proof.rules}
+    try:
+        active = set(active_rule_ids(proof.ir, proof.public))
+    except InvalidInputError as exc:
+        return [Check(id="rule_selection", kind=CheckKind.POLICY, status=CheckStatus.FAIL, message=exc.diagnostics())]
+    checks = []
+    extra = sorted(set(claimed) - active)
+    if extra:
+        checks.append(Check(id="rule_results", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL,
+                            message=f"results for rules that are not active in the IR: {', '.join(extra)}"))
+    for rule in proof.ir.rules:
+        if rule.id in active:
+            checks.extend(_one_rule(rule, claimed.get(rule.id), ctx, mode))
+    return checks
+
+
+def _one_rule(rule: object, claim: RuleResult | None, ctx: PublicContext, mode: EnforcementMode) -> list[Check]:
+    rid = rule.id  # type: ignore[attr-defined]
+    if claim is None:
+        return [Check(id=f"rule:{rid}", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL,
+                      message=f"proof has no result for rule {rid}")]
+    try:
+        redo = evaluate_rule(rule, ctx, claim.evidence)  # type: ignore[arg-type]
+    except EvidenceError as exc:
+        return [Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL, message=exc.message)]
+    if redo.result is not claim.result or redo.evidence != claim.evidence or redo.severity is not claim.severity:
+        return [Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL,
+                      message=f"proof claims {claim.result.value} but its evidence gives {redo.result.value}")]
+    out = []
+    near = redo.evidence.get("possible_matches") if isinstance(redo.evidence, dict) else None
+    if near:
+        out.append(Check(id=f"possible_match:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.WARN,
+                         message=f"{len(near)} possible sanctions matches need human review"))
+    if redo.result is Outcome.PASS:
+        return [Check(id=f"rule:{rid}", kind=CheckKind.RULE, status=CheckStatus.OK, message=redo.message), *out]
+    (violation,) = violations_of([redo])
+    status = violation_status(violation.severity, mode)
+    return [Check(id=f"rule:{rid}", kind=CheckKind.RULE, status=status,
+                  message=f"{violation.severity.value} violation: {redo.message}"), *out]
+
+
+def verify_proof(
+    proof: Proof,
+    *,
+    keyring: Keyring,
+    mode: EnforcementMode,
+    now: datetime,
+    manifest: Manifest | None = None,
+    registry: RegistryLookup | None = None,
+) -> Report:
+    """Run every check on ``proof`` and return the report (never raises for a bad proof)."""
+    checks = [*_ir_checks(proof), _root_check(proof.manifest)]
+    if manifest is not None:
+        checks.append(_manifest_match(proof, manifest))
+    checks += _signature_checks(proof, keyring, mode, now)
+    checks += _rule_checks(proof, mode)
+    if registry is not None:
+        checks.append(registry(proof))
+    return Report(result=worst(c.status for c in checks), mode=mode, policy_id=proof.policy_id,
+                  subject=proof.manifest.subject, kid=proof.signature.kid if proof.signature else None, checks=checks)
+
+
+def verify_proof_bytes(data: bytes, *, source: str = "<proof>", **kwargs: object) -> Report:
+    """Parse (format + canonical form checked) and verify; an unreadable proof is a FAIL report."""
+    mode = kwargs.get("mode", EnforcementMode.STRICT)
+    try:
+        proof = parse_proof_bytes(data, source)
+    except CapError as exc:
+        return report_for_unreadable(exc, mode)  # type: ignore[arg-type]
+    return verify_proof(proof, **kwargs)  # type: ignore[arg-type]
