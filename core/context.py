@@ -105,7 +105,8 @@ class ProverContext:
                 items.append({"key": "0x" + key.hex(), "listed": self.lists.prove_present(key).model_dump(mode="json")})
                 continue
             items.append({"key": "0x" + key.hex(), "absent": self.lists.prove_absent(key).model_dump(mode="json")})
-            matches += [{"item": i, **m.public()} for m in self.lists.near_matches(name)]
+            matches += [{"item": i, "candidate": m.candidate, "score_bp": m.score_bp, "refs": list(m.refs)}
+                        for m in self.lists.near_matches(name)]
         listed = sum(1 for it in items if "listed" in it)
         evidence = {"list_root": self.lists.root_hex, "count": len(items), "items": items, "possible_matches": matches}
         return listed == 0, _screen_message(lhs, listed, len(items), len(matches)), evidence

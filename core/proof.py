@@ -18,7 +18,7 @@ from core.canonical import canonical_bytes
 from core.errors import IntegrityError, InvalidInputError
 from core.manifest import Manifest, SignatureInfo
 from core.modes import CheckStatus, EnforcementMode
-from core.policy.ir import IR
+from core.policy.ir import PolicyIR
 from core.rules import RuleResult
 from core.signing import ALG, Signer, verify_signature
 
@@ -42,7 +42,7 @@ class Proof(BaseModel):
     manifest: Manifest
     policy_id: str
     ir_hash: str
-    ir: IR
+    ir: PolicyIR
     public: dict[str, int | bool | str]
     rules: list[RuleResult]
     enforcement: EnforcementInfo

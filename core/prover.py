@@ -17,7 +17,7 @@ from core.enforce import Violation, verdict, violations_of
 from core.errors import CapError, InvalidInputError
 from core.manifest import Manifest, ProofInfo, sign_manifest
 from core.modes import CheckStatus, EnforcementMode
-from core.policy.ir import IR
+from core.policy.ir import PolicyIR
 from core.policy.select import active_rule_ids
 from core.proof import EnforcementInfo, Proof, sign_proof
 from core.rules import RuleResult, evaluate_rule
@@ -54,7 +54,7 @@ def check_manifest_matches(manifest: Manifest, suppliers: Sequence[Supplier], ub
 def build_proof(
     *,
     manifest: Manifest,
-    ir: IR,
+    ir: PolicyIR,
     suppliers: Sequence[Supplier],
     ubos: Sequence[Ubo],
     lists: SanctionsList | None,

@@ -16,38 +16,16 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from core.errors import CapError
+from core.policy.ir import IrRule, Op, Severity, effective_severity
 
-
-class Severity(str, Enum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-
-class Op(str, Enum):
-    NON_MEMBERSHIP = "non_membership"
-    EQ = "eq"
-    RANGE_MIN = "range_min"
-    RANGE_MAX = "range_max"
-    MEMBERSHIP = "membership"
+__all__ = ["Context", "ListLength", "MissingInputError", "Op", "Outcome", "RuleResult", "Severity",
+           "evaluate_rule", "evaluate_rules"]
 
 
 class Outcome(str, Enum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
-
-
-DEFAULT_SEVERITY = {Op.NON_MEMBERSHIP: Severity.CRITICAL}
-
-
-class RuleLike(Protocol):
-    id: str
-    op: str
-    lhs: Any
-    rhs: Any
-    severity: Any
 
 
 class MissingInputError(CapError):
@@ -86,15 +64,6 @@ class Context(Protocol):
 
     def screen(self, lhs: str, rhs: str, claimed: dict[str, Any] | None) -> tuple[bool, str, dict[str, Any]]:
         """Non-membership of the items of ``lhs`` in the key set ``rhs``: (passed, message, evidence)."""
-
-
-def rule_severity(rule: RuleLike) -> Severity:
-    if rule.severity:
-        return Severity(rule.severity.value if isinstance(rule.severity, Enum) else rule.severity)
-    try:
-        return DEFAULT_SEVERITY.get(Op(rule.op), Severity.HIGH)
-    except ValueError:
-        return Severity.HIGH
 
 
 def _var(operand: Any) -> str | None:
@@ -141,18 +110,15 @@ def _compare(op: Op, lhs: Any, rhs: Any) -> bool:
     return len(hits) == len(items) if op is Op.MEMBERSHIP else not hits
 
 
-def evaluate_rule(rule: RuleLike, ctx: Context, claimed: dict[str, Any] | None = None) -> RuleResult:
+def evaluate_rule(rule: IrRule, ctx: Context, claimed: dict[str, Any] | None = None) -> RuleResult:
     """Evaluate one rule. ``claimed`` is the evidence a proof carries (verify side) or ``None``."""
-    severity = rule_severity(rule)
+    severity = effective_severity(rule)
 
     def result(outcome: Outcome, message: str, evidence: dict[str, Any]) -> RuleResult:
         return RuleResult(rule_id=rule.id, op=rule.op, result=outcome, severity=severity,
                           message=message, evidence=evidence)
 
-    try:
-        op = Op(rule.op)
-    except ValueError:
-        return result(Outcome.ERROR, f"unknown op {rule.op!r}", {})
+    op = Op(rule.op)
     try:
         lhs_name, rhs_name = _var(rule.lhs), _var(rule.rhs)
         if op is Op.NON_MEMBERSHIP and lhs_name and rhs_name and ctx.is_key_set(rhs_name):
@@ -173,5 +139,5 @@ def _describe(operand: Any) -> str:
     return name if name is not None else repr(operand)
 
 
-def evaluate_rules(rules: Sequence[RuleLike], ctx: Context) -> list[RuleResult]:
+def evaluate_rules(rules: Sequence[IrRule], ctx: Context) -> list[RuleResult]:
     return [evaluate_rule(rule, ctx) for rule in rules]

@@ -13,15 +13,15 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict
 
-from core.canonical import canonical_bytes
 from core.commitments import company_root
 from core.context import EvidenceError, PublicContext
-from core.digest import Digest, digests_equal, sha3_prefixed
+from core.digest import Digest, digests_equal
 from core.enforce import violation_status, violations_of, worst
 from core.errors import CapError, InvalidInputError
 from core.keyring import Keyring, key_acceptance
 from core.manifest import Manifest, check_manifest_signature
 from core.modes import CheckStatus, EnforcementMode
+from core.policy.ir import IrRule, compute_ir_hash
 from core.policy.select import active_rule_ids
 from core.proof import Proof, check_proof_signature, parse_proof_bytes
 from core.rules import Outcome, RuleResult, evaluate_rule
@@ -75,7 +75,7 @@ def report_for_unreadable(exc: CapError, mode: EnforcementMode) -> Report:
 
 def _ir_checks(proof: Proof) -> list[Check]:
     ir = proof.ir
-    recomputed = sha3_prefixed(canonical_bytes(ir.model_copy(update={"ir_hash": ""})))
+    recomputed = compute_ir_hash(ir)
     return [
         _ok("ir_hash", CheckKind.INTEGRITY, digests_equal(recomputed, ir.ir_hash) and proof.ir_hash == ir.ir_hash,
             "IR hash recomputed and matches", f"IR hash mismatch: recomputed {recomputed}, proof says {proof.ir_hash}"),
@@ -147,18 +147,22 @@ def _rule_checks(proof: Proof, mode: EnforcementMode) -> list[Check]:
     return checks
 
 
-def _one_rule(rule: object, claim: RuleResult | None, ctx: PublicContext, mode: EnforcementMode) -> list[Check]:
-    rid = rule.id  # type: ignore[attr-defined]
+def _one_rule(rule: IrRule, claim: RuleResult | None, ctx: PublicContext, mode: EnforcementMode) -> list[Check]:
+    rid = rule.id
     if claim is None:
         return [Check(id=f"rule:{rid}", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL,
                       message=f"proof has no result for rule {rid}")]
     try:
-        redo = evaluate_rule(rule, ctx, claim.evidence)  # type: ignore[arg-type]
+        redo = evaluate_rule(rule, ctx, claim.evidence)
     except EvidenceError as exc:
         return [Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL, message=exc.message)]
-    if redo.result is not claim.result or redo.evidence != claim.evidence or redo.severity is not claim.severity:
+    if redo.result is not claim.result:
         return [Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL,
-                      message=f"proof claims {claim.result.value} but its evidence gives {redo.result.value}")]
+                      message=f"proof claims {claim.result.value} but re-evaluation gives {redo.result.value}")]
+    if redo.evidence != claim.evidence or redo.severity is not claim.severity:
+        return [Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL,
+                      message=f"recorded evidence {claim.evidence} is not what the disclosed inputs give "
+                              f"({redo.evidence})")]
     out = []
     near = redo.evidence.get("possible_matches") if isinstance(redo.evidence, dict) else None
     if near:
@@ -193,11 +197,19 @@ def verify_proof(
                   subject=proof.manifest.subject, kid=proof.signature.kid if proof.signature else None, checks=checks)
 
 
-def verify_proof_bytes(data: bytes, *, source: str = "<proof>", **kwargs: object) -> Report:
+def verify_proof_bytes(
+    data: bytes,
+    *,
+    source: str = "<proof>",
+    keyring: Keyring,
+    mode: EnforcementMode,
+    now: datetime,
+    manifest: Manifest | None = None,
+    registry: RegistryLookup | None = None,
+) -> Report:
     """Parse (format + canonical form checked) and verify; an unreadable proof is a FAIL report."""
-    mode = kwargs.get("mode", EnforcementMode.STRICT)
     try:
         proof = parse_proof_bytes(data, source)
     except CapError as exc:
-        return report_for_unreadable(exc, mode)  # type: ignore[arg-type]
-    return verify_proof(proof, **kwargs)  # type: ignore[arg-type]
+        return report_for_unreadable(exc, mode)
+    return verify_proof(proof, keyring=keyring, mode=mode, now=now, manifest=manifest, registry=registry)

@@ -1,22 +1,18 @@
 """The evaluator (every op, fail-closed) and the enforcer's mode × severity matrix (every cell)."""
 
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
+from pydantic import ValidationError
 
 from core.enforce import Violation, verdict, violation_status, violations_of
 from core.modes import CheckStatus, EnforcementMode
 from core.rules import ListLength, MissingInputError, Outcome, Severity, evaluate_rule
 
 
-@dataclass
-class R:
-    id: str
-    op: str
-    lhs: Any
-    rhs: Any
-    severity: Any = None
+from core.policy.ir import IrRule
+
+
+def R(id, op, lhs, rhs, severity=None):
+    return IrRule(id=id, op=op, lhs=lhs, rhs=rhs, severity=severity)
 
 
 class Ctx:
@@ -58,11 +54,15 @@ V = {"var": "x"}
         pytest.param("non_membership", ["DE", "IR"], ["IR", "KP"], Outcome.FAIL, id="non_membership_hit"),
         pytest.param("range_min", "ten", 1, Outcome.ERROR, id="range_on_string_fails_closed"),
         pytest.param("membership", "DE", "DE", Outcome.ERROR, id="membership_needs_list"),
-        pytest.param("bogus", 1, 1, Outcome.ERROR, id="unknown_op_fails_closed"),
     ],
 )
 def test_ops(op, x, rhs, outcome):
     assert evaluate_rule(R("r", op, V, rhs), Ctx(x=x)).result is outcome
+
+
+def test_unknown_op_cannot_reach_the_evaluator():
+    with pytest.raises(ValidationError):
+        R("r", "bogus", 1, 1)
 
 
 def test_missing_input_is_an_error_result_not_a_pass():

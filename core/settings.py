@@ -1,0 +1,41 @@
+"""Settings from the environment (``CAP_*``), built explicitly by each entry point, never at import.
+
+Embedded defaults: data in ``./var``, outputs in ``./build``, the prover's company id from
+``CAP_SUBJECT`` (e.g. its LEI), the development environment unless ``CAP_ENV`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from core.layout import DataLayout
+
+DEFAULT_SUBJECT = "LEI-DEMO-0000000000000"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    data_dir: Path = Path("var")
+    build_dir: Path = Path("build")
+    subject: str = DEFAULT_SUBJECT
+    owner: str = "Company"
+    env: str = "dev"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field, var in (("data_dir", "CAP_DATA_DIR"), ("build_dir", "CAP_BUILD_DIR"),
+                           ("subject", "CAP_SUBJECT"), ("owner", "CAP_KEY_OWNER"), ("env", "CAP_ENV")):
+            if env.get(var):
+                values[field] = env[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir)

@@ -1,0 +1,67 @@
+"""The ``cap`` command line. One ``except`` maps every error to its exit code (docs/cli.md).
+
+Nobody sees a stack trace: CAP errors print their diagnostics, anything unexpected prints one
+line (set ``CAP_DEBUG=1`` to re-raise for debugging).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+import typer
+from rich.markup import escape
+
+from core.errors import CapError
+from deployments.cli import keys, lifecycle
+from deployments.cli.output import err
+from deployments.errors import EXIT_INPUT, EXIT_INTERNAL, exit_code_for
+
+app = typer.Typer(name="cap", help="CAP Verifier: LkSG compliance proofs without disclosing supplier lists.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(keys.app, name="keys")
+app.add_typer(lifecycle.lists_app, name="lists")
+app.add_typer(lifecycle.policy_app, name="policy")
+app.add_typer(lifecycle.manifest_app, name="manifest")
+app.add_typer(lifecycle.proof_app, name="proof")
+app.command("commit")(lifecycle.commit)
+app.command("verify")(lifecycle.verify)
+
+
+def _register_optional() -> None:
+    """Commands whose modules pull heavier dependencies register themselves here."""
+    from deployments.cli import demo
+
+    app.command("demo")(demo.demo)
+
+
+_register_optional()
+
+
+def _report_error(exc: CapError) -> None:
+    if "--json" in sys.argv:
+        print(json.dumps(exc.to_dict(), ensure_ascii=False, default=str), file=sys.stderr)
+    err.print(f"[bold red]error[/] \\[{exc.code}]: {escape(exc.diagnostics())}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_INPUT)
+    except CapError as exc:
+        _report_error(exc)
+        sys.exit(exit_code_for(exc))
+    except Exception as exc:  # the CLI boundary: one line, never a trace
+        if os.environ.get("CAP_DEBUG"):
+            raise
+        err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {escape(str(exc))} (CAP_DEBUG=1 for details)")
+        sys.exit(EXIT_INTERNAL)

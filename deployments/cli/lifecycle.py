@@ -1,0 +1,204 @@
+"""The proof lifecycle commands: commit → lists → policy → manifest → proof → verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.table import Table
+
+from pydantic import BaseModel, ValidationError
+
+from core import service
+from core.commitments import Commitments, RootScheme
+from core.errors import InvalidInputError
+from core.fsio import atomic_write
+from core.manifest import Manifest
+from core.modes import CheckStatus, EnforcementMode
+from core.policy.lint import LintMode, has_errors
+from core.proof import proof_file_bytes
+from core.sanctions import ListFormat
+from core.screening import load_lists
+from core.verify import Report
+from deployments.cli.output import JsonFlag, emit, err, kv_table, now, out, settings, styled
+from deployments.errors import EXIT_FAIL, EXIT_INTEGRITY
+
+lists_app = typer.Typer(help="Sanctions and high-risk lists.", no_args_is_help=True)
+policy_app = typer.Typer(help="Policies: lint and compile to IR.", no_args_is_help=True)
+manifest_app = typer.Typer(help="Manifests.", no_args_is_help=True)
+proof_app = typer.Typer(help="Proofs.", no_args_is_help=True)
+
+M = TypeVar("M", bound=BaseModel)
+ModeOpt = Annotated[EnforcementMode, typer.Option("--enforce-mode", help="strict, relaxed or audit.")]
+
+
+def _build(name: str) -> Path:
+    return settings().build_dir / name
+
+
+def commit(
+    suppliers: Annotated[Path, typer.Option(help="Supplier CSV: name,jurisdiction,tier.")],
+    ubos: Annotated[Path, typer.Option(help="UBO CSV: name,birthdate,citizenship.")],
+    scheme: Annotated[str, typer.Option(help="merkle (default) or flat (original cap-flat-v1).")] = "merkle",
+    out_path: Annotated[Path | None, typer.Option("--out", help="Default build/commitments.json.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Commit to supplier and UBO lists: roots and counts, the leaves stay with you."""
+    result = service.commit_files(suppliers, ubos, RootScheme.parse(scheme), now())
+    target = service.write_json(out_path or _build("commitments.json"), result)
+    emit(as_json, result, lambda: out.print(kv_table(f"commitments → {target}", result.model_dump(mode="json"))))
+
+
+@lists_app.command("build")
+def lists_build(
+    sanctions: Annotated[list[Path], typer.Option(help="Sanctions list file (repeatable).")],
+    fmt: Annotated[ListFormat, typer.Option("--format", help="ofac (sdn.csv, alt.csv beside it), un or csv.")],
+    high_risk: Annotated[Path | None, typer.Option(help="High-risk countries CSV: iso_code,risk_level.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Default build/lists.json.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build screening keys, the sanctions root and the jurisdiction root."""
+    lists = service.build_lists_file([(p, fmt) for p in sanctions], high_risk, now())
+    target = service.write_json(out_path or _build("lists.json"), lists)
+    summary = {"sanctions_root": lists.sanctions_root, "keys": lists.sanctions_count,
+               "jurisdiction_root": lists.jurisdiction_root, "out": str(target)}
+    emit(as_json, summary, lambda: out.print(kv_table("lists", summary)))
+
+
+@policy_app.command("lint")
+def policy_lint(
+    path: Path,
+    strict: Annotated[bool, typer.Option("--strict", help="Strict lint mode (default relaxed).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Lint a policy; exit 3 if any diagnostic is an error."""
+    lints = service.lint_policy_file(path, LintMode.STRICT if strict else LintMode.RELAXED)
+
+    def human() -> None:
+        for d in lints:
+            out.print(f"[{'red' if d.level == 'error' else 'yellow'}]{d.level.upper()}[/] {d.code}"
+                      + (f" [{d.rule_id}]" if d.rule_id else "") + f" {d.message}")
+        if not lints:
+            out.print("[green]no diagnostics[/]")
+
+    emit(as_json, [d.to_dict() for d in lints], human)
+    if has_errors(lints):
+        raise typer.Exit(EXIT_FAIL)
+
+
+@policy_app.command("compile")
+def policy_compile(
+    path: Path,
+    out_path: Annotated[Path | None, typer.Option("-o", "--out", help="Write the IR here (original pretty form).")]
+    = None,
+    persist: Annotated[bool, typer.Option(help="Store in the policy store.")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Lint (strict) and compile a policy to IR v1; print both hashes."""
+    loaded = service.load_policy(path)
+    c = loaded.compiled
+    if out_path is not None:
+        atomic_write(out_path, c.ir_pretty())
+    if persist:
+        service.store_policy(settings(), loaded, now())
+    summary = {"policy_id": c.policy_id, "policy_hash": c.policy_hash, "ir_hash": c.ir_hash,
+               "rules": len(c.ir.rules), "lints": [d.to_dict() for d in c.lints]}
+    emit(as_json, summary, lambda: out.print(kv_table("compiled", summary)))
+
+
+@manifest_app.command("build")
+def manifest_build(
+    commitments: Annotated[Path, typer.Option(help="commitments.json from `cap commit`.")],
+    policy: Annotated[Path, typer.Option(help="Policy YAML (v1 or v2).")],
+    lists: Annotated[Path | None, typer.Option(help="lists.json from `cap lists build`.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Default build/manifest.json.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Bind commitments to a policy (and the list roots) in an unsigned manifest."""
+    c = _load(commitments, Commitments, "commitments")
+    manifest = service.make_manifest(settings(), c, service.load_policy(policy),
+                                     load_lists(lists) if lists else None, now())
+    target = service.write_json(out_path or _build("manifest.json"), manifest)
+    emit(as_json, manifest, lambda: out.print(kv_table(f"manifest → {target}", manifest.model_dump(
+        mode="json", exclude_none=True, include={"subject", "company_commitment_root", "policy", "sanctions_root"}))))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise InvalidInputError("is a directory, expected a file", file=str(path)) from None
+
+
+def _load(path: Path, model: type[M], what: str) -> M:
+    """A JSON document of type ``model`` from ``path``; bad input names the file and field."""
+    try:
+        return model.model_validate_json(_read(path))
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise InvalidInputError(f"not a valid {what} file: {e['msg']}", file=str(path),
+                                field=".".join(str(p) for p in e["loc"]) or "$") from None
+
+
+@proof_app.command("build")
+def proof_build(
+    manifest: Annotated[Path, typer.Option(help="manifest.json from `cap manifest build`.")],
+    policy: Annotated[Path, typer.Option(help="The manifest's policy (YAML).")],
+    suppliers: Annotated[Path, typer.Option(help="The supplier CSV the manifest commits to.")],
+    ubos: Annotated[Path, typer.Option(help="The UBO CSV the manifest commits to.")],
+    sanctions: Annotated[Path | None, typer.Option(help="Sanctions list (with --format).")] = None,
+    fmt: Annotated[ListFormat | None, typer.Option("--format", help="ofac, un or csv.")] = None,
+    lists: Annotated[Path | None, typer.Option(help="lists.json instead of --sanctions.")] = None,
+    high_risk: Annotated[Path | None, typer.Option(help="High-risk countries CSV.")] = None,
+    enforce: Annotated[bool, typer.Option("--enforce", help="Refuse the proof if the verdict is FAIL.")] = False,
+    mode: ModeOpt = EnforcementMode.STRICT,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Default build/proof.json.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate the policy on the real data, sign, register; exit 3 if refused (--enforce)."""
+    when = now()
+    loaded_lists = service.read_lists(lists, sanctions, fmt, high_risk, when)
+    built = service.prove(settings(), manifest=_load(manifest, Manifest, "manifest"),
+                          loaded=service.load_policy(policy), suppliers=suppliers, ubos=ubos,
+                          lists=loaded_lists, mode=mode, enforce=enforce, now=when)
+    target = out_path or _build("proof.json")
+    atomic_write(target, proof_file_bytes(built.proof))
+    summary = {"proof": str(target), "verdict": built.verdict.value.upper(), "mode": mode.value,
+               "violations": [v.model_dump(mode="json", exclude={"evidence"}) for v in built.violations]}
+
+    def human() -> None:
+        out.print(f"proof → {target}  verdict {styled(built.verdict.value.upper())} ({mode.value})")
+        for v in built.violations:
+            out.print(f"  {styled(v.severity.value)} {v.constraint}: {v.message}")
+
+    emit(as_json, summary, human)
+
+
+def _print_report(report: Report) -> None:
+    table = Table("check", "kind", "status", "message", title=f"result {styled(report.result.value.upper())}",
+                  title_justify="left")
+    for c in report.checks:
+        table.add_row(c.id, c.kind.value, styled(c.status.value), c.message)
+    out.print(table)
+
+
+def verify(
+    proof: Annotated[Path, typer.Option(help="proof.json to verify.")],
+    manifest: Annotated[Path | None, typer.Option(help="Also check this manifest matches the proof.")] = None,
+    keyring: Annotated[Path | None, typer.Option(help="Keyring with the prover's public keys.")] = None,
+    mode: ModeOpt = EnforcementMode.STRICT,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify a proof: signature, key status, hashes, roots, every rule, sanctions evidence."""
+    report = service.verify_file(settings(), _read(proof), source=str(proof), mode=mode, now=now(),
+                                 keyring_path=keyring, manifest=_manifest(manifest) if manifest else None)
+    emit(as_json, report, lambda: _print_report(report))
+    if report.result is CheckStatus.FAIL:
+        raise typer.Exit(EXIT_INTEGRITY if report.integrity_failed else EXIT_FAIL)
+
+
+def _manifest(path: Path) -> Manifest:
+    return _load(path, Manifest, "manifest")

@@ -1,0 +1,43 @@
+"""The CLI's one mapping from errors to exit codes (docs/cli.md documents the table)."""
+
+from __future__ import annotations
+
+from core.errors import (
+    CapError,
+    ConfigError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    KeyError_,
+    NotFoundError,
+    RotationError,
+    VerificationError,
+)
+from core.policy.lint import PolicyLintError
+from core.prover import PolicyFailedError
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_INPUT = 2
+EXIT_FAIL = 3
+EXIT_INTEGRITY = 4
+
+_TABLE: tuple[tuple[type[CapError], int], ...] = (
+    (IntegrityError, EXIT_INTEGRITY),
+    (PolicyLintError, EXIT_FAIL),
+    (PolicyFailedError, EXIT_FAIL),
+    (VerificationError, EXIT_FAIL),
+    (InvalidInputError, EXIT_INPUT),
+    (NotFoundError, EXIT_INPUT),
+    (ConflictError, EXIT_INPUT),
+    (ConfigError, EXIT_INPUT),
+    (KeyError_, EXIT_INPUT),
+    (RotationError, EXIT_INPUT),
+)
+
+
+def exit_code_for(exc: CapError) -> int:
+    for kind, code in _TABLE:
+        if isinstance(exc, kind):
+            return code
+    return EXIT_INTERNAL
