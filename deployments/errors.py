@@ -13,7 +13,6 @@ from core.errors import (
     RotationError,
     VerificationError,
 )
-from core.policy.lint import PolicyLintError
 from core.prover import PolicyFailedError
 
 EXIT_OK = 0
@@ -24,7 +23,6 @@ EXIT_INTEGRITY = 4
 
 _TABLE: tuple[tuple[type[CapError], int], ...] = (
     (IntegrityError, EXIT_INTEGRITY),
-    (PolicyLintError, EXIT_FAIL),
     (PolicyFailedError, EXIT_FAIL),
     (VerificationError, EXIT_FAIL),
     (InvalidInputError, EXIT_INPUT),

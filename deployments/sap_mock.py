@@ -100,7 +100,7 @@ def _literal(token: str) -> Any:
         return parse_datetime(token[token.index("'") + 1 : -1])
     if token.startswith("'"):
         return token[1:-1].replace("''", "'")
-    if token == "null":
+    if token in ("null",):
         return None
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}(T.*)?", token):
         return parse_datetime(token)
@@ -215,7 +215,7 @@ def render(entity: dict[str, Any], shape: _Shape, version: ODataVersion, uri: st
         if name.startswith("to_"):
             child = shape.expand.get(name)
             if child is not None:
-                rows = [render(r, child, version, uri) for r in (value or {}).get("results", [])]
+                rows = [render(r, child, version, f"{uri}/{name}") for r in (value or {}).get("results", [])]
                 out[name if version is ODataVersion.V2 else "_" + name[3:]] = (
                     {"results": rows} if version is ODataVersion.V2 else rows
                 )
@@ -223,7 +223,7 @@ def render(entity: dict[str, Any], shape: _Shape, version: ODataVersion, uri: st
                 out[name] = {"__deferred": {"uri": f"{uri}/{name}"}}
         elif shape.select is None or name in shape.select:
             out[name] = value if version is ODataVersion.V2 else _v4_value(name, value)
-    for name, child in shape.expand.items():  # expanded but absent navigations: empty lists
+    for name in shape.expand:  # expanded but absent navigations: empty lists
         key = name if version is ODataVersion.V2 else "_" + name[3:]
         if key not in out:
             out[key] = {"results": []} if version is ODataVersion.V2 else []

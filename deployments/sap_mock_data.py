@@ -103,7 +103,7 @@ def load_fixture_dataset(path: Path | None = None, *, as_of: date = AS_OF) -> Sa
     """SAP's five mock partners, made suppliers (Supplier = BP number), each with one recent order."""
     doc = json.loads((path or fixture_path()).read_text(encoding="utf-8"))
     data = SapDataset()
-    rng = random.Random(0)
+    rng = random.Random(0)  # noqa: S311 - test data, not crypto
     for n, partner in enumerate(doc["d"]["results"]):
         number = partner["BusinessPartner"]
         data.business_partners.append({**partner, "Supplier": number})
@@ -183,7 +183,7 @@ def generate_dataset(
     SupplyingSupplier/Subcontractor (tier 2), ``i % 10 == 9`` have no orders. ~10 % of orders are older than
     a year, ~2 % are deleted. ``i % 50`` = 7 bad country, 13 empty name, 21 e-mail in the name, 29 no address.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - test data, not crypto
     data = load_fixture_dataset(as_of=as_of) if include_fixture else SapDataset()
     direct, indirect = [], []
     for i in range(n_suppliers):

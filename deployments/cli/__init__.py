@@ -10,8 +10,8 @@ import json
 import os
 import sys
 
-import click
 import typer
+from typer.exceptions import TyperException
 from rich.markup import escape
 
 from core.errors import CapError
@@ -48,14 +48,14 @@ def _report_error(exc: CapError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        rc = app(args=argv, standalone_mode=False)  # click returns an Exit's code here instead of raising
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # usage errors: bad or missing options and arguments
+        err.print(f"[bold red]usage error[/]: {escape(exc.format_message())} (see --help)")
         sys.exit(EXIT_INPUT)
     except CapError as exc:
         _report_error(exc)
@@ -65,3 +65,4 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {escape(str(exc))} (CAP_DEBUG=1 for details)")
         sys.exit(EXIT_INTERNAL)
+    sys.exit(rc if isinstance(rc, int) else 0)

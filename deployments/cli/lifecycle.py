@@ -52,14 +52,23 @@ def commit(
 
 @lists_app.command("build")
 def lists_build(
-    sanctions: Annotated[list[Path], typer.Option(help="Sanctions list file (repeatable).")],
-    fmt: Annotated[ListFormat, typer.Option("--format", help="ofac (sdn.csv, alt.csv beside it), un or csv.")],
+    sanctions: Annotated[list[Path] | None, typer.Option(help="Sanctions list in --format (repeatable).")] = None,
+    fmt: Annotated[ListFormat | None, typer.Option("--format", help="Format of --sanctions: ofac, un or csv.")]
+    = None,
+    ofac: Annotated[list[Path] | None, typer.Option(help="OFAC legacy sdn.csv (alt.csv beside it).")] = None,
+    un: Annotated[list[Path] | None, typer.Option(help="UN consolidated list XML.")] = None,
+    csv: Annotated[list[Path] | None, typer.Option(help="Simple CSV name,birthdate,nationality.")] = None,
     high_risk: Annotated[Path | None, typer.Option(help="High-risk countries CSV: iso_code,risk_level.")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Default build/lists.json.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Build screening keys, the sanctions root and the jurisdiction root."""
-    lists = service.build_lists_file([(p, fmt) for p in sanctions], high_risk, now())
+    """Build screening keys over every name and alias, the sanctions root and the jurisdiction root."""
+    if sanctions and fmt is None:
+        raise InvalidInputError("--sanctions needs --format", field="format", expected="ofac, un or csv")
+    sources = [(p, fmt) for p in sanctions or [] if fmt is not None]
+    sources += [(p, ListFormat.OFAC) for p in ofac or []] + [(p, ListFormat.UN) for p in un or []]
+    sources += [(p, ListFormat.CSV) for p in csv or []]
+    lists = service.build_lists_file(sources, high_risk, now())
     target = service.write_json(out_path or _build("lists.json"), lists)
     summary = {"sanctions_root": lists.sanctions_root, "keys": lists.sanctions_count,
                "jurisdiction_root": lists.jurisdiction_root, "out": str(target)}
