@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/cap demo
 
 test: install
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: install
 	$(BIN)/python -m bench
