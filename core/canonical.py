@@ -30,6 +30,8 @@ def _prepare(value: Any, path: str) -> Any:
             key = field.serialization_alias or field.alias or name
             out[key] = _prepare(item, f"{path}.{key}")
         return out
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # NamedTuple: a typed record
+        return {k: _prepare(v, f"{path}.{k}") for k, v in zip(value._fields, value, strict=True)}
     if isinstance(value, Record):
         return {k: _prepare(v, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, dict):

@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from enum import Enum
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import blake3
 from pydantic import BaseModel, ConfigDict
@@ -44,33 +46,39 @@ class RootScheme(str, Enum):
             ) from None
 
 
-class Supplier(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Supplier(NamedTuple):
+    """A supplier row (a typed record: canonical JSON keeps this field order)."""
+
     name: str
     jurisdiction: str
     tier: int
 
 
-class Ubo(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Ubo(NamedTuple):
+    """A beneficial-owner row."""
+
     name: str
     birthdate: str
     citizenship: str
 
 
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')
+
+
+def _q(text: str) -> str:
+    """JSON string literal as the canonicaliser writes it (only quote, backslash, controls escaped)."""
+    if _NEEDS_ESCAPE.search(text) is None:
+        return '"' + text + '"'
+    return json.dumps(text, ensure_ascii=False)
+
+
 def supplier_leaf_bytes(name: str, jurisdiction: str, tier: int) -> bytes:
     """Canonical JSON of a supplier record (same bytes as ``canonical_bytes(Supplier(...))``)."""
-    return (
-        f'{{"name":{json.dumps(name, ensure_ascii=False)},"jurisdiction":'
-        f'{json.dumps(jurisdiction, ensure_ascii=False)},"tier":{tier}}}'
-    ).encode()
+    return f'{{"name":{_q(name)},"jurisdiction":{_q(jurisdiction)},"tier":{tier}}}'.encode()
 
 
 def ubo_leaf_bytes(name: str, birthdate: str, citizenship: str) -> bytes:
-    return (
-        f'{{"name":{json.dumps(name, ensure_ascii=False)},"birthdate":'
-        f'{json.dumps(birthdate, ensure_ascii=False)},"citizenship":{json.dumps(citizenship, ensure_ascii=False)}}}'
-    ).encode()
+    return f'{{"name":{_q(name)},"birthdate":{_q(birthdate)},"citizenship":{_q(citizenship)}}}'.encode()
 
 
 def supplier_leaf(s: Supplier) -> bytes:
@@ -81,8 +89,8 @@ def ubo_leaf(u: Ubo) -> bytes:
     return blake3.blake3(ubo_leaf_bytes(u.name, u.birthdate, u.citizenship)).digest()
 
 
-def _rows(text: str, source: str, columns: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line, values in ``columns`` order). Raises on a missing header, column or field."""
+def _open(text: str, source: str, columns: Sequence[str]) -> tuple[Iterator[list[str]], list[int], Any]:
+    """A CSV reader past its header and the index of each wanted column. Raises on a bad header."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None or not any(h.strip() for h in header):
@@ -93,14 +101,15 @@ def _rows(text: str, source: str, columns: Sequence[str]) -> Iterator[tuple[int,
     if missing:
         raise InvalidInputError(f"missing column {missing[0]!r} in header", file=source, line=1,
                                 column=missing[0], expected=",".join(columns))
-    idx = [names.index(c) for c in columns]
-    for row in reader:
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) <= max(idx):
-            col = next(c for c, i in zip(columns, idx, strict=True) if i >= len(row))
-            raise InvalidInputError("row has too few fields", file=source, line=reader.line_num, column=col)
-        yield reader.line_num, [row[i] for i in idx]
+    return reader, [names.index(c) for c in columns], reader
+
+
+def _short(row: list[str], idx: Sequence[int], columns: Sequence[str], source: str, line: int) -> bool:
+    """True for a blank line (skipped); raises for a row missing a wanted field."""
+    if not row or (len(row) == 1 and not row[0].strip()):
+        return True
+    col = next(c for c, i in zip(columns, idx, strict=True) if i >= len(row))
+    raise InvalidInputError("row has too few fields", file=source, line=line, column=col)
 
 
 def _read_text(path: Path) -> str:
@@ -125,21 +134,31 @@ def _require_country(code: str, column: str, source: str, line: int) -> None:
 
 def parse_suppliers(text: str, source: str = "<suppliers>") -> list[Supplier]:
     """Suppliers from CSV text (header ``name,jurisdiction,tier``; extra columns ignored)."""
-    out: list[Supplier] = []
-    for line, (name, jurisdiction, tier_text) in _rows(text, source, SUPPLIER_COLUMNS):
-        _require_name(name, source, line)
-        _require_country(jurisdiction, "jurisdiction", source, line)
-        if not tier_text.isdigit() or int(tier_text) < 1:
-            raise InvalidInputError(f"tier {tier_text!r} is not an integer ≥ 1", file=source, line=line,
+    rows, (i_name, i_jur, i_tier), reader = _open(text, source, SUPPLIER_COLUMNS)
+    width, out, countries = max(i_name, i_jur, i_tier), [], ALPHA2
+    for row in rows:
+        if len(row) <= width and _short(row, (i_name, i_jur, i_tier), SUPPLIER_COLUMNS, source, reader.line_num):
+            continue
+        name, jurisdiction, tier = row[i_name], row[i_jur], row[i_tier]
+        if jurisdiction not in countries or not name.strip():
+            _require_name(name, source, reader.line_num)
+            _require_country(jurisdiction, "jurisdiction", source, reader.line_num)
+        if not (tier.isdigit() and tier.isascii()) or int(tier) < 1:
+            raise InvalidInputError(f"tier {tier!r} is not an integer ≥ 1", file=source, line=reader.line_num,
                                     column="tier", expected="integer ≥ 1")
-        out.append(Supplier.model_construct(name=name, jurisdiction=jurisdiction, tier=int(tier_text)))
+        out.append(Supplier(name, jurisdiction, int(tier)))
     return out
 
 
 def parse_ubos(text: str, source: str = "<ubos>") -> list[Ubo]:
     """UBOs from CSV text (header ``name,birthdate,citizenship``; ISO dates)."""
+    rows, idx, reader = _open(text, source, UBO_COLUMNS)
     out: list[Ubo] = []
-    for line, (name, birthdate, citizenship) in _rows(text, source, UBO_COLUMNS):
+    for row in rows:
+        if len(row) <= max(idx) and _short(row, idx, UBO_COLUMNS, source, reader.line_num):
+            continue
+        name, birthdate, citizenship = (row[i] for i in idx)
+        line = reader.line_num
         _require_name(name, source, line)
         try:
             valid = len(birthdate) == 10 and date.fromisoformat(birthdate).isoformat() == birthdate
@@ -149,7 +168,7 @@ def parse_ubos(text: str, source: str = "<ubos>") -> list[Ubo]:
             raise InvalidInputError(f"birthdate {birthdate!r} is not an ISO date", file=source, line=line,
                                     column="birthdate", expected="YYYY-MM-DD")
         _require_country(citizenship, "citizenship", source, line)
-        out.append(Ubo.model_construct(name=name, birthdate=birthdate, citizenship=citizenship))
+        out.append(Ubo(name, birthdate, citizenship))
     return out
 
 
