@@ -1,0 +1,109 @@
+"""Benchmark: ingest 50,000 suppliers + 200,000 purchase orders from the local SAP mock over loopback HTTP.
+
+The server runs in a subprocess (so its memory is not counted); the client streams the three entity
+sets, maps them and prints wall time, records, and peak memory (the process's max RSS; with
+``--tracemalloc`` also the peak of traced Python allocations, which slows the run).
+Figures are printed only, never asserted.
+
+    .venv/bin/python bench/bench_sap_ingest.py [--suppliers N] [--orders N] [--version 2|4]
+        [--page-size N] [--tracemalloc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.sap.mapping import build_supplier_records  # noqa: E402
+from core.sap.odata import ODataClient  # noqa: E402
+
+NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(port: int, suppliers: int, orders: int, version: int) -> subprocess.Popen[bytes]:
+    code = (
+        "from deployments.sap_mock import serve; "
+        f"serve('127.0.0.1', {port}, odata_version={version}, "
+        f"n_suppliers={suppliers}, n_purchase_orders={orders})"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300.0) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if proc.poll() is not None:
+            raise SystemExit("mock server exited")
+        try:
+            httpx.get(url + "/healthz-probe", timeout=1.0)
+            return time.perf_counter() - start
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit("mock server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suppliers", type=int, default=50_000)
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--version", type=int, choices=(2, 4), default=2)
+    parser.add_argument("--page-size", type=int, default=5000)
+    parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (slower)")
+    args = parser.parse_args()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(port, args.suppliers, args.orders, args.version)
+    try:
+        startup = wait_ready(url, proc)
+        if args.tracemalloc:
+            tracemalloc.start()
+        started = time.perf_counter()
+        with ODataClient(url, version=args.version, page_size=args.page_size, timeout=120.0) as client:
+            result = build_supplier_records(
+                client.iter_business_partners(),
+                client.iter_suppliers(),
+                client.iter_purchase_orders(ordered_from=(NOW - timedelta(days=365)).date()),
+                now=NOW,
+                lookback_days=365,
+            )
+        wall = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
+        tracemalloc.stop()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"SAP ingest bench: OData v{args.version}, {args.suppliers:,} suppliers, "
+        f"{args.orders:,} purchase orders"
+    )
+    print(f"  server start (generate data): {startup:.1f} s")
+    print(f"  ingest wall time:             {wall:.2f} s")
+    print(f"  orders used (in window):      {result.orders_used:,}")
+    print(f"  records: {len(result.records):,} (tiers {dict(sorted(result.tier_counts.items()))})")
+    print(f"  dropped: {', '.join(f'{k.value}={v}' for k, v in sorted(result.dropped.items()))}")
+    if peak is not None:
+        print(f"  client peak Python memory:    {peak / 2**20:.1f} MiB (tracemalloc)")
+    print(f"  client max RSS:               {rss_mb:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
