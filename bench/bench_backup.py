@@ -1,0 +1,245 @@
+"""Benchmark backup and restore of registry-like state against the shell baseline. Prints figures only.
+
+    .venv/bin/python bench/bench_backup.py --size-mb 1024 [--s3] [--encrypt]
+
+Builds ~SIZE MB of SQLite registry rows (hex digests, base64 signatures, JSON cores) plus a policy
+store, keyring and key metadata; times ``create_backup`` and ``run_restore`` to ``file://``; runs the
+original's approach in the same run (``openssl dgst -sha3-256`` per file + ``tar czf`` for backup,
+``tar xzf`` + ``openssl dgst -sha3-256`` for restore) and prints the ratios and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.backup import create_backup
+from core.backup.crypto import MasterKeyWrapper
+from core.backup.restore import RestoreOptions, run_restore
+from core.backup.storage import FileStore
+from core.layout import DataLayout
+from core.signing import Ed25519Signer
+
+SIGNER = Ed25519Signer.from_seed(b"\x07" * 32)
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def build_state(root: Path, size_mb: int) -> None:
+    """Registry-like SQLite state of about ``size_mb`` MB."""
+    root.mkdir(parents=True)
+    (root / "keys").mkdir()
+    conn = sqlite3.connect(root / "registry.sqlite")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        "CREATE TABLE registry_entries(id INTEGER PRIMARY KEY, subject TEXT, manifest_hash TEXT, "
+        "proof_hash TEXT, core TEXT, signature TEXT, kid TEXT, created_at TEXT)"
+    )
+    target, batch, i = size_mb << 20, [], 0
+    seed = os.urandom(32)
+    while (root / "registry.sqlite").stat().st_size + (root / "registry.sqlite-wal").stat().st_size < target:
+        for _ in range(20000):
+            h = hashlib.blake2b(seed + i.to_bytes(8, "big"), digest_size=64).digest()
+            core = json.dumps(
+                {
+                    "policy_hash": "0x" + h[:32].hex(),
+                    "ir_hash": "sha3-256:" + h[32:].hex(),
+                    "result": "OK",
+                    "rules": i % 17,
+                }
+            )
+            batch.append(
+                (
+                    f"LEI{i % 5000:016d}",
+                    "0x" + h[:32].hex(),
+                    "0x" + h[32:].hex(),
+                    core,
+                    base64.b64encode(h).decode(),
+                    SIGNER.kid,
+                    f"2026-04-{1 + i % 28:02d}T12:00:00Z",
+                )
+            )
+            i += 1
+        conn.executemany("INSERT INTO registry_entries VALUES (NULL,?,?,?,?,?,?,?)", batch)
+        conn.commit()
+        batch.clear()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    pol = sqlite3.connect(root / "policies.sqlite")
+    pol.execute("CREATE TABLE policies(hash TEXT PRIMARY KEY, body TEXT)")
+    pol.executemany(
+        "INSERT INTO policies VALUES (?,?)", [(f"sha3-256:{n:064x}", "{}" * 200) for n in range(500)]
+    )
+    pol.commit()
+    pol.close()
+    ring = {
+        "version": 1,
+        "keys": [{"kid": SIGNER.kid, "public_key": SIGNER.public_key_b64, "status": "active"}],
+    }
+    (root / "keyring.json").write_text(json.dumps(ring))
+    (root / "keys" / f"{SIGNER.kid}.json").write_text(
+        json.dumps({"kid": SIGNER.kid, "public_key": SIGNER.public_key_b64})
+    )
+    (root / "keys" / f"{SIGNER.kid}.pem").write_bytes(SIGNER.to_pem())
+    (root / "config.yaml").write_text("subject: LEI\n")
+    (root / "audit.jsonl").write_text(
+        "".join(json.dumps({"seq": n, "event": "proof_built"}) + "\n" for n in range(10000))
+    )
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def _sh(cmd: str, cwd: Path) -> None:
+    subprocess.run(cmd, shell=True, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+
+
+def _drop_wal(root: Path) -> None:
+    for p in root.glob("*-wal"):
+        p.unlink()
+    for p in root.glob("*-shm"):
+        p.unlink()
+
+
+def shell_backup(live: Path, out: Path) -> float:
+    files = " ".join(sorted(str(p.relative_to(live)) for p in live.rglob("*") if p.is_file()))
+    t, _ = _timed(lambda: (_sh(f"openssl dgst -sha3-256 {files}", live), _sh(f"tar czf {out} .", live)))
+    return t
+
+
+def shell_restore(archive: Path, dest: Path) -> float:
+    dest.mkdir()
+
+    def run():
+        _sh(f"tar xzf {archive}", dest)
+        _sh("find . -type f -print0 | xargs -0 openssl dgst -sha3-256", dest)
+
+    t, _ = _timed(run)
+    return t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--encrypt", action="store_true")
+    ap.add_argument("--s3", action="store_true", help="also back up/restore through moto's HTTP server")
+    ap.add_argument("--dir", type=Path, default=None)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cap-bench-", dir=args.dir))
+    try:
+        live = work / "var"
+        t_build, _ = _timed(
+            lambda: subprocess.run(
+                [sys.executable, __file__, "--build-only", str(live), str(args.size_mb)], check=True
+            )
+        )
+        _drop_wal(live)
+        size = sum(p.stat().st_size for p in live.rglob("*") if p.is_file())
+        mb = size / 1e6
+        print(f"state: {mb:.0f} MB built in {t_build:.1f} s ({os.cpu_count()} CPUs)")
+        store = FileStore(work / "store")
+        wrapper = MasterKeyWrapper(b"\x11" * 32)
+        t_b, res = _timed(
+            lambda: create_backup(
+                DataLayout(live),
+                store,
+                SIGNER,
+                now=NOW,
+                encrypt=args.encrypt,
+                key_wrapper=wrapper,
+                created_by="bench@host",
+                work_dir=work,
+            )
+        )
+        rss_b = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        arch = res.manifest.archive.size_bytes / 1e6
+        print(f"backup : {t_b:6.2f} s  {mb / t_b:7.1f} MB/s  archive {arch:.0f} MB  peak RSS {rss_b:.0f} MB")
+        target = work / "restored"
+        for quick in (False, True):
+            shutil.rmtree(target, ignore_errors=True)
+            opts = RestoreOptions(trusted_keys=None, key_wrapper=wrapper, quick_check=quick)
+            shutil.copytree(live, target, symlinks=True)
+            t_r, rec = _timed(
+                lambda o=opts: run_restore(store, res.manifest.backup_id, target, SIGNER, now=NOW, options=o)
+            )
+            steps = " ".join(f"{s.name.value}={s.duration_ms}ms" for s in rec.steps)
+            rss_r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            label = "quick_check" if quick else "integrity_check"
+            print(f"restore: {t_r:6.2f} s  {mb / t_r:7.1f} MB/s  ({label})  peak RSS {rss_r:.0f} MB")
+            print(f"         {steps}")
+        for old in work.glob("restored.old-*"):
+            shutil.rmtree(old)
+        t_sb = shell_backup(live, work / "shell.tar.gz")
+        t_sr = shell_restore(work / "shell.tar.gz", work / "shell-restore")
+        print(f"shell backup  (openssl sha3 + tar czf): {t_sb:6.2f} s -> ours is {t_sb / t_b:.2f}x faster")
+        print(
+            f"shell restore (tar xzf + openssl sha3): {t_sr:6.2f} s -> ours takes {t_r / t_sr:.2f}x of it "
+            f"(target <= 2x)"
+        )
+        if args.s3:
+            bench_s3(live, mb, wrapper, args.encrypt)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_s3(live: Path, mb: float, wrapper: MasterKeyWrapper, encrypt: bool) -> None:
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from core.backup.storage import S3Store
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client("s3", endpoint_url=f"http://{host}:{port}")
+        client.create_bucket(Bucket="bench")
+        store = S3Store(client, "bench", "cap")
+        t_b, res = _timed(
+            lambda: create_backup(
+                DataLayout(live),
+                store,
+                SIGNER,
+                now=NOW,
+                encrypt=encrypt,
+                key_wrapper=wrapper,
+                created_by="bench@host",
+            )
+        )
+        print(f"s3 backup : {t_b:6.2f} s  {mb / t_b:7.1f} MB/s (moto HTTP server)")
+        opts = RestoreOptions(verify_only=True, key_wrapper=wrapper)
+        t_r, _ = _timed(
+            lambda: run_restore(store, res.manifest.backup_id, live, SIGNER, now=NOW, options=opts)
+        )
+        print(f"s3 verify : {t_r:6.2f} s  {mb / t_r:7.1f} MB/s (download + steps 1-6)")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--build-only":
+        build_state(Path(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()

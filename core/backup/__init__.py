@@ -1,0 +1,168 @@
+"""Backups of the CAP data directory: the ``create_backup`` service function and its parts.
+
+A backup is a tar+gzip archive (optionally in the chunked AES-256-GCM container) of an allowlisted,
+snapshotted, scanned set of files, plus a signed ``backup.manifest.v1`` stored beside it. Restore
+lives in :mod:`core.backup.restore`, retention in :mod:`core.backup.retention`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import secrets
+import socket
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from core.backup.archive import GZIP_LEVEL, BackupSource, select_sources, snapshot_sources, write_archive
+from core.backup.crypto import ChunkEncryptor, KeyWrapper, load_master_key
+from core.backup.manifest import (
+    ArchiveInfo,
+    BackupManifest,
+    Encryption,
+    FileType,
+    ManifestFile,
+    SqliteInfo,
+    check_backup_id,
+    manifest_bytes,
+    parse_keyring,
+    sign_manifest,
+)
+from core.backup.scan import PiiMode, ScanReport, enforce, scan_file
+from core.backup.storage import ArchiveSink, BackupStore
+from core.errors import InvalidInputError
+from core.layout import DataLayout
+from core.signing import Signer
+
+SYSTEM_VERSION = "0.12.0"
+
+
+class BackupResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    manifest: BackupManifest
+    scan: ScanReport
+    store_uri: str
+
+
+def new_backup_id(now: datetime) -> str:
+    """``backup-YYYYmmdd-HHMMSS-<6 hex>`` in UTC (the suffix keeps same-second backups apart)."""
+    return f"backup-{now.astimezone(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def default_creator() -> str:
+    """``user@host`` of the running process."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def scan_sources(sources: list[BackupSource]) -> ScanReport:
+    """Run the private-key and PII scanners over snapshotted sources."""
+    findings = [f for src in sources for f in scan_file(src.arcname, src.path, src.type)]
+    return ScanReport(files_scanned=len(sources), findings=tuple(findings))
+
+
+class _Emitter:
+    """Archive bytes → (encrypt) → hash → sink."""
+
+    def __init__(self, sink: ArchiveSink, encryptor: ChunkEncryptor | None) -> None:
+        self.sink, self.enc = sink, encryptor
+        self.digest, self.size = hashlib.sha3_256(), 0
+        if encryptor is not None:
+            self._out(encryptor.header())
+
+    def _out(self, data: bytes) -> None:
+        if data:
+            self.digest.update(data)
+            self.size += len(data)
+            self.sink.write(data)
+
+    def __call__(self, data: bytes) -> None:
+        self._out(self.enc.update(data) if self.enc else data)
+
+    def finish(self) -> ArchiveInfo:
+        if self.enc is not None:
+            self._out(self.enc.finish())
+        return ArchiveInfo(name="", sha3_256="0x" + self.digest.hexdigest(), size_bytes=self.size)
+
+
+def _stream_to_store(
+    store: BackupStore,
+    backup_id: str,
+    name: str,
+    sources: list[BackupSource],
+    encryptor: ChunkEncryptor | None,
+    mtime: int,
+    level: int,
+) -> tuple[list[ManifestFile], ArchiveInfo]:
+    sink = store.open_archive(backup_id, name)
+    committed = False
+    try:
+        emit = _Emitter(sink, encryptor)
+        files = write_archive(sources, emit, mtime=mtime, level=level)
+        info = emit.finish().model_copy(update={"name": name})
+        sink.commit()
+        committed = True
+    finally:
+        if not committed:
+            sink.abort()
+    return files, info
+
+
+def _keyring_version(sources: list[BackupSource]) -> int | None:
+    ring = next((s for s in sources if s.type is FileType.KEYRING), None)
+    return None if ring is None else parse_keyring(ring.path.read_bytes()).version
+
+
+def _with_sqlite(files: list[ManifestFile], infos: dict[str, SqliteInfo]) -> tuple[ManifestFile, ...]:
+    return tuple(f.model_copy(update={"sqlite": infos.get(f.path)}) for f in files)
+
+
+def create_backup(
+    layout: DataLayout,
+    store: BackupStore,
+    signer: Signer,
+    *,
+    now: datetime,
+    backup_id: str | None = None,
+    encrypt: bool = False,
+    key_wrapper: KeyWrapper | None = None,
+    pii: PiiMode | str = PiiMode.REFUSE,
+    created_by: str | None = None,
+    system_version: str = SYSTEM_VERSION,
+    level: int = GZIP_LEVEL,
+    work_dir: Path | None = None,
+) -> BackupResult:
+    """Back up ``layout`` into ``store`` and return the signed manifest and scan report.
+
+    Raises :class:`InvalidInputError` (``backup_private_key_material``, ``backup_pii_detected``,
+    nothing to back up), :class:`ConflictError` for an existing id, :class:`ConfigError` for a
+    missing encryption key and :class:`StorageError` from the store. Nothing is stored on failure.
+    """
+    bid = check_backup_id(backup_id or new_backup_id(now))
+    sources = select_sources(layout)
+    if not sources:
+        raise InvalidInputError("nothing to back up", file=str(layout.root))
+    wrapper = (key_wrapper or load_master_key()) if encrypt else None
+    with tempfile.TemporaryDirectory(prefix="cap-backup-", dir=work_dir) as tmp:
+        frozen, infos = snapshot_sources(sources, Path(tmp))
+        report = enforce(scan_sources(frozen), PiiMode(pii))
+        encryptor = ChunkEncryptor(wrapper, bid) if wrapper else None
+        name = f"{bid}.tar.gz" + (".enc" if encryptor else "")
+        files, archive = _stream_to_store(store, bid, name, frozen, encryptor, int(now.timestamp()), level)
+        manifest = BackupManifest(
+            created_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            created_by=created_by or default_creator(),
+            backup_id=bid,
+            system_version=system_version,
+            keyring_version=_keyring_version(frozen),
+            files=_with_sqlite(files, infos),
+            total_files=len(files),
+            total_size_bytes=sum(f.size_bytes for f in files),
+            encryption=Encryption.AES_256_GCM if encryptor else Encryption.NONE,
+            archive=archive,
+        )
+    signed = sign_manifest(manifest, signer)
+    store.put_manifest(bid, manifest_bytes(signed))
+    return BackupResult(manifest=signed, scan=report, store_uri=store.uri)

@@ -1,0 +1,171 @@
+"""Private key material never enters a backup; PII refuses by default and warns on request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import sys
+
+import pytest
+
+from core.backup.scan import FindingKind, PiiMode, scan_document
+from core.errors import InvalidInputError
+from tests.unit.test_backup_helpers import SIGNER, backup, make_state
+
+SEED_HEX = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+SEED_B64 = base64.b64encode(bytes.fromhex(SEED_HEX)).decode()
+PEM = SIGNER.to_pem().decode()
+
+
+def _plant_json(path, **fields):
+    doc = json.loads(path.read_text())
+    doc.update(fields)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        pytest.param(
+            lambda live: (live / "config.yaml").write_text(f"signing:\n  key: |\n{PEM}"), id="pem-in-config"
+        ),
+        pytest.param(
+            lambda live: _plant_json(live / "keys" / f"{SIGNER.kid}.json", private_key=SEED_HEX),
+            id="hex-seed-in-key-metadata",
+        ),
+        pytest.param(
+            lambda live: _plant_json(live / "keys" / f"{SIGNER.kid}.json", seed=SEED_B64),
+            id="b64-seed-in-key-metadata",
+        ),
+        pytest.param(
+            lambda live: _plant_json(live / "keyring.json", secret=SEED_HEX), id="secret-in-keyring"
+        ),
+        pytest.param(
+            lambda live: _plant_json(
+                live / "keyring.json",
+                keys=[{"kid": SIGNER.kid, "d": SEED_B64, "public_key": SIGNER.public_key_b64}],
+            ),
+            id="jwk-d-in-keyring",
+        ),
+        pytest.param(
+            lambda live: (live / "keys" / "raw.json").write_bytes(bytes(range(32))), id="raw-32-byte-file"
+        ),
+        pytest.param(
+            lambda live: (live / "audit.jsonl").write_text(json.dumps({"note": PEM}) + "\n"),
+            id="pem-in-audit-log",
+        ),
+        pytest.param(lambda live: (live / "lists" / "k.csv").write_text(PEM), id="pem-in-lists"),
+    ],
+)
+def test_private_key_material_refuses_backup(tmp_path, plant):
+    live = make_state(tmp_path / "var")
+    plant(live)
+    with pytest.raises(InvalidInputError) as err:
+        backup(live, tmp_path / "store", pii="warn")
+    assert err.value.code == "backup_private_key_material"
+    assert SEED_HEX not in json.dumps(err.value.to_dict()) and "BEGIN" not in json.dumps(err.value.to_dict())
+    assert not list((tmp_path / "store").glob("*")) if (tmp_path / "store").exists() else True
+
+
+def test_pem_inside_sqlite_blob_refused(tmp_path):
+    live = make_state(tmp_path / "var")
+    conn = sqlite3.connect(live / "registry.sqlite")
+    conn.execute("CREATE TABLE notes(body BLOB)")
+    conn.execute("INSERT INTO notes VALUES (?)", (b"x" * 5000 + SIGNER.to_pem(),))
+    conn.commit()
+    conn.close()
+    with pytest.raises(InvalidInputError) as err:
+        backup(live, tmp_path / "store")
+    assert err.value.code == "backup_private_key_material"
+    assert not [p for p in (tmp_path / "store").glob("*")]
+
+
+def test_private_key_files_are_never_opened(tmp_path):
+    """An audit hook records every file opened during the backup: no ``.pem`` among them."""
+    live = make_state(tmp_path / "var")
+    opened: list[str] = []
+    active = [True]
+
+    def hook(event, args):
+        if active[0] and event == "open" and isinstance(args[0], str):
+            opened.append(args[0])
+
+    sys.addaudithook(hook)
+    try:
+        backup(live, tmp_path / "store")
+    finally:
+        active[0] = False
+    assert any(p.endswith("keyring.json") for p in opened)
+    assert not [p for p in opened if p.endswith(".pem")]
+
+
+@pytest.mark.parametrize(
+    ("plant", "kind", "field"),
+    [
+        pytest.param(
+            lambda live: (live / "config.yaml").write_text("contact: jane.doe@example.com\n"),
+            FindingKind.EMAIL,
+            "$.contact",
+            id="email",
+        ),
+        pytest.param(
+            lambda live: (live / "config.yaml").write_text("support: '+49 30 1234 5678'\n"),
+            FindingKind.PHONE,
+            "$.support",
+            id="phone",
+        ),
+        pytest.param(
+            lambda live: (live / "config.yaml").write_text("bank: DE89370400440532013000\n"),
+            FindingKind.IBAN,
+            "$.bank",
+            id="iban",
+        ),
+        pytest.param(
+            lambda live: (live / "audit.jsonl").write_text('{"ubo":{"birthdate":"1970-01-01"}}\n'),
+            FindingKind.BIRTH_DATE,
+            "line 1: $.ubo.birthdate",
+            id="birthdate",
+        ),
+        pytest.param(
+            lambda live: _plant_json(live / "keys" / f"{SIGNER.kid}.json", first_name="Jane"),
+            FindingKind.PERSON_NAME,
+            "$.first_name",
+            id="name-field",
+        ),
+    ],
+)
+def test_pii_refused_by_default_and_warn_passes(tmp_path, plant, kind, field):
+    live = make_state(tmp_path / "var")
+    plant(live)
+    with pytest.raises(InvalidInputError) as err:
+        backup(live, tmp_path / "store")
+    assert err.value.code == "backup_pii_detected"
+    assert {"kind": kind.value, "field": field} in [
+        {"kind": f["kind"], "field": f["field"]} for f in err.value.details["findings"]
+    ]
+    _, result = backup(live, tmp_path / "store", pii=PiiMode.WARN)
+    assert any(f.kind is kind and f.field == field for f in result.scan.pii)
+
+
+def test_pii_in_sqlite_column_named(tmp_path):
+    live = make_state(tmp_path / "var")
+    conn = sqlite3.connect(live / "policies.sqlite")
+    conn.execute("CREATE TABLE contacts(email TEXT)")
+    conn.execute("INSERT INTO contacts VALUES ('a.b@example.org')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(InvalidInputError) as err:
+        backup(live, tmp_path / "store")
+    assert err.value.details["file"] == "policies.sqlite" and err.value.details["field"] == "contacts.email"
+
+
+def test_lists_are_exempt_from_pii_but_not_private_keys(tmp_path):
+    live = make_state(tmp_path / "var")
+    (live / "lists" / "sanctions.csv").write_text("name,birthdate,nationality\nJohn Roe,1970-01-01,IR\n")
+    backup(live, tmp_path / "store")
+
+
+def test_public_key_material_is_not_flagged():
+    doc = {"kid": SIGNER.kid, "public_key": SIGNER.public_key_b64, "fingerprint": SEED_HEX}
+    assert scan_document("k.json", doc, pii=True) == []
