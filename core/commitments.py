@@ -213,15 +213,20 @@ def company_root(supplier_root: bytes, ubo_root: bytes, scheme: RootScheme) -> b
 
 def commit(suppliers: Sequence[Supplier], ubos: Sequence[Ubo], scheme: RootScheme, created_at: str) -> Commitments:
     """Roots and counts over the given records."""
-    s_root = list_root([supplier_leaf(s) for s in suppliers], scheme)
-    u_root = list_root([ubo_leaf(u) for u in ubos], scheme)
+    return commit_leaves([supplier_leaf(s) for s in suppliers], [ubo_leaf(u) for u in ubos], scheme, created_at)
+
+
+def commit_leaves(supplier_leaves: Sequence[bytes], ubo_leaves: Sequence[bytes], scheme: RootScheme,
+                  created_at: str) -> Commitments:
+    """Roots and counts over already hashed leaves (in file order)."""
+    s_root, u_root = list_root(supplier_leaves, scheme), list_root(ubo_leaves, scheme)
     return Commitments(
         scheme=scheme,
         supplier_root="0x" + s_root.hex(),
         ubo_root="0x" + u_root.hex(),
         company_commitment_root="0x" + company_root(s_root, u_root, scheme).hex(),
-        supplier_count=len(suppliers),
-        ubo_count=len(ubos),
+        supplier_count=len(supplier_leaves),
+        ubo_count=len(ubo_leaves),
         created_at=created_at,
     )
 

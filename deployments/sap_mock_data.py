@@ -52,13 +52,11 @@ class SapDataset:
 
 
 def fixture_path() -> Path:
-    """SAP's business-partner mock payload (``CAP_SAP_BP_FIXTURE`` overrides the shared fixture path)."""
+    """SAP's business-partner mock payload, shipped in ``deployments/data`` (``CAP_SAP_BP_FIXTURE`` overrides)."""
     override = os.environ.get("CAP_SAP_BP_FIXTURE")
     if override:
         return Path(override)
-    return (
-        Path(__file__).resolve().parents[2] / "shared/fixtures/sap_odata_v2_a_businesspartner_expanded.json"
-    )
+    return Path(__file__).resolve().parent / "data" / "sap_business_partner_mock.json"
 
 
 def _ms(day: date, hour: int = 0, minute: int = 0, *, offset: bool = False) -> str:

@@ -40,13 +40,10 @@ def test_unknown_keys_ignored_and_json_accepted():
     assert policy_v2_hash(load_policy_text(text, "p.json")) == POLICY_HASH
 
 
-def test_shared_reference_file_when_present():
-    import pathlib
+def test_shared_reference_file_gives_the_golden_hash():
+    from tests.paths import shared
 
-    ref = pathlib.Path("/work/shared/reference/lksg_v1.policy.yml")
-    if not ref.is_file():
-        pytest.skip("shared reference not mounted")
-    assert policy_v2_hash(load_policy_file(ref)) == POLICY_HASH
+    assert policy_v2_hash(load_policy_file(shared("reference", "lksg_v1.policy.yml"))) == POLICY_HASH
 
 
 @pytest.mark.parametrize(

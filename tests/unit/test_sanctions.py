@@ -18,8 +18,8 @@ from core.sanctions import (
     read_simple_csv,
     read_un_xml,
 )
+from tests.paths import FIXTURES  # noqa: E402
 
-FIXTURES = Path("/work/shared/fixtures")
 SDN = FIXTURES / "ofac" / "sdn.csv"
 UN = FIXTURES / "un_consolidated_extract.xml"
 EMPTY_ROOT = "0xaf1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"

@@ -169,8 +169,7 @@ def test_standard_address_prefers_xxdefault_then_validity():
 
 
 def test_sap_fixture_partners_map_and_company_without_address_is_dropped():
-    if not fixture_path().exists():
-        pytest.skip("shared SAP fixture not available")
+    assert fixture_path().exists(), "the SAP mock payload ships in deployments/data"
     data = load_fixture_dataset()
     result = run(data.business_partners, data.suppliers, data.purchase_orders)
     assert [(r.name, r.jurisdiction, r.tier) for r in result.records] == [

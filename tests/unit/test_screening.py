@@ -37,9 +37,9 @@ from core.screening import (
     verify_membership,
     verify_non_membership,
 )
+from tests.paths import FIXTURES  # noqa: E402
 from tests.vectorgen import VECTORS_DIR
 
-FIXTURES = Path("/work/shared/fixtures")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
