@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.cli.conftest import EXAMPLES, FIXTURES
+from tests.cli.conftest import EXAMPLES
+from tests.paths import FIXTURES
 
 SUPPLIERS = (EXAMPLES / "suppliers.csv").read_text()
 UBOS = (EXAMPLES / "ubos.csv").read_text()
