@@ -13,10 +13,12 @@ component TEXT)``; one database file belongs to one component.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar, Self
 
 from core.errors import InvalidInputError, NotFoundError, StorageError
 
@@ -233,3 +235,29 @@ def _db_path(conn: sqlite3.Connection) -> str:
     with guard("<connection>"):
         row = conn.execute("PRAGMA database_list").fetchone()
     return str(row[2]) if row and row[2] else ":memory:"
+
+
+class SqliteStore:
+    """One SQLite file with its component's migrations applied; shareable across threads (one lock).
+
+    Subclasses set ``component`` and ``migrations``. Raises :class:`StorageError` like :func:`connect`.
+    """
+
+    component: ClassVar[str]
+    migrations: ClassVar[list[str]]
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn = connect(self.path, busy_timeout_ms=busy_timeout_ms)
+        migrate(self._conn, self.component, self.migrations)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -11,10 +11,8 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
-import threading
 from datetime import datetime
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -76,24 +74,11 @@ MIGRATIONS = [
 ]
 
 
-class PolicyStore:
+class PolicyStore(db.SqliteStore):
     """Policies in SQLite, shareable across threads. Database failures raise :class:`StorageError`."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = db.BUSY_TIMEOUT_MS) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = db.connect(self.path, busy_timeout_ms=busy_timeout_ms)
-        db.migrate(self._conn, COMPONENT, MIGRATIONS)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> PolicyStore:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    component = COMPONENT
+    migrations = MIGRATIONS
 
     def save(
         self,

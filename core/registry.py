@@ -11,11 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -188,27 +186,14 @@ def next_entry_id(count: int, taken: Callable[[str], bool]) -> str:
 # ---------------------------------------------------------------- the store
 
 
-class Registry:
+class Registry(db.SqliteStore):
     """The SQLite proof registry. One instance may be shared across threads.
 
     Raises :class:`StorageError` (transient when locked) for database failures.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = db.BUSY_TIMEOUT_MS) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = db.connect(self.path, busy_timeout_ms=busy_timeout_ms)
-        db.migrate(self._conn, COMPONENT, MIGRATIONS)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    component = COMPONENT
+    migrations = MIGRATIONS
 
     def register(
         self,
