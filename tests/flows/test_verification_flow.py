@@ -1,0 +1,141 @@
+"""The ``verification-run`` flow: one real run on the shared Prefect test server over a real SQLite registry
+with a drifted entry (artifact and ``cap.drift.detected`` events checked); the tasks' glue via ``.fn()``."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from core import service
+from core.errors import StorageError
+from core.keyring import save_keyring
+from core.modes import CheckStatus, EnforcementMode
+from core.settings import Settings
+from core.signing import Ed25519Signer
+from tests.world import NOW, POLICY, World
+
+OTHER_POLICY = POLICY.replace("supplier_count_max: 10", "supplier_count_max: 20")
+MORE_SUPPLIERS = World.suppliers_csv + "Baltic Parts,LT,1\n"
+
+
+def _registry(tmp_path) -> tuple[Settings, dict[str, str]]:
+    """proof_001 baseline; proof_002 other policy + supplier root (55, medium); proof_003 back to the first
+    policy and suppliers, signed by an unrelated key (40 + 15 + 10 = 65, high; its verification fails)."""
+    settings = Settings(data_dir=tmp_path / "var", subject="LEI-TEST")
+    settings.data_dir.mkdir()
+    base = World()
+    save_keyring(settings.layout.keyring, base.keyring)
+    drifted = World(policy_text=OTHER_POLICY, suppliers_csv=MORE_SUPPLIERS)
+    stranger = World(signer=Ed25519Signer.from_seed(bytes([7]) * 32))
+    roots = {}
+    for i, w in enumerate((base, drifted, stranger)):
+        built = w.build(EnforcementMode.STRICT)
+        entry = service.register_proof(
+            settings, built.proof, built.verdict, w.signer, NOW + timedelta(hours=i)
+        )
+        roots[entry.id] = entry.company_root
+    return settings, roots
+
+
+@pytest.fixture
+def captured_events(monkeypatch):
+    """Prefect's own pattern: every event goes through a recording client that still forwards to the API."""
+    from prefect.events.clients import AssertingPassthroughEventsClient
+    from prefect.events.worker import EventsWorker
+
+    worker = EventsWorker.instance(AssertingPassthroughEventsClient)
+    monkeypatch.setattr(EventsWorker, "instance", lambda *_a, **_k: worker)
+    try:
+        yield worker
+    finally:
+        worker.drain()
+
+
+@pytest.mark.xdist_group("prefect")
+def test_verification_run_publishes_a_table_and_drift_events(prefect_api, tmp_path, captured_events):
+    from prefect.artifacts import Artifact
+
+    from flows.verification import verification_run
+
+    settings, roots = _registry(tmp_path)
+    summary = verification_run(data_dir=str(settings.data_dir), mode=EnforcementMode.RELAXED)
+    assert summary == {
+        "entries": 3,
+        "ok": 2,
+        "warn": 0,
+        "fail": 1,
+        "drift_analysed": 2,
+        "drift_low": 0,
+        "drift_medium": 1,
+        "drift_high": 1,
+        "drift_alerts": 2,
+    }
+
+    artifact = Artifact.get("verification-run")
+    rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    by_entry = {r["entry"]: r for r in rows}
+    assert list(by_entry) == ["proof_003", "proof_002", "proof_001"]  # newest first
+    assert by_entry["proof_001"]["drift_score"] is None and by_entry["proof_001"]["result"] == "OK"
+    assert (by_entry["proof_002"]["drift_score"], by_entry["proof_002"]["drift_level"]) == (55, "medium")
+    assert by_entry["proof_002"]["drift_types"] == "policy, root"
+    assert (
+        by_entry["proof_003"]["result"] == "FAIL"
+        and "proof_signature" in by_entry["proof_003"]["failed_checks"]
+    )
+    assert (by_entry["proof_003"]["drift_score"], by_entry["proof_003"]["baseline"]) == (
+        65,
+        "registry:proof_002",
+    )
+    assert "3 entries re-verified" in artifact.description
+
+    captured_events.wait_until_empty()
+    drift_events = [e for e in captured_events._client.events if e.event == "cap.drift.detected"]
+    got = {
+        e.resource.id: (e.payload["score"], e.payload["level"], [i["type"] for i in e.payload["items"]])
+        for e in drift_events
+    }
+    assert got == {
+        f"cap.company.{roots['proof_002']}": (55, "medium", ["policy", "root"]),
+        f"cap.company.{roots['proof_003']}": (65, "high", ["policy", "root", "signature"]),
+    }
+    assert all(e.payload["subject"] == "LEI-TEST" and e.payload["items"][0]["reason"] for e in drift_events)
+
+
+# --- the task glue without a server ----------------------------------------------------------------------
+
+
+def test_tasks_chain_through_fn(tmp_path):
+    from tasks import verification as t
+
+    settings, _ = _registry(tmp_path)
+    entries = t.load_entries.fn(settings)
+    trust = t.load_trust.fn(settings)
+    assert trust.sanctions_root is None and len(entries) == 3
+    reports = t.reverify_entries.fn(entries, trust, EnforcementMode.AUDIT, NOW)
+    assert [r.result for r in reports] == [CheckStatus.FAIL, CheckStatus.OK, CheckStatus.OK]
+    drifts = t.analyse_drift.fn(entries, reports, trust, timedelta(hours=24))
+    assert [d.score if d else None for d in drifts] == [65, 55, None]
+
+
+class _State:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def result(self):
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "retry"),
+    [
+        pytest.param(StorageError("locked", transient=True), True, id="transient_storage_retried"),
+        pytest.param(StorageError("corrupt"), False, id="permanent_storage_not_retried"),
+        pytest.param(ValueError("bug"), False, id="other_errors_not_retried"),
+    ],
+)
+def test_only_transient_storage_errors_are_retried(exc, retry):
+    from tasks.verification import retry_transient
+
+    assert retry_transient(None, None, _State(exc)) is retry
