@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import socket
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from core.layout import DataLayout
 from core.signing import Signer
 
 SYSTEM_VERSION = "0.12.0"
+BACKUP_PHASES = ("snapshot", "scan", "archive", "sign")
+"""What ``create_backup(progress=...)`` reports, in order, as each phase completes."""
 
 
 class BackupResult(BaseModel):
@@ -133,13 +136,16 @@ def create_backup(
     system_version: str = SYSTEM_VERSION,
     level: int = GZIP_LEVEL,
     work_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> BackupResult:
     """Back up ``layout`` into ``store`` and return the signed manifest and scan report.
 
     Raises :class:`InvalidInputError` (``backup_private_key_material``, ``backup_pii_detected``,
     nothing to back up), :class:`ConflictError` for an existing id, :class:`ConfigError` for a
     missing encryption key and :class:`StorageError` from the store. Nothing is stored on failure.
+    ``progress`` is called with each of :data:`BACKUP_PHASES` as it completes.
     """
+    report_phase = progress or (lambda _: None)
     bid = check_backup_id(backup_id or new_backup_id(now))
     sources = select_sources(layout)
     if not sources:
@@ -147,10 +153,13 @@ def create_backup(
     wrapper = (key_wrapper or load_master_key()) if encrypt else None
     with tempfile.TemporaryDirectory(prefix="cap-backup-", dir=work_dir) as tmp:
         frozen, infos = snapshot_sources(sources, Path(tmp))
+        report_phase("snapshot")
         report = enforce(scan_sources(frozen), PiiMode(pii))
+        report_phase("scan")
         encryptor = ChunkEncryptor(wrapper, bid) if wrapper else None
         name = f"{bid}.tar.gz" + (".enc" if encryptor else "")
         files, archive = _stream_to_store(store, bid, name, frozen, encryptor, int(now.timestamp()), level)
+        report_phase("archive")
         manifest = BackupManifest(
             created_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             created_by=created_by or default_creator(),
@@ -165,4 +174,5 @@ def create_backup(
         )
     signed = sign_manifest(manifest, signer)
     store.put_manifest(bid, manifest_bytes(signed))
+    report_phase("sign")
     return BackupResult(manifest=signed, scan=report, store_uri=store.uri)

@@ -3,29 +3,21 @@
 Steps: 1 fetch + manifest signature, 2 verify integrity (decrypt, decompress, safe extract, every
 digest), 3 prepare staging beside the live dir, 4 registry, 5 policy store, 6 key metadata (no
 keyring rollback), 7 completeness + atomic swap, 8 smoke checks with swap-back on failure. Each step
-is a separate function with a compensation, so a flow can run each as a task. The swap exchanges the
-staging and live directories with ``renameat2(RENAME_EXCHANGE)`` (two renames where unsupported),
-after writing a journal that names both directories' inodes; :func:`recover` reads it after a crash
-and puts back the old state unless the new one had been committed. Restore never deletes private
-keys: the live key directory's non-metadata files and everything a backup does not manage are
-hard-linked into the new live directory.
+is a separate function with a compensation, so a flow can run each as a task; :class:`RestoreSaga`
+orders them, records timings and compensates in reverse, for :func:`run_restore` and the Prefect flow
+alike. The journalled swap and crash recovery live in :mod:`core.backup.swap`.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
-import errno
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -47,23 +39,32 @@ from core.backup.manifest import (
 )
 from core.backup.scan import scan_file
 from core.backup.storage import BackupStore
+from core.backup.swap import (  # MANAGED, journal_path: re-exported for callers of this module
+    MANAGED,  # noqa: F401
+    Hook,
+    Recovery,
+    carry_over,
+    commit_swap,
+    free_old_dir,
+    journal_path,  # noqa: F401
+    recover,
+    restore_lock,
+    rmtree,
+    swap_back_dir,
+    swap_dirs,
+)
 from core.canonical import canonical_bytes
 from core.errors import (
     CapError,
     ConfigError,
-    ConflictError,
     IntegrityError,
     InvalidInputError,
     VerificationError,
 )
-from core.fsio import atomic_write, fsync_dir
+from core.fsio import fsync_dir
 from core.signing import Signer, derive_kid
 
 RECEIPT_VERSION = "restore.receipt.v1"
-MANAGED = frozenset(
-    {"registry.sqlite", "policies.sqlite", "config.yaml", "keyring.json", "audit.jsonl", "lists"}
-)
-_SQLITE_SIDE = ("-wal", "-shm", "-journal")
 
 
 class StepName(StrEnum):
@@ -75,12 +76,6 @@ class StepName(StrEnum):
     KEYS = "check_key_metadata"
     SWAP = "swap"
     SMOKE = "smoke"
-
-
-class Recovery(StrEnum):
-    NOTHING = "nothing"
-    ROLLED_BACK = "rolled_back"
-    COMPLETED = "completed"
 
 
 class CheckRecord(BaseModel):
@@ -138,9 +133,6 @@ class RestoreContext(BaseModel):
         return self.manifest
 
 
-Hook = Callable[[str], None]
-
-
 @dataclass
 class RestoreOptions:
     """Everything optional about a restore. ``compensate=False`` simulates a crash (tests, drills)."""
@@ -158,13 +150,6 @@ class RestoreOptions:
     keep_old: bool = True
     compensate: bool = True
     clock: Callable[[], float] = time.perf_counter
-
-
-def _rmtree(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 # -- step 1 ------------------------------------------------------------------------------------------
@@ -201,7 +186,7 @@ def fetch_backup(
 
 def discard_fetch(ctx: RestoreContext) -> None:
     """Compensation of step 1."""
-    _rmtree(ctx.work_dir)
+    rmtree(ctx.work_dir)
 
 
 # -- step 2 ------------------------------------------------------------------------------------------
@@ -238,7 +223,7 @@ def verify_integrity(ctx: RestoreContext, key_wrapper: KeyWrapper | None = None)
     wrapper = None
     if manifest.encryption is Encryption.AES_256_GCM:
         wrapper = key_wrapper or load_master_key()
-    _rmtree(ctx.extract_dir)
+    rmtree(ctx.extract_dir)
     ctx.extract_dir.mkdir(parents=True)
     reader = read_stream(lambda: _archive_pieces(path, manifest, wrapper))
     try:
@@ -251,14 +236,14 @@ def verify_integrity(ctx: RestoreContext, key_wrapper: KeyWrapper | None = None)
 
 def discard_extract(ctx: RestoreContext) -> None:
     """Compensation of step 2."""
-    _rmtree(ctx.extract_dir)
+    rmtree(ctx.extract_dir)
 
 
 # -- step 3 ------------------------------------------------------------------------------------------
 def prepare_staging(ctx: RestoreContext) -> None:
     """Step 3: an empty staging dir beside the live dir, filled by renaming the verified files in."""
     staging = ctx.staging_dir
-    _rmtree(staging)
+    rmtree(staging)
     staging.mkdir(mode=0o750)
     if ctx.live_dir.is_dir():
         os.chmod(staging, ctx.live_dir.stat().st_mode & 0o7777)
@@ -270,7 +255,7 @@ def prepare_staging(ctx: RestoreContext) -> None:
 
 def discard_staging(ctx: RestoreContext) -> None:
     """Compensation of step 3."""
-    _rmtree(ctx.staging_dir)
+    rmtree(ctx.staging_dir)
 
 
 # -- steps 4 and 5 -----------------------------------------------------------------------------------
@@ -368,75 +353,6 @@ def check_key_metadata(ctx: RestoreContext) -> None:
 
 
 # -- step 7 ------------------------------------------------------------------------------------------
-class JournalState(StrEnum):
-    SWAPPING = "swapping"
-    COMMITTED = "committed"
-
-
-class Journal(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    version: Literal["restore.journal.v1"] = "restore.journal.v1"
-    backup_id: str
-    state: JournalState
-    live: Path
-    staging: Path
-    old: Path
-    old_ino: int | None
-    new_ino: int
-
-
-def journal_path(live_dir: Path) -> Path:
-    return live_dir.parent / f".{live_dir.name}.restore-journal.json"
-
-
-def _write_journal(j: Journal) -> None:
-    atomic_write(journal_path(j.live), json.dumps(j.model_dump(mode="json")).encode())
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically exchange two paths (Linux ``renameat2``); False where unsupported."""
-    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if fn is None:
-        return False
-    if fn(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(a))
-
-
-def _link_tree(src: Path, dst: Path) -> None:
-    """Hard-link ``src`` into ``dst`` (copy where linking is impossible); symlinks stay symlinks."""
-    if src.is_symlink():
-        os.symlink(os.readlink(src), dst)
-    elif src.is_dir():
-        dst.mkdir(exist_ok=True)
-        for child in src.iterdir():
-            _link_tree(child, dst / child.name)
-    else:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-
-def _carry_over(live: Path, staging: Path) -> list[str]:
-    """Bring private keys and unmanaged state from live into staging; returns what was carried."""
-    carried = []
-    for entry in sorted(live.iterdir()):
-        if entry.name == "keys" and entry.is_dir() and not entry.is_symlink():
-            (staging / "keys").mkdir(exist_ok=True)
-            for key in sorted(entry.iterdir()):
-                if key.suffix != ".json" and not (staging / "keys" / key.name).exists():
-                    _link_tree(key, staging / "keys" / key.name)
-                    carried.append(f"keys/{key.name}")
-        elif entry.name not in MANAGED and not entry.name.endswith(_SQLITE_SIDE):
-            _link_tree(entry, staging / entry.name)
-            carried.append(entry.name)
-    return carried
-
-
 def _completeness(ctx: RestoreContext) -> None:
     found = {p.relative_to(ctx.staging_dir).as_posix() for p in ctx.staging_dir.rglob("*") if not p.is_dir()}
     listed = {f.path for f in ctx.need_manifest().files}
@@ -448,83 +364,20 @@ def _completeness(ctx: RestoreContext) -> None:
         )
 
 
-def _free_old_dir(ctx: RestoreContext) -> Path:
-    base = ctx.sibling(f"{ctx.live_dir.name}.old-{ctx.backup_id}")
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
-
-
 def swap_in(ctx: RestoreContext, hook: Hook | None = None) -> None:
     """Step 7: completeness check, carry-over, journal, atomic swap. Live is old or new, never mixed."""
-    hook = hook or (lambda _: None)
     _completeness(ctx)
     live, staging = ctx.live_dir, ctx.staging_dir
-    carried = _carry_over(live, staging) if live.exists() else []
+    carried = carry_over(live, staging) if live.exists() else []
     ctx.check("carried_over", ", ".join(carried) or "nothing")
-    ctx.old_dir = _free_old_dir(ctx)
-    old_ino = live.stat().st_ino if live.exists() else None
-    j = Journal(
-        backup_id=ctx.backup_id,
-        state=JournalState.SWAPPING,
-        live=live,
-        staging=staging,
-        old=ctx.old_dir,
-        old_ino=old_ino,
-        new_ino=staging.stat().st_ino,
-    )
-    _write_journal(j)
-    hook("swap:journaled")
-    if old_ino is None:
-        os.rename(staging, live)
-    elif _exchange(live, staging):
-        hook("swap:exchanged")
-        os.rename(staging, ctx.old_dir)
-    else:
-        os.rename(live, ctx.old_dir)
-        hook("swap:live_moved")
-        os.rename(staging, live)
-    fsync_dir(live.parent)
+    ctx.old_dir = free_old_dir(live, ctx.backup_id)
+    swap_dirs(live, staging, ctx.old_dir, ctx.backup_id, hook)
     ctx.check("swap", f"live replaced; previous state kept at {ctx.old_dir.name}")
-
-
-def _find(ino: int | None, paths: Sequence[Path]) -> Path | None:
-    return next((p for p in paths if ino is not None and p.exists() and p.stat().st_ino == ino), None)
-
-
-def _undo(j: Journal) -> None:
-    """Put the pre-swap state back at ``j.live`` and remove the new one."""
-    paths = (j.live, j.staging, j.old)
-    old_at = _find(j.old_ino, paths)
-    if j.old_ino is not None and old_at is None:
-        raise IntegrityError("cannot recover: previous live state not found", file=str(j.old))
-    if old_at is not None and old_at != j.live:
-        if not (j.live.exists() and _exchange(j.live, old_at)):
-            if j.live.exists():
-                os.rename(
-                    j.live, j.staging if not j.staging.exists() else j.old.with_name(j.old.name + ".new")
-                )
-            os.rename(old_at, j.live)
-    elif old_at is None and j.live.exists() and j.live.stat().st_ino == j.new_ino:
-        os.rename(j.live, j.staging)
-    new_at = _find(j.new_ino, (*paths, j.old.with_name(j.old.name + ".new")))
-    if new_at is not None and new_at != j.live:
-        _rmtree(new_at)
-    fsync_dir(j.live.parent)
-    journal_path(j.live).unlink(missing_ok=True)
 
 
 def swap_back(ctx: RestoreContext) -> None:
     """Compensation of step 7 (and of a failed step 8). A committed restore is finished, never undone."""
-    path = journal_path(ctx.live_dir)
-    if path.exists():
-        j = Journal.model_validate_json(path.read_bytes())
-        if j.state is JournalState.COMMITTED:
-            _finish(j, keep_old=True)
-        else:
-            _undo(j)
+    swap_back_dir(ctx.live_dir)
 
 
 # -- step 8 ------------------------------------------------------------------------------------------
@@ -558,51 +411,63 @@ def smoke_check(
         raise VerificationError(
             f"smoke check failed, previous state restored: {exc}", code="restore_smoke_failed"
         ) from exc
-    path = journal_path(ctx.live_dir)
-    j = Journal.model_validate_json(path.read_bytes())
-    _write_journal(j.model_copy(update={"state": JournalState.COMMITTED}))
-    (hook or (lambda _: None))("smoke:committed")
-    _finish(j, keep_old)
+    commit_swap(ctx.live_dir, hook, keep_old)
     ctx.check("smoke", "registry opens, keyring loads" if smoke is None else "custom smoke checks passed")
 
 
-def _finish(j: Journal, keep_old: bool) -> None:
-    if not keep_old:
-        _rmtree(j.old)
-    journal_path(j.live).unlink(missing_ok=True)
-    fsync_dir(j.live.parent)
+# -- the saga and its receipt ------------------------------------------------------------------------
+STEP_NUMBERS = {name: number for number, name in enumerate(StepName, start=1)}
+MUTATING_STEPS = frozenset({StepName.SWAP, StepName.SMOKE})
+Step = Callable[[RestoreContext], "RestoreContext | None"]
+Compensation = Callable[[RestoreContext], object]
 
 
-# -- recovery and the saga ---------------------------------------------------------------------------
-def recover(live_dir: Path) -> Recovery:
-    """Finish or undo an interrupted restore of ``live_dir`` and sweep its leftovers. Idempotent."""
-    live_dir = Path(live_dir)
-    path, outcome = journal_path(live_dir), Recovery.NOTHING
-    if path.exists():
-        j = Journal.model_validate_json(path.read_bytes())
-        if j.state is JournalState.COMMITTED:
-            _finish(j, keep_old=True)
-            outcome = Recovery.COMPLETED
-        else:
-            _undo(j)
-            outcome = Recovery.ROLLED_BACK
-    for pattern in (f".{live_dir.name}.restore-*", f"{live_dir.name}.staging-*"):
-        for leftover in live_dir.parent.glob(pattern):
-            if leftover != path:
-                _rmtree(leftover)
-    return outcome
+@dataclass
+class RestoreSaga:
+    """Runs the steps in order, recording each completion with its timing and checks.
 
+    A step's compensation is registered before the step runs; :meth:`unwind` runs them in reverse
+    after a failure, or only the ``cleanup`` functions after success. A step may return a new
+    context (a Prefect task does); it then replaces the current one. ``verify_only`` skips steps 7-8.
+    """
 
-@contextlib.contextmanager
-def restore_lock(live_dir: Path) -> Iterator[None]:
-    """One restore per live dir at a time. Raises :class:`ConflictError` if another holds it."""
-    live_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(live_dir.parent / f".{live_dir.name}.restore.lock", "a+b") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise ConflictError("another restore of this directory is running", file=str(live_dir)) from exc
-        yield
+    ctx: RestoreContext
+    hook: Hook | None = None
+    clock: Callable[[], float] = time.perf_counter
+    records: list[StepRecord] = field(default_factory=list)
+    undo: list[Compensation] = field(default_factory=list)
+
+    def _mark(self, event: str) -> None:
+        if self.hook is not None:
+            self.hook(event)
+
+    def run(self, name: StepName, step: Step, compensation: Compensation | None = None) -> None:
+        number = STEP_NUMBERS[name]
+        if self.ctx.verify_only and name in MUTATING_STEPS:
+            self.records.append(StepRecord(number=number, name=name, status="skipped", duration_ms=0))
+            return
+        self._mark(f"before:{name.value}")
+        if compensation is not None:
+            self.undo.append(compensation)
+        start, mark = self.clock(), len(self.ctx.checks)
+        out = step(self.ctx)
+        if isinstance(out, RestoreContext):
+            self.ctx = out
+        elapsed = int((self.clock() - start) * 1000)
+        checks = tuple(self.ctx.checks[mark:])
+        self.records.append(
+            StepRecord(number=number, name=name, status="ok", checks=checks, duration_ms=elapsed)
+        )
+        self._mark(f"after:{name.value}")
+
+    def unwind(self, finished: bool, cleanup: Sequence[Compensation]) -> None:
+        """Compensate in reverse after a failure; after success only run ``cleanup``."""
+        for compensation in cleanup if finished else list(reversed(self.undo)):
+            compensation(self.ctx)
+
+    def annotate(self, exc: CapError) -> None:
+        """Attach the checks done so far to a failure (``details['restore_checks']``)."""
+        exc.details["restore_checks"] = [c.model_dump(mode="json") for c in self.ctx.checks]
 
 
 class RestoreReceipt(BaseModel):
@@ -623,9 +488,35 @@ def receipt_signing_bytes(receipt: RestoreReceipt) -> bytes:
     return RECEIPT_VERSION.encode() + b"\n" + canonical_bytes(receipt.model_copy(update={"signature": None}))
 
 
-def _plan(
-    store: BackupStore, opts: RestoreOptions
-) -> list[tuple[StepName, Callable[[RestoreContext], None], Callable[[RestoreContext], None] | None]]:
+def build_receipt(
+    ctx: RestoreContext, records: Sequence[StepRecord], recovered: Recovery, now: datetime
+) -> RestoreReceipt:
+    """The unsigned receipt of a finished restore (or verification)."""
+    return RestoreReceipt(
+        backup_id=ctx.backup_id,
+        manifest_sha3_256=ctx.manifest_sha3 or "",
+        live_dir=str(ctx.live_dir),
+        restored_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        verify_only=ctx.verify_only,
+        recovered_first=recovered,
+        steps=tuple(records),
+    )
+
+
+def sign_receipt(receipt: RestoreReceipt, signer: Signer) -> RestoreReceipt:
+    """Ed25519 over ``"restore.receipt.v1\\n" + canonical JSON`` without the signature field."""
+    sig = signer.sign(receipt_signing_bytes(receipt))
+    return receipt.model_copy(
+        update={"signature": ManifestSignature(kid=signer.kid, sig=base64.b64encode(sig).decode())}
+    )
+
+
+PlannedStep = tuple[StepName, Step, Compensation | None]
+CLEANUP: tuple[Compensation, ...] = (discard_staging, discard_fetch)
+
+
+def restore_plan(store: BackupStore, opts: RestoreOptions) -> list[PlannedStep]:
+    """The eight steps with their compensations, bound to ``store`` and ``opts``."""
     return [
         (StepName.FETCH, lambda c: fetch_backup(c, store, opts.trusted_keys), discard_fetch),
         (StepName.VERIFY, lambda c: verify_integrity(c, opts.key_wrapper), discard_extract),
@@ -646,39 +537,6 @@ def _plan(
         (StepName.SWAP, lambda c: swap_in(c, opts.hook), swap_back),
         (StepName.SMOKE, lambda c: smoke_check(c, opts.smoke, opts.hook, opts.keep_old), None),
     ]
-
-
-def _run_steps(ctx: RestoreContext, store: BackupStore, opts: RestoreOptions) -> list[StepRecord]:
-    hook, records = opts.hook or (lambda _: None), []
-    undo: list[Callable[[RestoreContext], None]] = []
-    finished = False
-    try:
-        for number, (name, step, compensation) in enumerate(_plan(store, opts), start=1):
-            if ctx.verify_only and number >= 7:
-                records.append(StepRecord(number=number, name=name, status="skipped", duration_ms=0))
-                continue
-            hook(f"before:{name.value}")
-            if compensation is not None:
-                undo.append(compensation)
-            start, mark = opts.clock(), len(ctx.checks)
-            step(ctx)
-            records.append(
-                StepRecord(
-                    number=number,
-                    name=name,
-                    status="ok",
-                    checks=tuple(ctx.checks[mark:]),
-                    duration_ms=int((opts.clock() - start) * 1000),
-                )
-            )
-            hook(f"after:{name.value}")
-        finished = True
-    finally:
-        if opts.compensate:
-            cleanups = reversed(undo) if not finished else [discard_staging, discard_fetch]
-            for compensation in cleanups:
-                compensation(ctx)
-    return records
 
 
 def run_restore(
@@ -705,21 +563,15 @@ def run_restore(
             verify_only=opts.verify_only,
             allow_key_rollback=opts.allow_key_rollback,
         )
+        saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
         try:
-            records = _run_steps(ctx, store, opts)
+            for name, step, compensation in restore_plan(store, opts):
+                saga.run(name, step, compensation)
+            finished = True
         except CapError as exc:
-            exc.details["restore_checks"] = [c.model_dump(mode="json") for c in ctx.checks]
+            saga.annotate(exc)
             raise
-    receipt = RestoreReceipt(
-        backup_id=backup_id,
-        manifest_sha3_256=ctx.manifest_sha3 or "",
-        live_dir=str(live_dir),
-        restored_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        verify_only=opts.verify_only,
-        recovered_first=recovered,
-        steps=tuple(records),
-    )
-    sig = signer.sign(receipt_signing_bytes(receipt))
-    return receipt.model_copy(
-        update={"signature": ManifestSignature(kid=signer.kid, sig=base64.b64encode(sig).decode())}
-    )
+        finally:
+            if opts.compensate:
+                saga.unwind(finished, CLEANUP)
+    return sign_receipt(build_receipt(saga.ctx, saga.records, recovered, now), signer)

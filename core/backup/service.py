@@ -1,0 +1,264 @@
+"""The backup and restore use cases: one service function each, shared by the CLI, the API and Prefect.
+
+``backup_now``, ``list_backups``, ``prune`` and ``restore_now`` take :class:`Settings` and explicit
+inputs (``now`` included) and return typed results. The restore flow runs the same steps one task at
+a time from :func:`prepare_restore`'s :class:`RestoreJob`. Both backup and restore emit the
+``cap_backup_*``/``cap_restore_*`` metrics here, so CLI runs, API-triggered flows and schedules all
+count. Signers are loaded inside these functions from their 0600 files and never handed out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from core.backup import BackupResult, create_backup
+from core.backup.manifest import TrustedKey, check_backup_id, parse_keyring
+from core.backup.restore import (
+    RestoreContext,
+    RestoreOptions,
+    RestoreReceipt,
+    StepRecord,
+    build_receipt,
+    default_smoke,
+    run_restore,
+    sign_receipt,
+)
+from core.backup.retention import KeepRules, RetentionPlan, apply_retention
+from core.backup.scan import PiiMode
+from core.backup.storage import BackupListing, BackupStore, open_store
+from core.backup.swap import Recovery
+from core.errors import ConfigError, StorageError
+from core.metrics import (
+    BACKUP_DURATION,
+    BACKUP_LAST_SUCCESS,
+    BACKUP_SIZE,
+    BACKUP_TOTAL,
+    RESTORE_DURATION,
+    RESTORE_TOTAL,
+)
+from core.policy_store import StoredPolicy, verify_stored
+from core.service import default_signer
+from core.settings import Settings
+
+SUCCESS, FAILURE = "success", "failure"
+
+
+@contextlib.contextmanager
+def _metered(total: Counter, duration: Histogram) -> Iterator[None]:
+    start, ok = time.perf_counter(), False
+    try:
+        yield
+        ok = True
+    finally:
+        total.labels(result=SUCCESS if ok else FAILURE).inc()
+        duration.observe(time.perf_counter() - start)
+
+
+def restore_metrics() -> contextlib.AbstractContextManager[None]:
+    """Count one restore (``cap_restore_total{result}``) and time it, around any restore driver."""
+    return _metered(RESTORE_TOTAL, RESTORE_DURATION)
+
+
+def store_uri(settings: Settings, uri: str | None) -> str:
+    """``uri``, or ``file://<data_dir>/backups`` by default."""
+    return uri or settings.layout.backups_dir.resolve().as_uri()
+
+
+def open_backup_store(settings: Settings, uri: str | None) -> BackupStore:
+    """The store named by ``uri`` (default under the data dir). Raises :class:`ConfigError`."""
+    return open_store(store_uri(settings, uri))
+
+
+# --- backup ----------------------------------------------------------------------------------------
+
+
+def backup_now(
+    settings: Settings,
+    *,
+    now: datetime,
+    to_uri: str | None = None,
+    encrypt: bool = False,
+    pii: PiiMode | str = PiiMode.REFUSE,
+    created_by: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BackupResult:
+    """Back up the data dir into ``to_uri``, signed by the default signer; emits the backup metrics.
+
+    Raises what :func:`core.backup.create_backup` raises, and :class:`NotFoundError` without a keyring.
+    """
+    with _metered(BACKUP_TOTAL, BACKUP_DURATION):
+        result = create_backup(
+            settings.layout,
+            open_backup_store(settings, to_uri),
+            default_signer(settings),
+            now=now,
+            encrypt=encrypt,
+            pii=pii,
+            created_by=created_by,
+            progress=progress,
+        )
+    BACKUP_SIZE.set(result.manifest.archive.size_bytes)
+    BACKUP_LAST_SUCCESS.set(now.timestamp())
+    return result
+
+
+def list_backups(settings: Settings, from_uri: str | None = None) -> list[BackupListing]:
+    """Every backup in the store, oldest id first (unreadable manifests are listed as such)."""
+    return open_backup_store(settings, from_uri).list_backups()
+
+
+def prune(
+    settings: Settings, rules: KeepRules, *, from_uri: str | None = None, dry_run: bool = True
+) -> RetentionPlan:
+    """Apply keep-rules to the store (nothing is deleted when ``dry_run`` or when no rule is set)."""
+    return apply_retention(open_backup_store(settings, from_uri), rules, dry_run=dry_run)
+
+
+# --- restore ---------------------------------------------------------------------------------------
+
+
+def rehash_policy_store(path: Path) -> list[str]:
+    """Restore step 5's rehash: every stored policy's and IR's hash recomputed (read-only)."""
+    columns = tuple(StoredPolicy.model_fields)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(f"SELECT {', '.join(columns)} FROM policies").fetchall()  # noqa: S608
+    except sqlite3.Error as exc:
+        return [f"policies table unreadable: {exc}"]
+    finally:
+        conn.close()
+    problems: list[str] = []
+    for row in rows:
+        try:
+            problems.extend(verify_stored(StoredPolicy(**dict(zip(columns, row, strict=True)))))
+        except ValidationError as exc:
+            problems.append(f"policy row {row[0]!r} is malformed: {exc.error_count()} field errors")
+    return problems
+
+
+def smoke_restored(live_dir: Path) -> None:
+    """Restore step 8: the registry opens, the keyring loads and its default signer can sign.
+
+    Private keys are not in backups; they are carried over from the previous live dir, so a restore
+    into a directory without the signing key fails here and is swapped back.
+    """
+    default_smoke(live_dir)
+    default_signer(Settings(data_dir=live_dir))
+
+
+def _trusted_keys(settings: Settings, live: Path) -> tuple[TrustedKey, ...] | None:
+    """For a restore into another dir that has no keyring yet, trust the configured keyring."""
+    own = settings.layout.keyring
+    if live == settings.data_dir.absolute() or (live / "keyring.json").exists() or not own.exists():
+        return None
+    return parse_keyring(own.read_bytes(), source=str(own)).keys
+
+
+@dataclass(frozen=True)
+class RestoreJob:
+    """Where to restore from and to, and how: everything the eight steps need."""
+
+    store: BackupStore
+    backup_id: str
+    live_dir: Path
+    options: RestoreOptions
+
+    def new_context(self) -> RestoreContext:
+        return RestoreContext(
+            backup_id=self.backup_id,
+            live_dir=self.live_dir,
+            verify_only=self.options.verify_only,
+            allow_key_rollback=self.options.allow_key_rollback,
+        )
+
+
+def prepare_restore(
+    settings: Settings,
+    backup_id: str,
+    *,
+    from_uri: str | None = None,
+    verify_only: bool = False,
+    target: str | Path | None = None,
+    allow_key_rollback: bool = False,
+    hook: Callable[[str], None] | None = None,
+) -> RestoreJob:
+    """Resolve store, live dir (``target`` or the data dir) and options.
+
+    Raises :class:`InvalidInputError` for a bad id, :class:`ConfigError` for a bad URI and
+    ``restore_target_invalid`` when the target exists but is not a directory.
+    """
+    live = Path(target or settings.data_dir).absolute()
+    if live.exists() and not live.is_dir():
+        raise ConfigError("restore target is not a directory", code="restore_target_invalid", file=str(live))
+    options = RestoreOptions(
+        verify_only=verify_only,
+        allow_key_rollback=allow_key_rollback,
+        trusted_keys=_trusted_keys(settings, live),
+        policy_rehash=rehash_policy_store,
+        smoke=smoke_restored,
+        hook=hook,
+    )
+    return RestoreJob(open_backup_store(settings, from_uri), check_backup_id(backup_id), live, options)
+
+
+@contextlib.contextmanager
+def target_errors(live_dir: Path) -> Iterator[None]:
+    """Translate file-system failures of a restore into ``restore_target_failed`` (chained)."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(
+            f"restore target failed: {exc.strerror or exc}", code="restore_target_failed", file=str(live_dir)
+        ) from exc
+
+
+def restore_receipt(
+    settings: Settings,
+    ctx: RestoreContext,
+    records: Sequence[StepRecord],
+    recovered: Recovery,
+    now: datetime,
+) -> RestoreReceipt:
+    """The receipt of a finished restore, signed by the configured default signer."""
+    return sign_receipt(build_receipt(ctx, records, recovered, now), default_signer(settings))
+
+
+def restore_now(
+    settings: Settings,
+    backup_id: str,
+    *,
+    now: datetime,
+    from_uri: str | None = None,
+    verify_only: bool = False,
+    target: str | Path | None = None,
+    allow_key_rollback: bool = False,
+    hook: Callable[[str], None] | None = None,
+) -> RestoreReceipt:
+    """Restore (or with ``verify_only`` only check) ``backup_id``; returns the signed receipt.
+
+    Raises :class:`NotFoundError` (no such backup), :class:`IntegrityError`/:class:`VerificationError`
+    (a check failed; ``restore_smoke_failed`` after an automatic swap-back), :class:`ConflictError`
+    (another restore runs) or :class:`StorageError` ``restore_target_failed``. Emits the restore metrics.
+    """
+    with restore_metrics():
+        job = prepare_restore(
+            settings,
+            backup_id,
+            from_uri=from_uri,
+            verify_only=verify_only,
+            target=target,
+            allow_key_rollback=allow_key_rollback,
+            hook=hook,
+        )
+        signer = default_signer(settings)
+        with target_errors(job.live_dir):
+            return run_restore(job.store, job.backup_id, job.live_dir, signer, now=now, options=job.options)

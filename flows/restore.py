@@ -1,0 +1,67 @@
+"""Flow ``restore``: the eight steps of SPEC §4 as tasks, run as a saga, with a signed receipt artifact.
+
+Orders the tasks of ``tasks/restore.py``; the checks live in ``core/backup/restore.py``. The flow
+first recovers an interrupted earlier restore, then runs each step through :class:`RestoreSaga`, which
+records its completion and timing and, on failure, runs the compensations of the completed steps in
+reverse (no Prefect transactions: a retried task would roll them back early). ``verify_only`` runs
+steps 1-6 and changes nothing. A real restore holds the global ``cap-mutation`` slot shared with key
+rotation, and the per-directory restore lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow
+
+from core.backup import service as backups
+from core.backup.restore import RestoreSaga, StepName
+from core.backup.swap import restore_lock
+from core.errors import CapError
+from core.settings import Settings
+from tasks import restore as t
+from tasks.locks import mutation_slot
+
+
+def _run_steps(saga: RestoreSaga, job: backups.RestoreJob) -> None:
+    finished = False
+    try:
+        saga.run(StepName.FETCH, lambda c: t.fetch(c, job), t.discard_fetch)
+        saga.run(StepName.VERIFY, lambda c: t.verify_integrity(c, job), t.discard_extract)
+        saga.run(StepName.STAGING, t.prepare_staging, t.discard_staging)
+        saga.run(StepName.REGISTRY, lambda c: t.check_registry(c, job))
+        saga.run(StepName.POLICY, lambda c: t.check_policy_store(c, job))
+        saga.run(StepName.KEYS, t.check_key_metadata)
+        saga.run(StepName.SWAP, lambda c: t.swap_in(c, job), t.swap_back)
+        saga.run(StepName.SMOKE, lambda c: t.smoke_check(c, job))
+        finished = True
+    except CapError as exc:
+        saga.annotate(exc)
+        raise
+    finally:
+        saga.unwind(finished, (t.discard_staging, t.discard_fetch))
+
+
+@flow(name="restore", retries=0)
+def restore(
+    backup_id: str,
+    from_uri: str | None = None,
+    verify_only: bool = False,
+    target: str | None = None,
+    allow_key_rollback: bool = False,
+) -> dict[str, Any]:
+    """Restore ``backup_id`` from ``from_uri`` (default the data dir's store) into ``target`` (default
+    the data dir); returns the signed ``restore.receipt.v1``."""
+    settings = Settings.from_env()
+    with backups.restore_metrics():
+        job = t.prepare_restore(settings, backup_id, from_uri, verify_only, target, allow_key_rollback)
+        slot = contextlib.nullcontext() if verify_only else mutation_slot()
+        with slot, restore_lock(job.live_dir), backups.target_errors(job.live_dir):
+            recovered = t.recover(job.live_dir)
+            saga = RestoreSaga(job.new_context())
+            _run_steps(saga, job)
+        receipt = t.sign_receipt(settings, saga.ctx, saga.records, recovered, datetime.now(UTC))
+    t.publish_receipt(receipt)
+    return receipt.model_dump(mode="json")
