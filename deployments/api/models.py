@@ -1,0 +1,210 @@
+"""What enters and leaves the API: request and response models (``response_model`` on every route)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.modes import CheckStatus, EnforcementMode
+from core.policy.lint import LintMode
+from core.verify import Check, Report
+
+
+class Result(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    build: str | None
+
+
+class ReadyCheck(BaseModel):
+    name: str
+    status: CheckStatus
+    message: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: list[ReadyCheck]
+
+
+# --- policy -----------------------------------------------------------------------------------------------
+
+
+class CompileRequest(_In):
+    policy_yaml: str | None = Field(None, description="Policy YAML (or JSON) text, v1 or v2")
+    policy: dict[str, Any] | None = Field(None, description="Policy as a JSON object")
+    lint_mode: LintMode = LintMode.STRICT
+    persist: bool = False
+
+
+class Lint(BaseModel):
+    code: str
+    level: str
+    message: str
+    rule_id: str | None = None
+
+
+class CompileResponse(BaseModel):
+    policy_id: str
+    policy_hash: str
+    ir_hash: str
+    ir: dict[str, Any]
+    lints: list[Lint]
+    stored: bool
+    etag: str
+
+
+class PolicyResponse(BaseModel):
+    policy_id: str
+    name: str
+    version: str
+    status: str
+    policy_hash: str
+    ir_hash: str | None
+    ir: dict[str, Any] | None
+    etag: str
+
+
+# --- verify -----------------------------------------------------------------------------------------------
+
+
+class VerifyOptions(_In):
+    enforce_mode: EnforcementMode | None = Field(None, description="Needs verify:admin (default strict)")
+    drift_detect: bool = Field(False, description="Needs verify:admin")
+
+
+class VerifyContext(BaseModel):
+    """Inputs for compatibility mode. Extra scalar inputs a policy refers to are allowed."""
+
+    model_config = ConfigDict(extra="allow")
+    supplier_hashes: list[str] = []
+    ubo_hashes: list[str] = []
+    company_commitment_root: str | None = None
+    sanctions_root: str | None = None
+    jurisdiction_root: str | None = None
+
+
+class VerifyRequest(_In):
+    """Either ``proof`` (a cap-proof.v2 document) or ``policy_id`` | ``ir`` with a ``context``."""
+
+    proof: dict[str, Any] | None = None
+    policy_id: str | None = None
+    ir: dict[str, Any] | None = None
+    context: VerifyContext | None = None
+    options: VerifyOptions = VerifyOptions()
+    backend: str | None = Field(None, description="Accepted for compatibility with the original; ignored")
+
+
+class Trace(BaseModel):
+    mode: str
+    policy_id: str | None
+    enforce_mode: EnforcementMode
+    drift_detect: bool
+
+
+class VerifyResponse(BaseModel):
+    result: Result
+    policy_id: str | None
+    subject: str | None
+    kid: str | None
+    checks: list[Check]
+    trace: Trace
+
+    @classmethod
+    def of(cls, report: Report, trace: Trace) -> VerifyResponse:
+        return cls(
+            result=Result(report.result.value.upper()),
+            policy_id=report.policy_id,
+            subject=report.subject,
+            kid=report.kid,
+            checks=report.checks,
+            trace=trace,
+        )
+
+
+# --- admin ------------------------------------------------------------------------------------------------
+
+
+class RunAccepted(BaseModel):
+    flow_run_id: str
+    deployment: str
+    state: str | None
+
+
+class BackupRequest(_In):
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Parameters for the backup flow")
+
+
+class RestoreRequest(_In):
+    backup_id: str
+    verify_only: bool = False
+
+
+class RotateRequest(_In):
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Parameters for the rotation flow")
+
+
+class RevokeRequest(_In):
+    reason: str | None = None
+
+
+class BackupItem(BaseModel):
+    backup_id: str
+    created_at: str | None
+    archive_name: str | None
+    size_bytes: int | None
+    readable: bool
+
+
+class BackupList(BaseModel):
+    store: str
+    backups: list[BackupItem]
+
+
+class BackupDeleted(BaseModel):
+    backup_id: str
+    deleted: bool
+
+
+class KeyItem(BaseModel):
+    kid: str
+    status: str
+    valid_from: str
+    valid_to: str
+    retired_at: str | None = None
+
+
+class KeyringView(BaseModel):
+    version: int
+    mode: str
+    default_signing_kid: str
+    dual_accept_until: str | None
+    keys: list[KeyItem]
+
+
+class RunStatus(BaseModel):
+    flow_run_id: str
+    name: str | None
+    state_type: str | None
+    state_name: str | None
+    created: str | None
+    start_time: str | None
+    end_time: str | None

@@ -1,0 +1,85 @@
+"""``/healthz`` (liveness), ``/readyz`` (registry, keyring, policy store, JWKS) and ``/metrics``."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+from core import db
+from core.errors import CapError
+from core.metrics import REGISTRY
+from core.modes import CheckStatus
+from deployments.api.config import API_VERSION
+from deployments.api.deps import MetricsReader, NowDep, StateDep
+from deployments.api.models import Health, Readiness, ReadyCheck
+from deployments.api.state import ApiState
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(state: StateDep) -> Health:
+    return Health(status="OK", version=API_VERSION, build=state.config.build)
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(state: StateDep, now: NowDep) -> Response:
+    checks = [
+        _database("registry", state.settings.layout.registry_db),
+        _keyring(state, now),
+        _database("policy_store", state.settings.layout.policy_db),
+        _jwks(state),
+    ]
+    ready = all(c.status is CheckStatus.OK for c in checks)
+    body = Readiness(status="OK" if ready else "FAIL", checks=checks)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+def metrics(_: MetricsReader) -> Response:
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    """The process registry, or with several workers one over ``PROMETHEUS_MULTIPROC_DIR``."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def _check(name: str, ok: bool, message: str) -> ReadyCheck:
+    return ReadyCheck(name=name, status=CheckStatus.OK if ok else CheckStatus.FAIL, message=message)
+
+
+def _database(name: str, path: os.PathLike[str]) -> ReadyCheck:
+    try:
+        conn = db.connect(path, create=False)
+        try:
+            version = db.schema_version(conn)
+        finally:
+            conn.close()
+    except CapError as exc:
+        return _check(name, False, exc.message)
+    return _check(name, version > 0, f"schema version {version}")
+
+
+def _keyring(state: ApiState, now: datetime) -> ReadyCheck:
+    try:
+        keyring = state.keyring.current(now)
+        entry = keyring.default_entry
+    except CapError as exc:
+        return _check("keyring", False, exc.message)
+    if not state.settings.layout.keyring.exists():
+        return _check("keyring", False, "keyring file is gone (serving the last good copy)")
+    return _check("keyring", True, f"v{keyring.version}, default signer {entry.kid}")
+
+
+def _jwks(state: ApiState) -> ReadyCheck:
+    ok = state.tokens.keys.ready()
+    return _check("jwks", ok, state.tokens.keys.source if ok else "no token keys could be loaded")

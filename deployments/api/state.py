@@ -1,0 +1,73 @@
+"""What one API process holds: settings, the hot-reloaded keyring, the token validator, the flow gateway.
+
+Built once by the app factory; nothing in the request path depends on it beyond caches that any replica
+can rebuild from files and the JWKS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from core.auth import JwksCache, TokenValidator, file_fetcher, url_fetcher
+from core.errors import CapError
+from core.keyring import Keyring, KeyringWatcher
+from core.settings import Settings
+from deployments.api.config import ApiConfig
+from deployments.api.flows import FlowGateway, PrefectFlows
+
+
+class KeyringUnavailableError(CapError):
+    """The server has no usable keyring (HTTP 503): a server-side state, not a bad request."""
+
+    code = "keyring_unavailable"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    config: ApiConfig
+    keyring: KeyringWatcher
+    tokens: TokenValidator
+    flows: FlowGateway
+    clock: Callable[[], datetime] = utc_now
+
+    def current_keyring(self, now: datetime) -> Keyring:
+        """The keyring in force (hot-reloaded). Raises :class:`KeyringUnavailableError` if none loads."""
+        try:
+            return self.keyring.current(now)
+        except CapError as exc:
+            raise KeyringUnavailableError(f"no usable keyring: {exc.message}", cause=exc.code) from exc
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        config: ApiConfig,
+        *,
+        flows: FlowGateway | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> ApiState:
+        return cls(
+            settings=settings,
+            config=config,
+            keyring=KeyringWatcher(settings.layout.keyring),
+            tokens=token_validator(config),
+            clock=clock,
+            flows=flows or PrefectFlows(config.prefect_api_url, timeout=config.prefect_timeout_seconds),
+        )
+
+
+def token_validator(config: ApiConfig) -> TokenValidator:
+    if config.jwks_url:
+        fetch, source = url_fetcher(config.jwks_url), config.jwks_url
+    else:
+        assert config.jwks_file is not None
+        fetch, source = file_fetcher(config.jwks_file), str(config.jwks_file)
+    keys = JwksCache(fetch, source=source, ttl=config.jwks_ttl_seconds, cooldown=config.jwks_cooldown_seconds)
+    return TokenValidator(keys, issuer=config.issuer, audience=config.audience, leeway=config.leeway_seconds)

@@ -1,0 +1,61 @@
+"""``cap serve`` (API + Prefect server + served deployments, supervised) and ``cap openapi``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core import service
+from core.dev_issuer import DevIssuer
+from core.policy_store import PolicyStore
+from core.registry import Registry
+from core.settings import Settings
+from deployments.cli.output import err, now, settings
+
+OPENAPI_PATH = Path("openapi/openapi.yaml")
+
+
+def prepare_data_dir(cfg: Settings) -> None:
+    """A fresh data directory gets a signing key + keyring, the stores and (dev only) the token issuer."""
+    from deployments.api.config import ApiConfig
+
+    service.ensure_signer(cfg, now())
+    Registry(cfg.layout.registry_db).close()
+    PolicyStore(cfg.layout.policy_db).close()
+    config = ApiConfig.from_env(cfg)  # no JWKS configured: the dev issuer, refused outside CAP_ENV=dev
+    dev = DevIssuer(cfg.layout.dev_issuer_dir)
+    if config.jwks_file == dev.jwks_path:
+        dev.ensure()
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="API bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 2,
+    no_prefect: Annotated[
+        bool, typer.Option("--no-prefect", help="API only: no Prefect server or runner.")
+    ] = False,
+    prefect_port: Annotated[int, typer.Option(help="Port of the local Prefect server (UI).")] = 4200,
+) -> None:
+    """Run the API, a local Prefect server (unless PREFECT_API_URL is set) and the served deployments."""
+    from deployments.serve import ServeOptions, Supervisor
+
+    cfg = settings()
+    prepare_data_dir(cfg)
+    options = ServeOptions(
+        host=host, port=port, workers=workers, prefect=not no_prefect, prefect_port=prefect_port
+    )
+    code = Supervisor(cfg, options, say=lambda text: err.print(f"cap serve: {text}", highlight=False)).run()
+    raise typer.Exit(code)
+
+
+def openapi(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the document.")] = OPENAPI_PATH,
+) -> None:
+    """Write the API's OpenAPI document (YAML)."""
+    from deployments.api.openapi import write_openapi
+
+    write_openapi(out)
+    err.print(f"openapi → {out}")

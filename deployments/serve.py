@@ -1,0 +1,231 @@
+"""``cap serve``: a small supervisor of child processes — Prefect server, one runner, the API workers.
+
+Order: (1) unless ``PREFECT_API_URL`` is set (or ``--no-prefect``), start ``prefect server start`` on SQLite
+under ``var/prefect`` and wait for ``/api/health``; (2) the runner serving the project's deployments
+(:mod:`deployments.runner`); (3) uvicorn with N workers on the API factory, wait for ``/healthz``. Every child
+gets ``PREFECT_API_URL`` so no process starts a temporary Prefect server. Each child runs in its own process
+group; the supervisor alone owns SIGINT/SIGTERM and stops the groups in reverse order (API, runner — in-flight
+runs end Cancelled —, Prefect server last), escalating to SIGKILL after a grace period. If any child dies, the
+supervisor says which, stops the others and exits non-zero: nothing is restarted silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from core.settings import Settings
+
+PREFECT_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+    "PREFECT_CLIENT_MAX_RETRIES": "1",
+}
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT_S = 90.0
+GRACE_S = 15.0
+POLL_S = 0.25
+
+
+class ServeError(RuntimeError):
+    """A child failed to start or died; the message names it."""
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        # own session: a terminal Ctrl-C reaches only the supervisor, which stops the groups in order
+        self.proc = subprocess.Popen(self.argv, env=env, start_new_session=True)
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self, grace: float = GRACE_S) -> None:
+        if self.proc is None:
+            return
+        _signal_group(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        _signal_group(self.proc.pid, signal.SIGKILL)  # stragglers left in the group (flow-run subprocesses)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+@dataclass
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    prefect: bool = True
+    prefect_port: int = 4200
+    project: Path = field(default_factory=lambda: project_dir(Path.cwd()))
+
+
+def project_dir(cwd: Path) -> Path:
+    """Where ``prefect.yaml`` and ``flows/`` live: the working directory if it has them, else the checkout."""
+    return cwd if (cwd / "prefect.yaml").exists() else PROJECT_ROOT
+
+
+def child_env(settings: Settings, options: ServeOptions, prefect_url: str | None) -> dict[str, str]:
+    """The environment of every child; ``PROMETHEUS_MULTIPROC_DIR`` is a fresh dir when workers > 1."""
+    env = {**os.environ, **PREFECT_ENV, "CAP_DATA_DIR": str(settings.data_dir.resolve())}
+    env.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
+    if prefect_url:
+        env["PREFECT_API_URL"] = prefect_url
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if options.workers > 1:
+        metrics_dir = (settings.data_dir / "run" / "metrics").resolve()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    return env
+
+
+def children(options: ServeOptions, start_server: bool) -> list[Child]:
+    py = sys.executable
+    out = []
+    if start_server:
+        out.append(
+            Child(
+                "prefect-server",
+                [
+                    py,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(options.prefect_port),
+                ],
+            )
+        )
+    if options.prefect:
+        out.append(Child("prefect-runner", [py, "-m", "deployments.runner", str(options.project)]))
+    out.append(
+        Child(
+            "api",
+            [
+                py,
+                "-m",
+                "uvicorn",
+                "deployments.api.app:app_from_env",
+                "--factory",
+                "--host",
+                options.host,
+                "--port",
+                str(options.port),
+                "--workers",
+                str(options.workers),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
+        )
+    )
+    return out
+
+
+def wait_http(
+    url: str, child: Child, cancelled: Callable[[], bool], timeout: float = STARTUP_TIMEOUT_S
+) -> None:
+    """Poll ``url`` until it answers 2xx or ``cancelled()``. Raises :class:`ServeError` if ``child`` dies or
+    time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not cancelled():
+        if child.exited() is not None:
+            raise ServeError(f"{child.name} exited with code {child.exited()} during startup")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).is_success:
+                return
+        time.sleep(POLL_S)
+    if not cancelled():
+        raise ServeError(f"{child.name} did not answer {url} within {timeout:.0f} s")
+
+
+class Supervisor:
+    """Starts the children in order, watches them, stops them in reverse order; ``run`` returns the code."""
+
+    def __init__(self, settings: Settings, options: ServeOptions, say: Callable[[str], None]) -> None:
+        self.settings, self.options, self.say = settings, options, say
+        self.stopping = False
+        attach = os.environ.get("PREFECT_API_URL")
+        self.start_server = options.prefect and not attach
+        url = attach or (f"http://127.0.0.1:{options.prefect_port}/api" if options.prefect else None)
+        self.prefect_url = url
+        self.children = children(options, self.start_server)
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._start_all()
+            return self._watch()
+        except ServeError as exc:
+            self.say(f"error: {exc}")
+            return 1
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def _start_all(self) -> None:
+        env = child_env(self.settings, self.options, self.prefect_url)
+        for child in self.children:
+            if self.stopping:
+                return
+            child.start(env)
+            self._await(child)
+
+    def _await(self, child: Child) -> None:
+        if child.name == "prefect-server":
+            wait_http(f"{self.prefect_url}/health", child, lambda: self.stopping)
+            self.say(
+                f"prefect server ready: {self.prefect_url} (UI http://127.0.0.1:{self.options.prefect_port})"
+            )
+        elif child.name == "api":
+            wait_http(f"http://{self.options.host}:{self.options.port}/healthz", child, lambda: self.stopping)
+            self.say(
+                f"API ready: http://{self.options.host}:{self.options.port} ({self.options.workers} workers)"
+            )
+
+    def _watch(self) -> int:
+        while not self.stopping:
+            for child in self.children:
+                code = child.exited()
+                if code is not None:
+                    self.say(f"error: {child.name} exited unexpectedly with code {code}; stopping everything")
+                    return 1
+            time.sleep(POLL_S)
+        self.say("stopping: api, runner, prefect server")
+        return 0
+
+    def _stop_all(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
