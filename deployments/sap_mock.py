@@ -444,9 +444,10 @@ def serve(
     seed: int = 0,
     username: str | None = None,
     password_env: str | None = None,
+    dataset: SapDataset | None = None,
 ) -> None:
-    """Serve a generated dataset until interrupted (``cap sap mock-server``)."""
-    dataset = generate_dataset(n_suppliers, n_purchase_orders, seed)
+    """Serve ``dataset`` (default: a generated one) until interrupted (``cap sap mock-server``)."""
+    dataset = dataset if dataset is not None else generate_dataset(n_suppliers, n_purchase_orders, seed)
     password = os.environ.get(password_env) if password_env else None
     app = create_app(dataset, odata_version, username=username, password=password)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
