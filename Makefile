@@ -12,6 +12,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	scripts/install_promtool.sh $(BIN)
 	touch $(STAMP)
 
 install: $(STAMP)

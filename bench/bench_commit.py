@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.commit_parallel import supplier_leaves  # noqa: E402
-from core.commitments import RootScheme, commit, commit_leaves, read_suppliers  # noqa: E402
+from core.commit_parallel import supplier_leaves
+from core.commitments import RootScheme, commit, commit_leaves, read_suppliers
 
 COUNTRIES = ["DE", "FR", "PL", "CN", "US", "BD", "VN", "IN", "TR", "SE"]
 
@@ -43,8 +43,12 @@ def run(rows: int) -> dict[str, float]:
         sequential = commit(suppliers, [], RootScheme.MERKLE, "t")
         t3 = time.perf_counter()
     assert merkle.supplier_root == sequential.supplier_root and merkle.supplier_count == rows
-    return {"total_merkle_s": t1 - t0, "sequential_parse_s": t2 - t1, "sequential_root_s": t3 - t2,
-            "sequential_total_s": t3 - t1}
+    return {
+        "total_merkle_s": t1 - t0,
+        "sequential_parse_s": t2 - t1,
+        "sequential_root_s": t3 - t2,
+        "sequential_total_s": t3 - t1,
+    }
 
 
 def main() -> None:

@@ -16,19 +16,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.commitments import RootScheme, Supplier, Ubo, commit  # noqa: E402
-from core.keyring import bootstrap_keyring  # noqa: E402
-from core.keys import build_metadata  # noqa: E402
-from core.manifest import PolicyInfo, build_manifest  # noqa: E402
-from core.modes import EnforcementMode  # noqa: E402
-from core.policy.compile import compile_policy  # noqa: E402
-from core.policy.load import load_policy_text  # noqa: E402
-from core.proof import parse_proof_bytes, proof_file_bytes  # noqa: E402
-from core.prover import build_proof  # noqa: E402
-from core.sanctions import RiskLevel, SanctionsEntry  # noqa: E402
-from core.screening import SanctionsList  # noqa: E402
-from core.signing import Ed25519Signer  # noqa: E402
-from core.verify import verify_proof, verify_proof_bytes  # noqa: E402
+from core.commitments import RootScheme, Supplier, Ubo, commit
+from core.keyring import bootstrap_keyring
+from core.keys import build_metadata
+from core.manifest import PolicyInfo, build_manifest
+from core.modes import EnforcementMode
+from core.policy.compile import compile_policy
+from core.policy.load import load_policy_text
+from core.proof import parse_proof_bytes, proof_file_bytes
+from core.prover import build_proof
+from core.sanctions import RiskLevel, SanctionsEntry
+from core.screening import SanctionsList
+from core.signing import Ed25519Signer
+from core.verify import verify_proof, verify_proof_bytes
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = Path(__file__).resolve().parents[1] / "examples" / "policy.lksg.v1.yml"
@@ -36,23 +36,30 @@ BENCH_POLICY = POLICY.read_text().replace("supplier_count_max: 10", "supplier_co
 
 
 def _name(rng: random.Random) -> str:
-    return " ".join("".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 9))).title() for _ in range(3))
+    return " ".join(
+        "".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 9))).title() for _ in range(3)
+    )
 
 
 def world(n_suppliers: int, n_listed: int):
     rng = random.Random(42)
-    suppliers = [Supplier(_name(rng) + " GmbH", rng.choice(["DE", "FR", "PL", "SE"]), rng.randint(1, 3))
-                 for _ in range(n_suppliers)]
+    suppliers = [
+        Supplier(_name(rng) + " GmbH", rng.choice(["DE", "FR", "PL", "SE"]), rng.randint(1, 3))
+        for _ in range(n_suppliers)
+    ]
     ubos = [Ubo("Max Mustermann", "1970-05-15", "DE")]
-    entries = [SanctionsEntry(source="bench", entry_id=str(i), primary_name=_name(rng)) for i in range(n_listed)]
+    entries = [
+        SanctionsEntry(source="bench", entry_id=str(i), primary_name=_name(rng)) for i in range(n_listed)
+    ]
     t0 = time.perf_counter()
     lists = SanctionsList.from_entries(entries, ["bench"])
     build_s = time.perf_counter() - t0
     compiled = compile_policy(load_policy_text(BENCH_POLICY, "bench-policy.yml"))
     c = commit(suppliers, ubos, RootScheme.MERKLE, "2026-01-01T00:00:00Z")
     info = PolicyInfo(name=compiled.policy_id, version="lksg.v1", hash=compiled.policy_hash)
-    manifest = build_manifest(c, info, subject="LEI-BENCH", created_at="2026-01-01T00:00:00Z",
-                              sanctions_root=lists.root_hex)
+    manifest = build_manifest(
+        c, info, subject="LEI-BENCH", created_at="2026-01-01T00:00:00Z", sanctions_root=lists.root_hex
+    )
     return suppliers, ubos, lists, compiled, manifest, build_s
 
 
@@ -68,9 +75,18 @@ def main() -> None:
     builds, verifies, parses = [], [], []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        built = build_proof(manifest=manifest, ir=compiled.ir, suppliers=suppliers, ubos=ubos, lists=lists,
-                            high_risk={"IR": RiskLevel.HIGH}, mode=EnforcementMode.STRICT, enforce=False,
-                            signer=signer, created_at="2026-01-01T00:00:00Z")
+        built = build_proof(
+            manifest=manifest,
+            ir=compiled.ir,
+            suppliers=suppliers,
+            ubos=ubos,
+            lists=lists,
+            high_risk={"IR": RiskLevel.HIGH},
+            mode=EnforcementMode.STRICT,
+            enforce=False,
+            signer=signer,
+            created_at="2026-01-01T00:00:00Z",
+        )
         data = proof_file_bytes(built.proof)
         builds.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
@@ -82,7 +98,10 @@ def main() -> None:
     assert report.result.value == "ok", [c for c in report.checks if c.status.value != "ok"]
     total = verify_proof_bytes(data, keyring=keyring, mode=EnforcementMode.STRICT, now=NOW)
     assert total.result.value == "ok"
-    print(f"proof over {args.suppliers:,} suppliers, sanctions list of {args.listed:,} entries ({lists.count:,} keys)")
+    print(
+        f"proof over {args.suppliers:,} suppliers, sanctions list of {args.listed:,} entries "
+        f"({lists.count:,} keys)"
+    )
     print(f"  sanctions list build      {list_s * 1000:9.1f} ms")
     print(f"  proof build (screen+sign) {statistics.median(builds) * 1000:9.1f} ms (median of {args.repeat})")
     print(f"  proof size                {len(data) / 1e6:9.2f} MB")

@@ -56,7 +56,9 @@ def supplier_leaves(path: Path, workers: int | None = None) -> list[bytes]:
     header, _, body = text.partition("\n")
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(_leaves_of_part, part, header + "\n", line, str(path))
-                   for part, line in _split(body, workers)]
+        futures = [
+            pool.submit(_leaves_of_part, part, header + "\n", line, str(path))
+            for part, line in _split(body, workers)
+        ]
         joined = b"".join(f.result() for f in futures)
     return [joined[i : i + 32] for i in range(0, len(joined), 32)]

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,7 +29,7 @@ SUPPLIER_COLUMNS = ("name", "jurisdiction", "tier")
 UBO_COLUMNS = ("name", "birthdate", "citizenship")
 
 
-class RootScheme(str, Enum):
+class RootScheme(StrEnum):
     MERKLE = "merkle-blake3-v1"
     FLAT = "cap-flat-v1"
 
@@ -42,7 +42,9 @@ class RootScheme(str, Enum):
             return cls(text)
         except ValueError:
             raise InvalidInputError(
-                f"unknown root scheme {text!r}", field="scheme", expected="merkle, flat, merkle-blake3-v1 or cap-flat-v1"
+                f"unknown root scheme {text!r}",
+                field="scheme",
+                expected="merkle, flat, merkle-blake3-v1 or cap-flat-v1",
             ) from None
 
 
@@ -94,13 +96,19 @@ def _open(text: str, source: str, columns: Sequence[str]) -> tuple[Iterator[list
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None or not any(h.strip() for h in header):
-        raise InvalidInputError("file is empty: expected a header row", file=source, line=1,
-                                expected=",".join(columns))
+        raise InvalidInputError(
+            "file is empty: expected a header row", file=source, line=1, expected=",".join(columns)
+        )
     names = [h.strip() for h in header]
     missing = [c for c in columns if c not in names]
     if missing:
-        raise InvalidInputError(f"missing column {missing[0]!r} in header", file=source, line=1,
-                                column=missing[0], expected=",".join(columns))
+        raise InvalidInputError(
+            f"missing column {missing[0]!r} in header",
+            file=source,
+            line=1,
+            column=missing[0],
+            expected=",".join(columns),
+        )
     return reader, [names.index(c) for c in columns], reader
 
 
@@ -123,13 +131,20 @@ def _read_text(path: Path) -> str:
 
 def _require_name(name: str, source: str, line: int) -> None:
     if not name.strip():
-        raise InvalidInputError("name is empty", file=source, line=line, column="name", expected="a non-empty name")
+        raise InvalidInputError(
+            "name is empty", file=source, line=line, column="name", expected="a non-empty name"
+        )
 
 
 def _require_country(code: str, column: str, source: str, line: int) -> None:
     if code not in ALPHA2:
-        raise InvalidInputError(f"{code!r} is not a country code", file=source, line=line, column=column,
-                                expected="ISO 3166-1 alpha-2, e.g. DE")
+        raise InvalidInputError(
+            f"{code!r} is not a country code",
+            file=source,
+            line=line,
+            column=column,
+            expected="ISO 3166-1 alpha-2, e.g. DE",
+        )
 
 
 def parse_suppliers(text: str, source: str = "<suppliers>") -> list[Supplier]:
@@ -137,15 +152,22 @@ def parse_suppliers(text: str, source: str = "<suppliers>") -> list[Supplier]:
     rows, (i_name, i_jur, i_tier), reader = _open(text, source, SUPPLIER_COLUMNS)
     width, out, countries = max(i_name, i_jur, i_tier), [], ALPHA2
     for row in rows:
-        if len(row) <= width and _short(row, (i_name, i_jur, i_tier), SUPPLIER_COLUMNS, source, reader.line_num):
+        if len(row) <= width and _short(
+            row, (i_name, i_jur, i_tier), SUPPLIER_COLUMNS, source, reader.line_num
+        ):
             continue
         name, jurisdiction, tier = row[i_name], row[i_jur], row[i_tier]
         if jurisdiction not in countries or not name.strip():
             _require_name(name, source, reader.line_num)
             _require_country(jurisdiction, "jurisdiction", source, reader.line_num)
         if not (tier.isdigit() and tier.isascii()) or int(tier) < 1:
-            raise InvalidInputError(f"tier {tier!r} is not an integer ≥ 1", file=source, line=reader.line_num,
-                                    column="tier", expected="integer ≥ 1")
+            raise InvalidInputError(
+                f"tier {tier!r} is not an integer ≥ 1",
+                file=source,
+                line=reader.line_num,
+                column="tier",
+                expected="integer ≥ 1",
+            )
         out.append(Supplier(name, jurisdiction, int(tier)))
     return out
 
@@ -165,8 +187,13 @@ def parse_ubos(text: str, source: str = "<ubos>") -> list[Ubo]:
         except ValueError:
             valid = False
         if not valid:
-            raise InvalidInputError(f"birthdate {birthdate!r} is not an ISO date", file=source, line=line,
-                                    column="birthdate", expected="YYYY-MM-DD")
+            raise InvalidInputError(
+                f"birthdate {birthdate!r} is not an ISO date",
+                file=source,
+                line=line,
+                column="birthdate",
+                expected="YYYY-MM-DD",
+            )
         _require_country(citizenship, "citizenship", source, line)
         out.append(Ubo(name, birthdate, citizenship))
     return out
@@ -211,13 +238,18 @@ def company_root(supplier_root: bytes, ubo_root: bytes, scheme: RootScheme) -> b
     return blake3.blake3(("0x" + supplier_root.hex() + "0x" + ubo_root.hex()).encode("ascii")).digest()
 
 
-def commit(suppliers: Sequence[Supplier], ubos: Sequence[Ubo], scheme: RootScheme, created_at: str) -> Commitments:
+def commit(
+    suppliers: Sequence[Supplier], ubos: Sequence[Ubo], scheme: RootScheme, created_at: str
+) -> Commitments:
     """Roots and counts over the given records."""
-    return commit_leaves([supplier_leaf(s) for s in suppliers], [ubo_leaf(u) for u in ubos], scheme, created_at)
+    return commit_leaves(
+        [supplier_leaf(s) for s in suppliers], [ubo_leaf(u) for u in ubos], scheme, created_at
+    )
 
 
-def commit_leaves(supplier_leaves: Sequence[bytes], ubo_leaves: Sequence[bytes], scheme: RootScheme,
-                  created_at: str) -> Commitments:
+def commit_leaves(
+    supplier_leaves: Sequence[bytes], ubo_leaves: Sequence[bytes], scheme: RootScheme, created_at: str
+) -> Commitments:
     """Roots and counts over already hashed leaves (in file order)."""
     s_root, u_root = list_root(supplier_leaves, scheme), list_root(ubo_leaves, scheme)
     return Commitments(

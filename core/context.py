@@ -49,8 +49,9 @@ def root_lookup(manifest: Manifest, name: str) -> Any:
     return _MISSING
 
 
-def prover_public(suppliers: Sequence[Supplier], ubos: Sequence[Ubo],
-                  high_risk: dict[str, RiskLevel] | None) -> dict[str, int | bool | str]:
+def prover_public(
+    suppliers: Sequence[Supplier], ubos: Sequence[Ubo], high_risk: dict[str, RiskLevel] | None
+) -> dict[str, int | bool | str]:
     """The scalar inputs a proof discloses: counts, highest tier, high-risk count when a list is given."""
     public: dict[str, int | bool | str] = {
         "supplier_count": len(suppliers),
@@ -67,9 +68,21 @@ def prover_public(suppliers: Sequence[Supplier], ubos: Sequence[Ubo],
 class ProverContext:
     """The prover's data: records, sanctions list, high-risk list, the manifest being proved."""
 
-    def __init__(self, manifest: Manifest, suppliers: Sequence[Supplier], ubos: Sequence[Ubo],
-                 lists: SanctionsList | None, public: dict[str, int | bool | str]) -> None:
-        self.manifest, self.suppliers, self.ubos, self.lists, self.public = manifest, suppliers, ubos, lists, public
+    def __init__(
+        self,
+        manifest: Manifest,
+        suppliers: Sequence[Supplier],
+        ubos: Sequence[Ubo],
+        lists: SanctionsList | None,
+        public: dict[str, int | bool | str],
+    ) -> None:
+        self.manifest, self.suppliers, self.ubos, self.lists, self.public = (
+            manifest,
+            suppliers,
+            ubos,
+            lists,
+            public,
+        )
 
     def lookup(self, name: str) -> Any:
         value = root_lookup(self.manifest, name)
@@ -91,7 +104,9 @@ class ProverContext:
             return [s.name for s in self.suppliers]
         if lhs == "ubo_hashes":
             return [u.name for u in self.ubos]
-        raise MissingInputError(f"{lhs!r} cannot be screened", field=lhs, expected="supplier_hashes or ubo_hashes")
+        raise MissingInputError(
+            f"{lhs!r} cannot be screened", field=lhs, expected="supplier_hashes or ubo_hashes"
+        )
 
     def screen(self, lhs: str, rhs: str, claimed: dict[str, Any] | None) -> tuple[bool, str, dict[str, Any]]:
         if self.lists is None:
@@ -102,13 +117,24 @@ class ProverContext:
         for i, name in enumerate(self._names(lhs)):
             key = screening_key(name)
             if self.lists.contains(key):
-                items.append({"key": "0x" + key.hex(), "listed": self.lists.prove_present(key).model_dump(mode="json")})
+                items.append(
+                    {"key": "0x" + key.hex(), "listed": self.lists.prove_present(key).model_dump(mode="json")}
+                )
                 continue
-            items.append({"key": "0x" + key.hex(), "absent": self.lists.prove_absent(key).model_dump(mode="json")})
-            matches += [{"item": i, "candidate": m.candidate, "score_bp": m.score_bp, "refs": list(m.refs)}
-                        for m in self.lists.near_matches(name)]
+            items.append(
+                {"key": "0x" + key.hex(), "absent": self.lists.prove_absent(key).model_dump(mode="json")}
+            )
+            matches += [
+                {"item": i, "candidate": m.candidate, "score_bp": m.score_bp, "refs": list(m.refs)}
+                for m in self.lists.near_matches(name)
+            ]
         listed = sum(1 for it in items if "listed" in it)
-        evidence = {"list_root": self.lists.root_hex, "count": len(items), "items": items, "possible_matches": matches}
+        evidence = {
+            "list_root": self.lists.root_hex,
+            "count": len(items),
+            "items": items,
+            "possible_matches": matches,
+        }
         return listed == 0, _screen_message(lhs, listed, len(items), len(matches)), evidence
 
 
@@ -146,7 +172,11 @@ class PublicContext:
         if not isinstance(claimed, dict) or claimed.get("list_root") != root_text:
             raise EvidenceError(f"evidence for {lhs} is not over the manifest's {rhs}")
         items = claimed.get("items")
-        if not isinstance(items, list) or len(items) != expected.length or claimed.get("count") != expected.length:
+        if (
+            not isinstance(items, list)
+            or len(items) != expected.length
+            or claimed.get("count") != expected.length
+        ):
             raise EvidenceError(f"evidence covers a different number of {lhs} than the proof discloses")
         root = Digest.parse(root_text, field=rhs).raw
         listed = sum(_check_item(i, item, root) for i, item in enumerate(items))

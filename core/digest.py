@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import blake3
 
@@ -20,7 +20,7 @@ from core.errors import InvalidInputError
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class DigestForm(str, Enum):
+class DigestForm(StrEnum):
     HEX = "0x"
     SHA3 = "sha3-256:"
     BLAKE3 = "blake3:"
@@ -51,7 +51,9 @@ class Digest:
                 if _HEX64.fullmatch(body):
                     return cls(bytes.fromhex(body), form)
         raise InvalidInputError(
-            f"not a digest: {text[:80]!r}", field=field, expected="0x, sha3-256: or blake3: + 64 lowercase hex"
+            f"not a digest: {text[:80]!r}",
+            field=field,
+            expected="0x, sha3-256: or blake3: + 64 lowercase hex",
         )
 
 

@@ -46,7 +46,9 @@ class MerkleTree:
         level = [blake3.blake3(_LEAF + leaf).digest() for leaf in leaves]
         self.levels: list[list[bytes]] = [level]
         while len(level) > 1:
-            nxt = [blake3.blake3(_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+            nxt = [
+                blake3.blake3(_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+            ]
             if len(level) % 2:
                 nxt.append(level[-1])
             self.levels.append(nxt)

@@ -79,7 +79,9 @@ def parse_proof_obj(obj: Any, source: str = "<proof>") -> Proof:
     if not isinstance(obj, dict):
         raise InvalidInputError("proof is not a JSON object", file=source)
     if obj.get("schema") != PROOF_SCHEMA:
-        raise InvalidInputError("not a cap-proof.v2 document", file=source, field="schema", expected=PROOF_SCHEMA)
+        raise InvalidInputError(
+            "not a cap-proof.v2 document", file=source, field="schema", expected=PROOF_SCHEMA
+        )
     try:
         return Proof.model_validate(obj)
     except ValidationError as exc:

@@ -7,15 +7,17 @@ built and carries its violations.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from core.commitments import Supplier, Ubo, commit
 from core.context import ProverContext, prover_public
-from core.enforce import Violation, verdict, violations_of
+from core.enforce import Violation, record_enforcement, verdict, violations_of
 from core.errors import CapError, InvalidInputError
 from core.manifest import Manifest, ProofInfo, sign_manifest
+from core.metrics import SIGNATURES_CREATED
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import PolicyIR
 from core.policy.select import active_rule_ids
@@ -46,7 +48,8 @@ def check_manifest_matches(manifest: Manifest, suppliers: Sequence[Supplier], ub
     for field in ("supplier_root", "ubo_root", "company_commitment_root"):
         if getattr(actual, field) != getattr(manifest, field):
             raise InvalidInputError(
-                f"manifest {field} is not the root of the given CSV files", field=field,
+                f"manifest {field} is not the root of the given CSV files",
+                field=field,
                 expected=getattr(actual, field),
             )
 
@@ -67,15 +70,19 @@ def build_proof(
 ) -> ProofBuild:
     """Evaluate, enforce and sign. Raises :class:`PolicyFailedError` if ``enforce`` and FAIL."""
     check_manifest_matches(manifest, suppliers, ubos)
-    manifest = manifest.model_copy(update={
-        "sanctions_root": lists.root_hex if lists is not None else manifest.sanctions_root,
-    })
+    manifest = manifest.model_copy(
+        update={
+            "sanctions_root": lists.root_hex if lists is not None else manifest.sanctions_root,
+        }
+    )
+    start = time.perf_counter()
     public = prover_public(suppliers, ubos, high_risk)
     ctx = ProverContext(manifest, suppliers, ubos, lists, public)
     active = set(active_rule_ids(ir, public))
     results = [evaluate_rule(rule, ctx) for rule in ir.rules if rule.id in active]
     violations = violations_of(results, constraints)
     outcome = verdict(violations, mode)
+    record_enforcement((v.constraint for v in violations), outcome, mode, time.perf_counter() - start)
     if enforce and outcome is CheckStatus.FAIL:
         raise PolicyFailedError(
             f"policy {ir.policy_id} fails in {mode.value} mode: "
@@ -83,9 +90,20 @@ def build_proof(
             violations=[v.model_dump(mode="json", exclude={"evidence"}) for v in violations],
         )
     status = "failed" if outcome is CheckStatus.FAIL else "ok"
-    manifest = sign_manifest(manifest.model_copy(update={"proof": ProofInfo(type="cap-proof.v2", status=status)}),
-                             signer)
-    proof = Proof(created_at=created_at, manifest=manifest, policy_id=ir.policy_id, ir_hash=ir.ir_hash, ir=ir,
-                  public=public, rules=results,
-                  enforcement=EnforcementInfo(mode=mode, enforced=enforce, verdict=outcome))
-    return ProofBuild(proof=sign_proof(proof, signer), results=results, violations=violations, verdict=outcome)
+    manifest = sign_manifest(
+        manifest.model_copy(update={"proof": ProofInfo(type="cap-proof.v2", status=status)}), signer
+    )
+    proof = Proof(
+        created_at=created_at,
+        manifest=manifest,
+        policy_id=ir.policy_id,
+        ir_hash=ir.ir_hash,
+        ir=ir,
+        public=public,
+        rules=results,
+        enforcement=EnforcementInfo(mode=mode, enforced=enforce, verdict=outcome),
+    )
+    SIGNATURES_CREATED.labels(kid=signer.kid).inc()
+    return ProofBuild(
+        proof=sign_proof(proof, signer), results=results, violations=violations, verdict=outcome
+    )

@@ -10,7 +10,7 @@ re-checks that evidence against the public root. A rule that cannot be evaluated
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -18,12 +18,21 @@ from pydantic import BaseModel, ConfigDict
 from core.errors import CapError
 from core.policy.ir import IrRule, Op, Severity, effective_severity
 
-__all__ = ["Context", "ListLength", "MissingInputError", "Op", "Outcome", "RuleResult", "Severity",
-           "evaluate_rule", "evaluate_rules"]
+__all__ = [
+    "Context",
+    "ListLength",
+    "MissingInputError",
+    "Op",
+    "Outcome",
+    "RuleResult",
+    "Severity",
+    "evaluate_rule",
+    "evaluate_rules",
+]
 
 
-class Outcome(str, Enum):
-    PASS = "pass"
+class Outcome(StrEnum):
+    PASS = "pass"  # noqa: S105 - a rule outcome, not a password
     FAIL = "fail"
     ERROR = "error"
 
@@ -115,8 +124,9 @@ def evaluate_rule(rule: IrRule, ctx: Context, claimed: dict[str, Any] | None = N
     severity = effective_severity(rule)
 
     def result(outcome: Outcome, message: str, evidence: dict[str, Any]) -> RuleResult:
-        return RuleResult(rule_id=rule.id, op=rule.op, result=outcome, severity=severity,
-                          message=message, evidence=evidence)
+        return RuleResult(
+            rule_id=rule.id, op=rule.op, result=outcome, severity=severity, message=message, evidence=evidence
+        )
 
     op = Op(rule.op)
     try:
@@ -130,8 +140,11 @@ def evaluate_rule(rule: IrRule, ctx: Context, claimed: dict[str, Any] | None = N
         return result(Outcome.ERROR, f"cannot evaluate: {exc.message}", {})
     evidence = {"lhs": _public(lhs), "rhs": _public(rhs)}
     verdict = "holds" if passed else "violated"
-    return result(Outcome.PASS if passed else Outcome.FAIL,
-                  f"{_describe(rule.lhs)} {op.value} {_describe(rule.rhs)} {verdict}", evidence)
+    return result(
+        Outcome.PASS if passed else Outcome.FAIL,
+        f"{_describe(rule.lhs)} {op.value} {_describe(rule.rhs)} {verdict}",
+        evidence,
+    )
 
 
 def _describe(operand: Any) -> str:

@@ -60,7 +60,9 @@ def write_json(path: str | Path, model: object) -> Path:
 # --- keys -------------------------------------------------------------------------------------
 
 
-def keygen(settings: Settings, *, now: datetime, owner: str | None = None, valid_days: int = 730) -> KeyMetadata:
+def keygen(
+    settings: Settings, *, now: datetime, owner: str | None = None, valid_days: int = 730
+) -> KeyMetadata:
     """Generate a signing key; the first key also starts the keyring as its default signer."""
     store = KeyStore(settings.layout)
     meta = store.generate(owner or settings.owner, now, valid_days)
@@ -80,7 +82,9 @@ def show_key(settings: Settings, kid: str) -> KeyMetadata:
 def load_local_keyring(settings: Settings, path: Path | None = None) -> Keyring:
     target = path or settings.layout.keyring
     if not target.exists():
-        raise NotFoundError("no keyring: run `cap keys keygen` first", code="keyring_not_found", file=str(target))
+        raise NotFoundError(
+            "no keyring: run `cap keys keygen` first", code="keyring_not_found", file=str(target)
+        )
     return load_keyring(target)
 
 
@@ -112,7 +116,9 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def build_lists_file(sources: Sequence[tuple[Path, ListFormat]], high_risk: Path | None, now: datetime) -> ListsFile:
+def build_lists_file(
+    sources: Sequence[tuple[Path, ListFormat]], high_risk: Path | None, now: datetime
+) -> ListsFile:
     """Screening keys and roots over one or more sanctions lists (and optional high-risk levels)."""
     if not sources:
         raise InvalidInputError("at least one sanctions list is needed", field="sanctions")
@@ -123,8 +129,9 @@ def build_lists_file(sources: Sequence[tuple[Path, ListFormat]], high_risk: Path
     return build_lists(sanctions, [item.source for item in loaded], now, levels)
 
 
-def read_lists(lists: Path | None, sanctions: Path | None, fmt: ListFormat | None,
-               high_risk: Path | None, now: datetime) -> ListsFile | None:
+def read_lists(
+    lists: Path | None, sanctions: Path | None, fmt: ListFormat | None, high_risk: Path | None, now: datetime
+) -> ListsFile | None:
     """A lists file from ``--lists`` or built on the fly from ``--sanctions/--format``."""
     if lists is not None:
         return load_lists(lists)
@@ -158,8 +165,17 @@ def store_policy(settings: Settings, loaded: LoadedPolicy, now: datetime) -> Sto
     c, info = loaded.compiled, loaded.info
     description = loaded.policy.notes if isinstance(loaded.policy, PolicyV1) else loaded.policy.description
     with PolicyStore(settings.layout.policy_db) as store:
-        return store.save(c.policy_id, info.name, info.version, c.policy_hash, c.policy_bytes.decode("utf-8"),
-                          c.ir_bytes().decode("utf-8"), c.ir_hash, description, now)
+        return store.save(
+            c.policy_id,
+            info.name,
+            info.version,
+            c.policy_hash,
+            c.policy_bytes.decode("utf-8"),
+            c.ir_bytes().decode("utf-8"),
+            c.ir_hash,
+            description,
+            now,
+        )
 
 
 def get_policy(settings: Settings, policy_id: str) -> StoredPolicy:
@@ -170,12 +186,16 @@ def get_policy(settings: Settings, policy_id: str) -> StoredPolicy:
 # --- manifest, proof, verify -----------------------------------------------------------------
 
 
-def make_manifest(settings: Settings, commitments: Commitments, loaded: LoadedPolicy,
-                  lists: ListsFile | None, now: datetime) -> Manifest:
+def make_manifest(
+    settings: Settings, commitments: Commitments, loaded: LoadedPolicy, lists: ListsFile | None, now: datetime
+) -> Manifest:
     """An unsigned manifest binding the commitments to the policy, the lists and the audit tail."""
     digest, count = AuditLog(settings.layout.audit_log).tail()
     return build_manifest(
-        commitments, loaded.info, subject=settings.subject, created_at=format_timestamp(now),
+        commitments,
+        loaded.info,
+        subject=settings.subject,
+        created_at=format_timestamp(now),
         audit=AuditInfo(tail_digest=digest, events_count=count),
         sanctions_root=lists.sanctions_root if lists else None,
         jurisdiction_root=lists.jurisdiction_root if lists else None,
@@ -197,29 +217,53 @@ def prove(
     """Evaluate the policy on the real records, sign, register and audit the proof."""
     signer = ensure_signer(settings, now)
     built = build_proof(
-        manifest=manifest, ir=loaded.compiled.ir, suppliers=read_suppliers(suppliers), ubos=read_ubos(ubos),
-        lists=lists.sanctions_list() if lists else None, high_risk=lists.high_risk if lists else None,
-        mode=mode, enforce=enforce, signer=signer, created_at=format_timestamp(now),
+        manifest=manifest,
+        ir=loaded.compiled.ir,
+        suppliers=read_suppliers(suppliers),
+        ubos=read_ubos(ubos),
+        lists=lists.sanctions_list() if lists else None,
+        high_risk=lists.high_risk if lists else None,
+        mode=mode,
+        enforce=enforce,
+        signer=signer,
+        created_at=format_timestamp(now),
         constraints=loaded.compiled.rule_constraints,
     )
     entry = register_proof(settings, built.proof, built.verdict, signer, now)
-    AuditLog(settings.layout.audit_log).append("proof_built", {
-        "registry_id": entry.id, "policy_id": built.proof.policy_id, "ir_hash": built.proof.ir_hash,
-        "company_commitment_root": built.proof.manifest.company_commitment_root,
-        "verdict": built.verdict.value, "mode": mode.value, "violations": len(built.violations),
-    }, now)
+    AuditLog(settings.layout.audit_log).append(
+        "proof_built",
+        {
+            "registry_id": entry.id,
+            "policy_id": built.proof.policy_id,
+            "ir_hash": built.proof.ir_hash,
+            "company_commitment_root": built.proof.manifest.company_commitment_root,
+            "verdict": built.verdict.value,
+            "mode": mode.value,
+            "violations": len(built.violations),
+        },
+        now,
+    )
     return built
 
 
-def register_proof(settings: Settings, proof: Proof, outcome: CheckStatus, signer: Ed25519Signer,
-                   now: datetime) -> RegistryEntry:
+def register_proof(
+    settings: Settings, proof: Proof, outcome: CheckStatus, signer: Ed25519Signer, now: datetime
+) -> RegistryEntry:
     m = proof.manifest
     with Registry(settings.layout.registry_db) as registry:
         return registry.register(
-            proof_file_bytes(proof), canonical_bytes(m), subject=m.subject, policy_hash=m.policy.hash,
-            ir_hash=proof.ir_hash, company_root=m.company_commitment_root, supplier_root=m.supplier_root,
-            ubo_root=m.ubo_root, result=outcome.value.upper(), accepted=outcome is not CheckStatus.FAIL,
-            signer=signer, now=now,
+            proof_file_bytes(proof),
+            canonical_bytes(m),
+            subject=m.subject,
+            policy_hash=m.policy.hash,
+            ir_hash=proof.ir_hash,
+            company_root=m.company_commitment_root,
+            supplier_root=m.supplier_root,
+            ubo_root=m.ubo_root,
+            result=outcome.value.upper(),
+            accepted=outcome is not CheckStatus.FAIL,
+            signer=signer,
+            now=now,
         )
 
 
@@ -230,16 +274,30 @@ def registry_check(settings: Settings, keyring: Keyring) -> RegistryLookup:
 
     def check(proof: Proof) -> Check:
         if not path.exists():
-            return Check(id="registry", kind=CheckKind.REGISTRY, status=CheckStatus.WARN,
-                         message="no local registry to look the proof up in")
+            return Check(
+                id="registry",
+                kind=CheckKind.REGISTRY,
+                status=CheckStatus.WARN,
+                message="no local registry to look the proof up in",
+            )
         with Registry(path) as registry:
-            entry = registry.find(sha3_hex(canonical_bytes(proof.manifest)), sha3_hex(proof_file_bytes(proof)))
+            entry = registry.find(
+                sha3_hex(canonical_bytes(proof.manifest)), sha3_hex(proof_file_bytes(proof))
+            )
         if entry is None:
-            return Check(id="registry", kind=CheckKind.REGISTRY, status=CheckStatus.WARN,
-                         message="proof is not in the local registry")
+            return Check(
+                id="registry",
+                kind=CheckKind.REGISTRY,
+                status=CheckStatus.WARN,
+                message="proof is not in the local registry",
+            )
         ok = verify_entry(entry, keys.get)
-        return Check(id="registry", kind=CheckKind.REGISTRY, status=CheckStatus.OK if ok else CheckStatus.FAIL,
-                     message=f"registered as {entry.id}" if ok else f"registry entry {entry.id} signature invalid")
+        return Check(
+            id="registry",
+            kind=CheckKind.REGISTRY,
+            status=CheckStatus.OK if ok else CheckStatus.FAIL,
+            message=f"registered as {entry.id}" if ok else f"registry entry {entry.id} signature invalid",
+        )
 
     return check
 
@@ -258,10 +316,340 @@ def verify_file(
     """Verify stored proof bytes against the keyring (and the local registry when present)."""
     keyring = load_local_keyring(settings, keyring_path)
     registry = registry_check(settings, keyring) if use_registry else None
-    return verify_proof_bytes(data, source=source, keyring=keyring, mode=mode, now=now, manifest=manifest,
-                              registry=registry)
+    return verify_proof_bytes(
+        data, source=source, keyring=keyring, mode=mode, now=now, manifest=manifest, registry=registry
+    )
 
 
-def verify_document(settings: Settings, proof: Proof, *, keyring: Keyring, mode: EnforcementMode,
-                    now: datetime) -> Report:
-    return verify_proof(proof, keyring=keyring, mode=mode, now=now, registry=registry_check(settings, keyring))
+def verify_document(
+    settings: Settings, proof: Proof, *, keyring: Keyring, mode: EnforcementMode, now: datetime
+) -> Report:
+    return verify_proof(
+        proof, keyring=keyring, mode=mode, now=now, registry=registry_check(settings, keyring)
+    )
+
+
+# --- key rotation, revocation, attestation (ISSUE 6) ------------------------------------------
+# Imports for this section stay here so the section can be appended without touching the header.
+
+import contextlib  # noqa: E402
+import json  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import yaml  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from core import metrics, rotation  # noqa: E402
+from core.attestation import ChainResult, SignedAttestation, attest, attestation_problem, verify_chain  # noqa: E402
+from core.errors import CapError, ConflictError, RotationError  # noqa: E402
+from core.keyring import KeyAcceptance, entry_from_metadata, key_acceptance  # noqa: E402
+from core.keys import KeyStatus, build_metadata  # noqa: E402
+
+SIGNING_VALUES_FILE = "helm-signing-values.yaml"
+
+
+class PreparedKey(BaseModel):
+    """Phase 0's new key (public metadata only) and the attestation the old key made of it."""
+
+    model_config = ConfigDict(frozen=True)
+    meta: KeyMetadata
+    attestation: Path
+    generated: bool
+
+
+class RotationOutcome(BaseModel):
+    """What one rotation call did (or, for a dry run, would do)."""
+
+    model_config = ConfigDict(frozen=True)
+    action: rotation.RotationAction
+    phase: rotation.RotationPhase
+    dry_run: bool
+    noop: bool
+    old_kid: str
+    new_kid: str | None
+    version_before: int
+    version_after: int
+    diff: tuple[str, ...]
+    census: int = 0
+    values_file: Path | None = None
+    verified_signer: str | None = None
+    attestation: Path | None = None
+
+
+class ChainCheck(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    chain: ChainResult
+    head_acceptance: KeyAcceptance | None = None
+
+
+def rotation_census(
+    settings: Settings, keyring: Keyring, request: rotation.RotationRequest, now: datetime
+) -> int:
+    """Registry entries the rotation's old key signed within ``request.census_window`` (0: no registry)."""
+    if request.action is not rotation.RotationAction.DECOMMISSION or not settings.layout.registry_db.exists():
+        return 0
+    old = rotation.resolve(keyring, request).old_kid
+    with Registry(settings.layout.registry_db) as registry:
+        return registry.count_signed_by(old, now - request.census_window)
+
+
+def prepare_rotation_key(
+    settings: Settings, keyring: Keyring, request: rotation.RotationRequest, now: datetime
+) -> PreparedKey | None:
+    """Phase 0: generate (0600, status pending) or take the supplied new key, and attest it with the old one.
+
+    None when there is nothing to prepare (another phase, or phase 0 already applied).
+    """
+    if request.action is not rotation.RotationAction.PREPARE:
+        return None
+    pair = rotation.resolve(keyring, request)
+    if pair.new_kid is not None and keyring.entry(pair.new_kid) is not None:
+        return None
+    store = KeyStore(settings.layout)
+    old = store.get(pair.old_kid)
+    generated = pair.new_kid is None
+    if generated:
+        meta = store.generate(old.owner, now, status=KeyStatus.PENDING)
+    else:
+        meta = store.get(str(pair.new_kid))
+    if not store.has_private_key(meta.kid):
+        raise RotationError(
+            "the new key has no private key file", code="private_key_missing", field="new_kid", found=meta.kid
+        )
+    signed = attest(store.signer(old.kid), old.owner, meta, now)
+    problem = attestation_problem(signed)
+    if problem is not None:
+        raise RotationError(f"attestation of the new key fails: {problem}", code="rotation_probe_failed")
+    path = write_json(settings.layout.keys_dir / f"{meta.kid}.attestation.json", signed)
+    return PreparedKey(meta=meta, attestation=path, generated=generated)
+
+
+def discard_rotation_key(settings: Settings, prepared: PreparedKey) -> None:
+    """Compensation for phase 0: a key generated for a failed rotation is revoked and never used."""
+    if prepared.generated:
+        KeyStore(settings.layout).set_status(prepared.meta.kid, KeyStatus.REVOKED)
+    with contextlib.suppress(FileNotFoundError):
+        prepared.attestation.unlink()
+
+
+def plan_rotation(
+    keyring: Keyring,
+    request: rotation.RotationRequest,
+    now: datetime,
+    census: int = 0,
+    prepared: PreparedKey | None = None,
+) -> rotation.RotationPlan:
+    """The pure step (``rotation.plan``); a dry run of phase 0 shows an illustrative, unsaved new key."""
+    entry = entry_from_metadata(prepared.meta) if prepared else None
+    pair = rotation.resolve(keyring, request)
+    if entry is None and request.action is rotation.RotationAction.PREPARE and pair.new_kid is None:
+        ephemeral = Ed25519Signer.generate()  # public half only; dropped, never written
+        entry = entry_from_metadata(
+            build_metadata(ephemeral.public_key_b64, "preview", now, status=KeyStatus.PENDING)
+        )
+    return rotation.plan(keyring, request, now, census=census, new_entry=entry)
+
+
+def write_rotation_keyring(settings: Settings, plan: rotation.RotationPlan) -> Keyring:
+    """Save ``plan.after`` if the file still holds ``plan.before``'s version; else ConflictError."""
+    current = load_local_keyring(settings)
+    if current.version != plan.before.version:
+        raise ConflictError(
+            "the keyring changed while the rotation was planned",
+            code="keyring_changed",
+            file=str(settings.layout.keyring),
+            found=current.version,
+            expected=plan.before.version,
+        )
+    save_keyring(settings.layout.keyring, plan.after)
+    return plan.after
+
+
+def revert_rotation_keyring(
+    settings: Settings, previous: Keyring, now: datetime, actor: str, reason: str
+) -> Keyring:
+    """Compensation: write ``previous``'s content under a higher version (watchers refuse lower ones)."""
+    reverted = rotation.revert(load_local_keyring(settings), previous, now, actor, reason)
+    save_keyring(settings.layout.keyring, reverted)
+    return reverted
+
+
+def sync_key_statuses(settings: Settings, keyring: Keyring) -> dict[str, KeyStatus]:
+    """Make each stored key's status the keyring's; returns the statuses replaced (for compensation)."""
+    store, replaced = KeyStore(settings.layout), {}
+    for entry in keyring.keys:
+        if settings.layout.key_metadata_path(entry.kid).exists():
+            before = store.get(entry.kid).status
+            if before is not entry.status:
+                store.set_status(entry.kid, entry.status)
+                replaced[entry.kid] = before
+    return replaced
+
+
+def restore_key_statuses(settings: Settings, replaced: dict[str, KeyStatus]) -> None:
+    store = KeyStore(settings.layout)
+    for kid, status in replaced.items():
+        store.set_status(kid, status)
+
+
+def write_signing_values(
+    settings: Settings, keyring: Keyring, mount: str = rotation.DEFAULT_KEY_MOUNT
+) -> Path:
+    """The Helm ``verifier.signing`` block for ``keyring`` as ``var/helm-signing-values.yaml``."""
+    values = rotation.signing_values(keyring, mount).model_dump(mode="json", exclude_none=True)
+    header = f"# verifier.signing for keyring v{keyring.version}; written by key rotation, do not edit\n"
+    text = header + yaml.safe_dump({"verifier": {"signing": values}}, sort_keys=False)
+    return atomic_write(settings.layout.root / SIGNING_VALUES_FILE, text.encode("utf-8"))
+
+
+def check_rotation_signer(settings: Settings, keyring: Keyring, now: datetime) -> str:
+    """A fresh signature by the keyring's default signer verifies and is acceptable; returns its kid."""
+    return rotation.probe_signer(keyring, KeyStore(settings.layout).signer(keyring.default_signing_kid), now)
+
+
+def observe_keyring(keyring: Keyring, now: datetime) -> None:
+    """Set ``cap_key_rotation_phase`` and ``cap_dual_accept_time_remaining_seconds`` from ``keyring``."""
+    metrics.KEY_ROTATION_PHASE.set(int(rotation.current_phase(keyring)))
+    metrics.DUAL_ACCEPT_REMAINING.set(rotation.dual_accept_remaining(keyring, now))
+
+
+def bind_rotation_gauges(current: Callable[[], Keyring], clock: Callable[[], datetime]) -> None:
+    """Let the rotation gauges read the live keyring on every scrape (the API passes its watcher)."""
+    metrics.KEY_ROTATION_PHASE.set_function(lambda: int(rotation.current_phase(current())))
+    metrics.DUAL_ACCEPT_REMAINING.set_function(lambda: rotation.dual_accept_remaining(current(), clock()))
+
+
+def rotation_outcome(
+    plan: rotation.RotationPlan,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    census: int = 0,
+    values: Path | None = None,
+    signer: str | None = None,
+    prepared: PreparedKey | None = None,
+) -> RotationOutcome:
+    """The report of a planned or applied step; an applied change counts in ``cap_key_rotations_total``."""
+    if not dry_run and not plan.noop:
+        metrics.KEY_ROTATIONS.inc()
+        observe_keyring(plan.after, now)
+    return RotationOutcome(
+        action=plan.step.action,
+        phase=plan.request.phase,
+        dry_run=dry_run,
+        noop=plan.noop,
+        old_kid=plan.pair.old_kid,
+        new_kid=plan.step.new_kid,
+        version_before=plan.before.version,
+        version_after=plan.after.version,
+        diff=plan.diff,
+        census=census,
+        values_file=values,
+        verified_signer=signer,
+        attestation=prepared.attestation if prepared else None,
+    )
+
+
+def rotate_signing_key(
+    settings: Settings,
+    request: rotation.RotationRequest,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    confirm: Callable[[rotation.RotationPlan], bool] | None = None,
+) -> RotationOutcome:
+    """One rotation phase without Prefect (``cap keys rotate``): the flow's steps, as a saga, in-process.
+
+    Phases 2 and 3 ask ``confirm`` unless forced. Raises :class:`RotationError` (illegal step, refused
+    confirmation), :class:`ConflictError` (keyring changed underneath), or the failing step's error after
+    undoing the completed steps in reverse.
+    """
+    keyring = load_local_keyring(settings)
+    census = rotation_census(settings, keyring, request, now)
+    preview = plan_rotation(keyring, request, now, census)
+    if dry_run or preview.noop:
+        return rotation_outcome(preview, now, dry_run=dry_run, census=census)
+    if request.needs_approval and not (confirm and confirm(preview)):
+        raise RotationError("rotation not confirmed", code="rotation_rejected")
+    undo: list[Callable[[], object]] = []
+    try:
+        prepared = prepare_rotation_key(settings, keyring, request, now)
+        if prepared is not None:
+            undo.append(lambda: discard_rotation_key(settings, prepared))
+        plan = plan_rotation(keyring, request, now, census, prepared)
+        after = write_rotation_keyring(settings, plan)
+        undo.append(lambda: revert_rotation_keyring(settings, keyring, now, request.actor, "a step failed"))
+        replaced = sync_key_statuses(settings, after)
+        undo.append(lambda: restore_key_statuses(settings, replaced))
+        values = write_signing_values(settings, after)
+        undo.append(lambda: write_signing_values(settings, keyring))
+        signer = check_rotation_signer(settings, after, now)
+    except BaseException as exc:
+        compensate(undo, exc)
+        raise
+    return rotation_outcome(plan, now, census=census, values=values, signer=signer, prepared=prepared)
+
+
+def compensate(undo: Sequence[Callable[[], object]], failure: BaseException) -> None:
+    """Run a saga's compensations in reverse; a failing one is noted on ``failure``, the rest still run."""
+    for step in reversed(undo):
+        try:
+            step()
+        except CapError as exc:
+            failure.add_note(f"compensation failed: [{exc.code}] {exc.diagnostics()}")
+
+
+def revoke_signing_key(
+    settings: Settings, kid: str, now: datetime, *, actor: str = "cap", reason: str | None = None
+) -> Keyring:
+    """Revoke ``kid`` in the keyring (new version) and the key store. Raises RotationError, NotFoundError."""
+    keyring = load_local_keyring(settings)
+    revoked = rotation.revoke(keyring, kid, now, actor, reason)
+    if revoked.version != keyring.version:
+        save_keyring(settings.layout.keyring, revoked)
+        write_signing_values(settings, revoked)
+        observe_keyring(revoked, now)
+    if settings.layout.key_metadata_path(kid).exists():
+        KeyStore(settings.layout).set_status(kid, KeyStatus.REVOKED)
+    return revoked
+
+
+def attest_key(settings: Settings, signer_kid: str, subject_kid: str, now: datetime) -> SignedAttestation:
+    """``signer_kid`` attests ``subject_kid`` (both in the key store; the signer's private key is used)."""
+    store = KeyStore(settings.layout)
+    signer_meta = store.get(signer_kid)
+    return attest(store.signer(signer_kid), signer_meta.owner, store.get(subject_kid), now)
+
+
+def read_attestation(path: Path) -> SignedAttestation:
+    """Parse one attestation file. Raises :class:`InvalidInputError` naming the file and field."""
+    try:
+        return SignedAttestation.model_validate(json.loads(path.read_bytes()))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError("attestation file is not readable JSON", file=str(path)) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(
+            f"invalid attestation: {first['msg']}", file=str(path), field=field, expected="cap-attestation.v1"
+        ) from exc
+
+
+def verify_attestation_files(
+    settings: Settings,
+    paths: Sequence[Path],
+    now: datetime,
+    root_kid: str | None = None,
+    mode: EnforcementMode = EnforcementMode.STRICT,
+) -> ChainCheck:
+    """Verify a chain of attestation files from ``root_kid`` (default: the first file's signer, which must
+    be in the local key store) and judge the head key against the local keyring when there is one."""
+    chain = [read_attestation(p) for p in paths]
+    if not chain:
+        raise InvalidInputError("no attestation files given", field="files")
+    root = root_kid or chain[0].attestation.signer_kid
+    result = verify_chain(chain, root, KeyStore(settings.layout).get)
+    head = None
+    if result.ok and result.head_kid and settings.layout.keyring.exists():
+        head = key_acceptance(load_local_keyring(settings), result.head_kid, mode, now)
+    return ChainCheck(chain=result, head_acceptance=head)

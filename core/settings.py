@@ -29,8 +29,13 @@ class Settings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for field, var in (("data_dir", "CAP_DATA_DIR"), ("build_dir", "CAP_BUILD_DIR"),
-                           ("subject", "CAP_SUBJECT"), ("owner", "CAP_KEY_OWNER"), ("env", "CAP_ENV")):
+        for field, var in (
+            ("data_dir", "CAP_DATA_DIR"),
+            ("build_dir", "CAP_BUILD_DIR"),
+            ("subject", "CAP_SUBJECT"),
+            ("owner", "CAP_KEY_OWNER"),
+            ("env", "CAP_ENV"),
+        ):
             if env.get(var):
                 values[field] = env[var]
         values.update({k: v for k, v in overrides.items() if v is not None})

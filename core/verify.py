@@ -7,27 +7,30 @@ result is the worst check. ``verify_proof`` never raises on a bad proof: failure
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
 from core.commitments import company_root
 from core.context import EvidenceError, PublicContext
 from core.digest import Digest, digests_equal
-from core.enforce import violation_status, violations_of, worst
+from core.enforce import record_enforcement, violation_status, violations_of, worst
 from core.errors import CapError, InvalidInputError
 from core.keyring import Keyring, key_acceptance
 from core.manifest import Manifest, check_manifest_signature
+from core.metrics import SIGNATURES_VERIFIED, VERIFY_RESULTS
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import IrRule, compute_ir_hash
 from core.policy.select import active_rule_ids
+from core.policy.v1 import rule_constraint
 from core.proof import Proof, check_proof_signature, parse_proof_bytes
 from core.rules import Outcome, RuleResult, evaluate_rule
 
 
-class CheckKind(str, Enum):
+class CheckKind(StrEnum):
     INTEGRITY = "integrity"
     SIGNATURE = "signature"
     KEY = "key"
@@ -57,19 +60,25 @@ class Report(BaseModel):
 
     @property
     def integrity_failed(self) -> bool:
-        return any(c.status is CheckStatus.FAIL and c.kind in (CheckKind.INTEGRITY, CheckKind.SIGNATURE)
-                   for c in self.checks)
+        return any(
+            c.status is CheckStatus.FAIL and c.kind in (CheckKind.INTEGRITY, CheckKind.SIGNATURE)
+            for c in self.checks
+        )
 
 
 RegistryLookup = Callable[[Proof], Check]
 
 
-def _ok(id_: str, kind: CheckKind, ok: bool, good: str, bad: str, fail: CheckStatus = CheckStatus.FAIL) -> Check:
+def _ok(
+    id_: str, kind: CheckKind, ok: bool, good: str, bad: str, fail: CheckStatus = CheckStatus.FAIL
+) -> Check:
     return Check(id=id_, kind=kind, status=CheckStatus.OK if ok else fail, message=good if ok else bad)
 
 
 def report_for_unreadable(exc: CapError, mode: EnforcementMode) -> Report:
-    check = Check(id="proof_format", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL, message=exc.diagnostics())
+    check = Check(
+        id="proof_format", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL, message=exc.diagnostics()
+    )
     return Report(result=CheckStatus.FAIL, mode=mode, checks=[check])
 
 
@@ -77,11 +86,20 @@ def _ir_checks(proof: Proof) -> list[Check]:
     ir = proof.ir
     recomputed = compute_ir_hash(ir)
     return [
-        _ok("ir_hash", CheckKind.INTEGRITY, digests_equal(recomputed, ir.ir_hash) and proof.ir_hash == ir.ir_hash,
-            "IR hash recomputed and matches", f"IR hash mismatch: recomputed {recomputed}, proof says {proof.ir_hash}"),
-        _ok("policy_hash", CheckKind.POLICY, ir.policy_hash == proof.manifest.policy.hash
-            and ir.policy_id == proof.policy_id, "IR was compiled from the manifest's policy",
-            f"IR policy hash {ir.policy_hash} is not the manifest's {proof.manifest.policy.hash}"),
+        _ok(
+            "ir_hash",
+            CheckKind.INTEGRITY,
+            digests_equal(recomputed, ir.ir_hash) and proof.ir_hash == ir.ir_hash,
+            "IR hash recomputed and matches",
+            f"IR hash mismatch: recomputed {recomputed}, proof says {proof.ir_hash}",
+        ),
+        _ok(
+            "policy_hash",
+            CheckKind.POLICY,
+            ir.policy_hash == proof.manifest.policy.hash and ir.policy_id == proof.policy_id,
+            "IR was compiled from the manifest's policy",
+            f"IR policy hash {ir.policy_hash} is not the manifest's {proof.manifest.policy.hash}",
+        ),
     ]
 
 
@@ -90,11 +108,17 @@ def _root_check(manifest: Manifest) -> Check:
         s = Digest.parse(manifest.supplier_root, field="supplier_root").raw
         u = Digest.parse(manifest.ubo_root, field="ubo_root").raw
     except InvalidInputError as exc:
-        return Check(id="company_root", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL, message=exc.diagnostics())
+        return Check(
+            id="company_root", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL, message=exc.diagnostics()
+        )
     derived = "0x" + company_root(s, u, manifest.root_scheme).hex()
-    return _ok("company_root", CheckKind.INTEGRITY, digests_equal(derived, manifest.company_commitment_root),
-               f"company root derives from supplier and UBO roots ({manifest.root_scheme.value})",
-               f"company root {manifest.company_commitment_root} is not derived from the supplier/UBO roots")
+    return _ok(
+        "company_root",
+        CheckKind.INTEGRITY,
+        digests_equal(derived, manifest.company_commitment_root),
+        f"company root derives from supplier and UBO roots ({manifest.root_scheme.value})",
+        f"company root {manifest.company_commitment_root} is not derived from the supplier/UBO roots",
+    )
 
 
 def _manifest_match(proof: Proof, given: Manifest) -> Check:
@@ -102,30 +126,69 @@ def _manifest_match(proof: Proof, given: Manifest) -> Check:
     bad = [f for f in fields if getattr(given, f) != getattr(proof.manifest, f)]
     if given.policy.hash != proof.manifest.policy.hash:
         bad.append("policy.hash")
-    return _ok("manifest_match", CheckKind.INTEGRITY, not bad, "given manifest matches the proof",
-               f"given manifest differs from the proof's in {', '.join(bad)}")
+    return _ok(
+        "manifest_match",
+        CheckKind.INTEGRITY,
+        not bad,
+        "given manifest matches the proof",
+        f"given manifest differs from the proof's in {', '.join(bad)}",
+    )
 
 
 def _signature_checks(proof: Proof, keyring: Keyring, mode: EnforcementMode, now: datetime) -> list[Check]:
     sig = proof.signature
     if sig is None:
-        return [Check(id="proof_signature", kind=CheckKind.SIGNATURE, status=CheckStatus.FAIL,
-                      message="proof is not signed")]
+        return [
+            Check(
+                id="proof_signature",
+                kind=CheckKind.SIGNATURE,
+                status=CheckStatus.FAIL,
+                message="proof is not signed",
+            )
+        ]
     keys = {k.kid: k.public_key for k in keyring.keys}
     acceptance = key_acceptance(keyring, sig.kid, mode, now)
-    checks = [Check(id="key_status", kind=CheckKind.KEY, status=acceptance.status,
-                    message=f"key {sig.kid}: {acceptance.reason}")]
+    checks = [
+        Check(
+            id="key_status",
+            kind=CheckKind.KEY,
+            status=acceptance.status,
+            message=f"key {sig.kid}: {acceptance.reason}",
+        )
+    ]
     if sig.kid not in keys:
-        checks.append(Check(id="proof_signature", kind=CheckKind.SIGNATURE, status=CheckStatus.FAIL,
-                            message=f"unknown key id {sig.kid}: signature cannot be checked"))
+        checks.append(
+            Check(
+                id="proof_signature",
+                kind=CheckKind.SIGNATURE,
+                status=CheckStatus.FAIL,
+                message=f"unknown key id {sig.kid}: signature cannot be checked",
+            )
+        )
         return checks
-    checks.append(_ok("proof_signature", CheckKind.SIGNATURE, check_proof_signature(proof, keys[sig.kid]),
-                      f"Ed25519 signature by {sig.kid} is valid", "proof signature is invalid"))
+    checks.append(
+        _ok(
+            "proof_signature",
+            CheckKind.SIGNATURE,
+            check_proof_signature(proof, keys[sig.kid]),
+            f"Ed25519 signature by {sig.kid} is valid",
+            "proof signature is invalid",
+        )
+    )
+    SIGNATURES_VERIFIED.labels(kid=sig.kid, status=worst(c.status for c in checks).value).inc()
     msigs = proof.manifest.signatures
-    manifest_ok = bool(msigs) and all(s.kid in keys and check_manifest_signature(proof.manifest, s, keys[s.kid])
-                                      for s in msigs)
-    checks.append(_ok("manifest_signature", CheckKind.SIGNATURE, manifest_ok,
-                      "manifest signature is valid", "manifest signature is missing or invalid"))
+    manifest_ok = bool(msigs) and all(
+        s.kid in keys and check_manifest_signature(proof.manifest, s, keys[s.kid]) for s in msigs
+    )
+    checks.append(
+        _ok(
+            "manifest_signature",
+            CheckKind.SIGNATURE,
+            manifest_ok,
+            "manifest signature is valid",
+            "manifest signature is missing or invalid",
+        )
+    )
     return checks
 
 
@@ -135,45 +198,93 @@ def _rule_checks(proof: Proof, mode: EnforcementMode) -> list[Check]:
     try:
         active = set(active_rule_ids(proof.ir, proof.public))
     except InvalidInputError as exc:
-        return [Check(id="rule_selection", kind=CheckKind.POLICY, status=CheckStatus.FAIL, message=exc.diagnostics())]
+        return [
+            Check(
+                id="rule_selection", kind=CheckKind.POLICY, status=CheckStatus.FAIL, message=exc.diagnostics()
+            )
+        ]
     checks = []
     extra = sorted(set(claimed) - active)
     if extra:
-        checks.append(Check(id="rule_results", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL,
-                            message=f"results for rules that are not active in the IR: {', '.join(extra)}"))
+        checks.append(
+            Check(
+                id="rule_results",
+                kind=CheckKind.INTEGRITY,
+                status=CheckStatus.FAIL,
+                message=f"results for rules that are not active in the IR: {', '.join(extra)}",
+            )
+        )
     for rule in proof.ir.rules:
         if rule.id in active:
             checks.extend(_one_rule(rule, claimed.get(rule.id), ctx, mode))
     return checks
 
 
-def _one_rule(rule: IrRule, claim: RuleResult | None, ctx: PublicContext, mode: EnforcementMode) -> list[Check]:
+def _one_rule(
+    rule: IrRule, claim: RuleResult | None, ctx: PublicContext, mode: EnforcementMode
+) -> list[Check]:
     rid = rule.id
     if claim is None:
-        return [Check(id=f"rule:{rid}", kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL,
-                      message=f"proof has no result for rule {rid}")]
+        return [
+            Check(
+                id=f"rule:{rid}",
+                kind=CheckKind.INTEGRITY,
+                status=CheckStatus.FAIL,
+                message=f"proof has no result for rule {rid}",
+            )
+        ]
     try:
         redo = evaluate_rule(rule, ctx, claim.evidence)
     except EvidenceError as exc:
-        return [Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL, message=exc.message)]
+        return [
+            Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL, message=exc.message)
+        ]
     if redo.result is not claim.result:
-        return [Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL,
-                      message=f"proof claims {claim.result.value} but re-evaluation gives {redo.result.value}")]
+        return [
+            Check(
+                id=f"evidence:{rid}",
+                kind=CheckKind.EVIDENCE,
+                status=CheckStatus.FAIL,
+                message=f"proof claims {claim.result.value} but re-evaluation gives {redo.result.value}",
+            )
+        ]
     if redo.evidence != claim.evidence or redo.severity is not claim.severity:
-        return [Check(id=f"evidence:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.FAIL,
-                      message=f"recorded evidence {claim.evidence} is not what the disclosed inputs give "
-                              f"({redo.evidence})")]
+        return [
+            Check(
+                id=f"evidence:{rid}",
+                kind=CheckKind.EVIDENCE,
+                status=CheckStatus.FAIL,
+                message=f"recorded evidence {claim.evidence} is not what the disclosed inputs give "
+                f"({redo.evidence})",
+            )
+        ]
     out = []
     near = redo.evidence.get("possible_matches") if isinstance(redo.evidence, dict) else None
     if near:
-        out.append(Check(id=f"possible_match:{rid}", kind=CheckKind.EVIDENCE, status=CheckStatus.WARN,
-                         message=f"{len(near)} possible sanctions matches need human review"))
+        out.append(
+            Check(
+                id=f"possible_match:{rid}",
+                kind=CheckKind.EVIDENCE,
+                status=CheckStatus.WARN,
+                message=f"{len(near)} possible sanctions matches need human review",
+            )
+        )
     if redo.result is Outcome.PASS:
-        return [Check(id=f"rule:{rid}", kind=CheckKind.RULE, status=CheckStatus.OK, message=redo.message), *out]
+        return [
+            Check(id=f"rule:{rid}", kind=CheckKind.RULE, status=CheckStatus.OK, message=redo.message),
+            *out,
+        ]
     (violation,) = violations_of([redo])
     status = violation_status(violation.severity, mode)
-    return [Check(id=f"rule:{rid}", kind=CheckKind.RULE, status=status,
-                  message=f"{violation.severity.value} violation: {redo.message}"), *out]
+    return [
+        Check(
+            id=f"rule:{rid}",
+            kind=CheckKind.RULE,
+            status=status,
+            message=f"{violation.severity.value} violation: {redo.message}",
+        ),
+        *out,
+    ]
 
 
 def verify_proof(
@@ -190,11 +301,30 @@ def verify_proof(
     if manifest is not None:
         checks.append(_manifest_match(proof, manifest))
     checks += _signature_checks(proof, keyring, mode, now)
-    checks += _rule_checks(proof, mode)
+    checks += _enforced_rule_checks(proof, mode)
     if registry is not None:
         checks.append(registry(proof))
-    return Report(result=worst(c.status for c in checks), mode=mode, policy_id=proof.policy_id,
-                  subject=proof.manifest.subject, kid=proof.signature.kid if proof.signature else None, checks=checks)
+    report = Report(
+        result=worst(c.status for c in checks),
+        mode=mode,
+        policy_id=proof.policy_id,
+        subject=proof.manifest.subject,
+        kid=proof.signature.kid if proof.signature else None,
+        checks=checks,
+    )
+    VERIFY_RESULTS.labels(report.result.value).inc()
+    return report
+
+
+def _enforced_rule_checks(proof: Proof, mode: EnforcementMode) -> list[Check]:
+    """:func:`_rule_checks`, metered as one enforcement decision (v1 rules counted by constraint)."""
+    start = time.perf_counter()
+    checks = _rule_checks(proof, mode)
+    v1 = proof.manifest.policy.version == "lksg.v1"
+    rule_ids = [c.id.removeprefix("rule:") for c in checks if c.kind is CheckKind.RULE and c.status.severity]
+    constraints = [(rule_constraint(r) if v1 else None) or r for r in rule_ids]
+    record_enforcement(constraints, worst(c.status for c in checks), mode, time.perf_counter() - start)
+    return checks
 
 
 def verify_proof_bytes(
@@ -211,5 +341,6 @@ def verify_proof_bytes(
     try:
         proof = parse_proof_bytes(data, source)
     except CapError as exc:
+        VERIFY_RESULTS.labels(CheckStatus.FAIL.value).inc()
         return report_for_unreadable(exc, mode)
     return verify_proof(proof, keyring=keyring, mode=mode, now=now, manifest=manifest, registry=registry)

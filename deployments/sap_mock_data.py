@@ -52,7 +52,7 @@ class SapDataset:
 
 
 def fixture_path() -> Path:
-    """SAP's business-partner mock payload, shipped in ``deployments/data`` (``CAP_SAP_BP_FIXTURE`` overrides)."""
+    """SAP's business-partner mock payload in ``deployments/data`` (``CAP_SAP_BP_FIXTURE`` overrides)."""
     override = os.environ.get("CAP_SAP_BP_FIXTURE")
     if override:
         return Path(override)

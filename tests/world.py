@@ -22,8 +22,10 @@ from core.signing import Ed25519Signer
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SEED = bytes(range(32))  # a test constant, not a secret
-SUPPLIERS = ("name,jurisdiction,tier\nACME GmbH,DE,1\nGlobal Supply Inc,US,1\nEastern Trading,CN,2\n"
-             "Nordic Materials AB,SE,1\nSouth Asian Textiles,BD,2\n")
+SUPPLIERS = (
+    "name,jurisdiction,tier\nACME GmbH,DE,1\nGlobal Supply Inc,US,1\nEastern Trading,CN,2\n"
+    "Nordic Materials AB,SE,1\nSouth Asian Textiles,BD,2\n"
+)
 UBOS = "name,birthdate,citizenship\nMax Mustermann,1970-05-15,DE\nJane Doe,1985-11-22,US\n"
 POLICY = """version: lksg.v1
 name: Test Policy
@@ -39,8 +41,9 @@ constraints:
   max_tier: 3
 """
 LISTED = (
-    SanctionsEntry(source="test", entry_id="1", primary_name="HOLDING, Petrov Industrial",
-                   aliases=("Petrov Holding",)),
+    SanctionsEntry(
+        source="test", entry_id="1", primary_name="HOLDING, Petrov Industrial", aliases=("Petrov Holding",)
+    ),
     SanctionsEntry(source="test", entry_id="2", primary_name="Kestrel Maritime Services"),
     SanctionsEntry(source="test", entry_id="3", primary_name="Ivan Sidorov"),
 )
@@ -69,14 +72,28 @@ class World:
     def manifest(self) -> Manifest:
         c = commit(self.suppliers, self.ubos, self.scheme, "2026-03-01T12:00:00Z")
         info = PolicyInfo(name=self.compiled.policy_id, version="lksg.v1", hash=self.compiled.policy_hash)
-        return build_manifest(c, info, subject="LEI-TEST", created_at="2026-03-01T12:00:00Z",
-                              sanctions_root=self.lists.root_hex if self.lists else None)
+        return build_manifest(
+            c,
+            info,
+            subject="LEI-TEST",
+            created_at="2026-03-01T12:00:00Z",
+            sanctions_root=self.lists.root_hex if self.lists else None,
+        )
 
     def build(self, mode: EnforcementMode = EnforcementMode.STRICT, enforce: bool = False) -> ProofBuild:
-        return build_proof(manifest=self.manifest(), ir=self.compiled.ir, suppliers=self.suppliers,
-                           ubos=self.ubos, lists=self.lists, high_risk=self.high_risk, mode=mode,
-                           enforce=enforce, signer=self.signer, created_at="2026-03-01T12:00:00Z",
-                           constraints=self.compiled.rule_constraints)
+        return build_proof(
+            manifest=self.manifest(),
+            ir=self.compiled.ir,
+            suppliers=self.suppliers,
+            ubos=self.ubos,
+            lists=self.lists,
+            high_risk=self.high_risk,
+            mode=mode,
+            enforce=enforce,
+            signer=self.signer,
+            created_at="2026-03-01T12:00:00Z",
+            constraints=self.compiled.rule_constraints,
+        )
 
     def keyring_with(self, status: KeyStatus) -> Keyring:
         entries = tuple(e.model_copy(update={"status": status}) for e in self.keyring.keys)

@@ -11,16 +11,21 @@ import os
 import sys
 
 import typer
-from typer.exceptions import TyperException
 from rich.markup import escape
+from typer.exceptions import TyperException
 
 from core.errors import CapError
 from deployments.cli import keys, lifecycle
 from deployments.cli.output import err
 from deployments.errors import EXIT_INPUT, EXIT_INTERNAL, exit_code_for
 
-app = typer.Typer(name="cap", help="CAP Verifier: LkSG compliance proofs without disclosing supplier lists.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    name="cap",
+    help="CAP Verifier: LkSG compliance proofs without disclosing supplier lists.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 app.add_typer(keys.app, name="keys")
 app.add_typer(lifecycle.lists_app, name="lists")
 app.add_typer(lifecycle.policy_app, name="policy")
@@ -32,9 +37,26 @@ app.command("verify")(lifecycle.verify)
 
 def _register_optional() -> None:
     """Commands whose modules pull heavier dependencies register themselves here."""
-    from deployments.cli import demo
+    from deployments.cli import demo, serve, token
 
     app.command("demo")(demo.demo)
+    app.command("serve")(serve.serve)
+    app.command("openapi")(serve.openapi)
+    app.command("token")(token.token)
+    from deployments.cli import smoke
+
+    app.command("smoke")(smoke.smoke)
+    from deployments.cli import backup
+
+    app.command("backup")(backup.backup)
+    app.add_typer(backup.backups_app, name="backups")
+    app.command("restore")(backup.restore)
+    from deployments.cli import sap
+
+    app.add_typer(sap.app, name="sap")
+    from deployments.cli import drift
+
+    app.command("drift")(drift.drift)
 
 
 _register_optional()
@@ -63,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the CLI boundary: one line, never a trace
         if os.environ.get("CAP_DEBUG"):
             raise
-        err.print(f"[bold red]internal error[/]: {type(exc).__name__}: {escape(str(exc))} (CAP_DEBUG=1 for details)")
+        err.print(
+            f"[bold red]internal error[/]: {type(exc).__name__}: {escape(str(exc))} (CAP_DEBUG=1 for details)"
+        )
         sys.exit(EXIT_INTERNAL)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -62,7 +62,9 @@ def _write(d: Path, name: str, text: str) -> Path:
 
 
 def demo(
-    workdir: Annotated[Path | None, typer.Option(help="Keep the demo files here (default: a temp dir).")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Keep the demo files here (default: a temp dir).")
+    ] = None,
 ) -> None:
     """Run the whole lifecycle on example data and print each step."""
     if workdir is not None:
@@ -74,9 +76,16 @@ def demo(
 
 def _run(d: Path) -> None:
     cfg = Settings(data_dir=d / "var", build_dir=d / "build", subject="LEI-DEMO-5299000J2N45DDNE4Y28")
-    files = {n: _write(d, n, t) for n, t in (("suppliers.csv", SUPPLIERS), ("ubos.csv", UBOS),
-                                             ("sanctions.csv", SANCTIONS), ("high_risk.csv", HIGH_RISK),
-                                             ("policy.yml", POLICY))}
+    files = {
+        n: _write(d, n, t)
+        for n, t in (
+            ("suppliers.csv", SUPPLIERS),
+            ("ubos.csv", UBOS),
+            ("sanctions.csv", SANCTIONS),
+            ("high_risk.csv", HIGH_RISK),
+            ("policy.yml", POLICY),
+        )
+    }
     when = now()
     out.print(f"[dim]demo directory: {d}[/]")
     _step(1, "generate a signing key (Ed25519, PEM 0600) and start the keyring")
@@ -91,11 +100,22 @@ def _run(d: Path) -> None:
     _step(4, "compile the policy to IR and store it")
     loaded = service.load_policy(files["policy.yml"])
     service.store_policy(cfg, loaded, when)
-    out.print(f"   {loaded.compiled.policy_id}: {len(loaded.compiled.ir.rules)} rules, {loaded.compiled.ir_hash}")
+    out.print(
+        f"   {loaded.compiled.policy_id}: {len(loaded.compiled.ir.rules)} rules, {loaded.compiled.ir_hash}"
+    )
     _step(5, "build the manifest, evaluate every rule on the real data, sign and register the proof")
     manifest = service.make_manifest(cfg, commitments, loaded, lists, when)
-    built = service.prove(cfg, manifest=manifest, loaded=loaded, suppliers=files["suppliers.csv"],
-                          ubos=files["ubos.csv"], lists=lists, mode=EnforcementMode.RELAXED, enforce=True, now=when)
+    built = service.prove(
+        cfg,
+        manifest=manifest,
+        loaded=loaded,
+        suppliers=files["suppliers.csv"],
+        ubos=files["ubos.csv"],
+        lists=lists,
+        mode=EnforcementMode.RELAXED,
+        enforce=True,
+        now=when,
+    )
     proof_path = atomic_write(cfg.build_dir / "proof.json", proof_file_bytes(built.proof))
     out.print(f"   verdict {styled(built.verdict.value.upper())} (relaxed); proof {proof_path}")
     for v in built.violations:
@@ -110,24 +130,39 @@ def _verify_steps(cfg: Settings, proof_path: Path, when: object) -> None:
     for mode in (EnforcementMode.STRICT, EnforcementMode.RELAXED):
         report = service.verify_file(cfg, data, source=str(proof_path), mode=mode, now=now())
         bad = [c for c in report.checks if c.status.value != "ok"]
-        out.print(f"   {mode.value}: {styled(report.result.value.upper())}, {len(report.checks)} checks"
-                  + "".join(f"\n     {styled(c.status.value)} {c.id}: {c.message}" for c in bad))
+        out.print(
+            f"   {mode.value}: {styled(report.result.value.upper())}, {len(report.checks)} checks"
+            + "".join(f"\n     {styled(c.status.value)} {c.id}: {c.message}" for c in bad)
+        )
     _step(7, "flip one byte of the proof and verify again")
     i = data.index(b'"supplier_count":') + len(b'"supplier_count":')
     forged = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
     report = service.verify_file(cfg, forged, source="forged proof", mode=EnforcementMode.STRICT, now=now())
     failed = [c for c in report.checks if c.status.value == "fail"]
-    out.print(f"   {styled(report.result.value.upper())}: " + "; ".join(f"{c.id}: {c.message}" for c in failed))
+    out.print(
+        f"   {styled(report.result.value.upper())}: " + "; ".join(f"{c.id}: {c.message}" for c in failed)
+    )
 
 
-def _sanctioned_step(cfg: Settings, d: Path, loaded: service.LoadedPolicy, lists: object, when: object) -> None:
+def _sanctioned_step(
+    cfg: Settings, d: Path, loaded: service.LoadedPolicy, lists: object, when: object
+) -> None:
     _step(8, "add a supplier listed as 'HOLDING, Petrov Industrial' and build with --enforce (strict)")
     changed = _write(d, "suppliers_changed.csv", SUPPLIERS + "Petrov Industrial Holding GmbH,DE,1\n")
     c2 = service.commit_files(changed, d / "ubos.csv", RootScheme.MERKLE, now())
     manifest = service.make_manifest(cfg, c2, loaded, lists, now())  # type: ignore[arg-type]
     try:
-        service.prove(cfg, manifest=manifest, loaded=loaded, suppliers=changed, ubos=d / "ubos.csv",
-                      lists=lists, mode=EnforcementMode.STRICT, enforce=True, now=now())  # type: ignore[arg-type]
+        service.prove(
+            cfg,
+            manifest=manifest,
+            loaded=loaded,
+            suppliers=changed,
+            ubos=d / "ubos.csv",
+            lists=lists,
+            mode=EnforcementMode.STRICT,
+            enforce=True,
+            now=now(),
+        )  # type: ignore[arg-type]
     except CapError as exc:
         out.print(f"   refused ({exc.code}): {escape(exc.message)}")
     else:

@@ -6,22 +6,24 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.table import Table
 
-from pydantic import BaseModel, ValidationError
-
-from core import service
+from core import reverify, service
 from core.commitments import Commitments, RootScheme
+from core.drift import DriftReport
 from core.errors import InvalidInputError
 from core.fsio import atomic_write
 from core.manifest import Manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.lint import LintMode, has_errors
 from core.proof import proof_file_bytes
+from core.prover import ProofBuild
 from core.sanctions import ListFormat
 from core.screening import load_lists
 from core.verify import Report
-from deployments.cli.output import JsonFlag, emit, err, kv_table, now, out, settings, styled
+from deployments.cli.drift import print_drift
+from deployments.cli.output import JsonFlag, emit, kv_table, now, out, settings, styled
 from deployments.errors import EXIT_FAIL, EXIT_INTEGRITY
 
 lists_app = typer.Typer(help="Sanctions and high-risk lists.", no_args_is_help=True)
@@ -31,6 +33,13 @@ proof_app = typer.Typer(help="Proofs.", no_args_is_help=True)
 
 M = TypeVar("M", bound=BaseModel)
 ModeOpt = Annotated[EnforcementMode, typer.Option("--enforce-mode", help="strict, relaxed or audit.")]
+DriftOpt = Annotated[bool, typer.Option("--drift-detect", help="Score drift against a baseline.")]
+BaselineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Drift baseline proof/manifest (default: the last accepted registry entry of the subject)."
+    ),
+]
 
 
 def _build(name: str) -> Path:
@@ -47,18 +56,27 @@ def commit(
     """Commit to supplier and UBO lists: roots and counts, the leaves stay with you."""
     result = service.commit_files(suppliers, ubos, RootScheme.parse(scheme), now())
     target = service.write_json(out_path or _build("commitments.json"), result)
-    emit(as_json, result, lambda: out.print(kv_table(f"commitments → {target}", result.model_dump(mode="json"))))
+    emit(
+        as_json,
+        result,
+        lambda: out.print(kv_table(f"commitments → {target}", result.model_dump(mode="json"))),
+    )
 
 
 @lists_app.command("build")
 def lists_build(
-    sanctions: Annotated[list[Path] | None, typer.Option(help="Sanctions list in --format (repeatable).")] = None,
-    fmt: Annotated[ListFormat | None, typer.Option("--format", help="Format of --sanctions: ofac, un or csv.")]
-    = None,
+    sanctions: Annotated[
+        list[Path] | None, typer.Option(help="Sanctions list in --format (repeatable).")
+    ] = None,
+    fmt: Annotated[
+        ListFormat | None, typer.Option("--format", help="Format of --sanctions: ofac, un or csv.")
+    ] = None,
     ofac: Annotated[list[Path] | None, typer.Option(help="OFAC legacy sdn.csv (alt.csv beside it).")] = None,
     un: Annotated[list[Path] | None, typer.Option(help="UN consolidated list XML.")] = None,
     csv: Annotated[list[Path] | None, typer.Option(help="Simple CSV name,birthdate,nationality.")] = None,
-    high_risk: Annotated[Path | None, typer.Option(help="High-risk countries CSV: iso_code,risk_level.")] = None,
+    high_risk: Annotated[
+        Path | None, typer.Option(help="High-risk countries CSV: iso_code,risk_level.")
+    ] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Default build/lists.json.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -70,8 +88,12 @@ def lists_build(
     sources += [(p, ListFormat.CSV) for p in csv or []]
     lists = service.build_lists_file(sources, high_risk, now())
     target = service.write_json(out_path or _build("lists.json"), lists)
-    summary = {"sanctions_root": lists.sanctions_root, "keys": lists.sanctions_count,
-               "jurisdiction_root": lists.jurisdiction_root, "out": str(target)}
+    summary = {
+        "sanctions_root": lists.sanctions_root,
+        "keys": lists.sanctions_count,
+        "jurisdiction_root": lists.jurisdiction_root,
+        "out": str(target),
+    }
     emit(as_json, summary, lambda: out.print(kv_table("lists", summary)))
 
 
@@ -86,8 +108,11 @@ def policy_lint(
 
     def human() -> None:
         for d in lints:
-            out.print(f"[{'red' if d.level == 'error' else 'yellow'}]{d.level.upper()}[/] {d.code}"
-                      + (f" [{d.rule_id}]" if d.rule_id else "") + f" {d.message}")
+            out.print(
+                f"[{'red' if d.level == 'error' else 'yellow'}]{d.level.upper()}[/] {d.code}"
+                + (f" [{d.rule_id}]" if d.rule_id else "")
+                + f" {d.message}"
+            )
         if not lints:
             out.print("[green]no diagnostics[/]")
 
@@ -99,8 +124,9 @@ def policy_lint(
 @policy_app.command("compile")
 def policy_compile(
     path: Path,
-    out_path: Annotated[Path | None, typer.Option("-o", "--out", help="Write the IR here (original pretty form).")]
-    = None,
+    out_path: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Write the IR here (original pretty form).")
+    ] = None,
     persist: Annotated[bool, typer.Option(help="Store in the policy store.")] = True,
     as_json: JsonFlag = False,
 ) -> None:
@@ -111,8 +137,13 @@ def policy_compile(
         atomic_write(out_path, c.ir_pretty())
     if persist:
         service.store_policy(settings(), loaded, now())
-    summary = {"policy_id": c.policy_id, "policy_hash": c.policy_hash, "ir_hash": c.ir_hash,
-               "rules": len(c.ir.rules), "lints": [d.to_dict() for d in c.lints]}
+    summary = {
+        "policy_id": c.policy_id,
+        "policy_hash": c.policy_hash,
+        "ir_hash": c.ir_hash,
+        "rules": len(c.ir.rules),
+        "lints": [d.to_dict() for d in c.lints],
+    }
     emit(as_json, summary, lambda: out.print(kv_table("compiled", summary)))
 
 
@@ -126,11 +157,24 @@ def manifest_build(
 ) -> None:
     """Bind commitments to a policy (and the list roots) in an unsigned manifest."""
     c = _load(commitments, Commitments, "commitments")
-    manifest = service.make_manifest(settings(), c, service.load_policy(policy),
-                                     load_lists(lists) if lists else None, now())
+    manifest = service.make_manifest(
+        settings(), c, service.load_policy(policy), load_lists(lists) if lists else None, now()
+    )
     target = service.write_json(out_path or _build("manifest.json"), manifest)
-    emit(as_json, manifest, lambda: out.print(kv_table(f"manifest → {target}", manifest.model_dump(
-        mode="json", exclude_none=True, include={"subject", "company_commitment_root", "policy", "sanctions_root"}))))
+    emit(
+        as_json,
+        manifest,
+        lambda: out.print(
+            kv_table(
+                f"manifest → {target}",
+                manifest.model_dump(
+                    mode="json",
+                    exclude_none=True,
+                    include={"subject", "company_commitment_root", "policy", "sanctions_root"},
+                ),
+            )
+        ),
+    )
 
 
 def _read(path: Path) -> bytes:
@@ -148,8 +192,11 @@ def _load(path: Path, model: type[M], what: str) -> M:
         return model.model_validate_json(_read(path))
     except ValidationError as exc:
         e = exc.errors()[0]
-        raise InvalidInputError(f"not a valid {what} file: {e['msg']}", file=str(path),
-                                field=".".join(str(p) for p in e["loc"]) or "$") from None
+        raise InvalidInputError(
+            f"not a valid {what} file: {e['msg']}",
+            file=str(path),
+            field=".".join(str(p) for p in e["loc"]) or "$",
+        ) from None
 
 
 @proof_app.command("build")
@@ -162,33 +209,63 @@ def proof_build(
     fmt: Annotated[ListFormat | None, typer.Option("--format", help="ofac, un or csv.")] = None,
     lists: Annotated[Path | None, typer.Option(help="lists.json instead of --sanctions.")] = None,
     high_risk: Annotated[Path | None, typer.Option(help="High-risk countries CSV.")] = None,
-    enforce: Annotated[bool, typer.Option("--enforce", help="Refuse the proof if the verdict is FAIL.")] = False,
+    enforce: Annotated[
+        bool, typer.Option("--enforce", help="Refuse the proof if the verdict is FAIL.")
+    ] = False,
     mode: ModeOpt = EnforcementMode.STRICT,
+    drift_detect: DriftOpt = False,
+    baseline: BaselineOpt = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Default build/proof.json.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Evaluate the policy on the real data, sign, register; exit 3 if refused (--enforce)."""
-    when = now()
+    when, m = now(), _load(manifest, Manifest, "manifest")
+    base = reverify.subject_baseline(settings(), m.subject, baseline) if drift_detect else None
     loaded_lists = service.read_lists(lists, sanctions, fmt, high_risk, when)
-    built = service.prove(settings(), manifest=_load(manifest, Manifest, "manifest"),
-                          loaded=service.load_policy(policy), suppliers=suppliers, ubos=ubos,
-                          lists=loaded_lists, mode=mode, enforce=enforce, now=when)
+    built = service.prove(
+        settings(),
+        manifest=m,
+        loaded=service.load_policy(policy),
+        suppliers=suppliers,
+        ubos=ubos,
+        lists=loaded_lists,
+        mode=mode,
+        enforce=enforce,
+        now=when,
+    )
     target = out_path or _build("proof.json")
     atomic_write(target, proof_file_bytes(built.proof))
-    summary = {"proof": str(target), "verdict": built.verdict.value.upper(), "mode": mode.value,
-               "violations": [v.model_dump(mode="json", exclude={"evidence"}) for v in built.violations]}
+    summary = {
+        "proof": str(target),
+        "verdict": built.verdict.value.upper(),
+        "mode": mode.value,
+        "violations": [v.model_dump(mode="json", exclude={"evidence"}) for v in built.violations],
+    }
+    if drift_detect:
+        summary["drift"] = reverify.proof_drift(
+            settings(), built.proof, base, source=str(target), signature_valid=True
+        )  # signed just now by our own key
+    emit(as_json, summary, lambda: _print_build(built, target, mode, summary))
 
-    def human() -> None:
-        out.print(f"proof → {target}  verdict {styled(built.verdict.value.upper())} ({mode.value})")
-        for v in built.violations:
-            out.print(f"  {styled(v.severity.value)} {v.constraint}: {v.message}")
 
-    emit(as_json, summary, human)
+def _print_build(built: ProofBuild, target: Path, mode: EnforcementMode, summary: dict[str, object]) -> None:
+    out.print(f"proof → {target}  verdict {styled(built.verdict.value.upper())} ({mode.value})")
+    for v in built.violations:
+        out.print(f"  {styled(v.severity.value)} {v.constraint}: {v.message}")
+    if "drift" in summary:
+        drift = summary["drift"]
+        print_drift(drift if isinstance(drift, DriftReport) else None)
 
 
 def _print_report(report: Report) -> None:
-    table = Table("check", "kind", "status", "message", title=f"result {styled(report.result.value.upper())}",
-                  title_justify="left")
+    table = Table(
+        "check",
+        "kind",
+        "status",
+        "message",
+        title=f"result {styled(report.result.value.upper())}",
+        title_justify="left",
+    )
     for c in report.checks:
         table.add_row(c.id, c.kind.value, styled(c.status.value), c.message)
     out.print(table)
@@ -199,11 +276,23 @@ def verify(
     manifest: Annotated[Path | None, typer.Option(help="Also check this manifest matches the proof.")] = None,
     keyring: Annotated[Path | None, typer.Option(help="Keyring with the prover's public keys.")] = None,
     mode: ModeOpt = EnforcementMode.STRICT,
+    drift_detect: DriftOpt = False,
+    baseline: BaselineOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Verify a proof: signature, key status, hashes, roots, every rule, sanctions evidence."""
-    report = service.verify_file(settings(), _read(proof), source=str(proof), mode=mode, now=now(),
-                                 keyring_path=keyring, manifest=_manifest(manifest) if manifest else None)
+    data = _read(proof)
+    report = service.verify_file(
+        settings(),
+        data,
+        source=str(proof),
+        mode=mode,
+        now=now(),
+        keyring_path=keyring,
+        manifest=_manifest(manifest) if manifest else None,
+    )
+    if drift_detect:
+        report = reverify.add_drift(settings(), report, data, source=str(proof), baseline=baseline)
     emit(as_json, report, lambda: _print_report(report))
     if report.result is CheckStatus.FAIL:
         raise typer.Exit(EXIT_INTEGRITY if report.integrity_failed else EXIT_FAIL)

@@ -58,8 +58,14 @@ def kv_table(title: str, rows: dict[str, Any]) -> Table:
     return table
 
 
-STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "OK": "green", "WARN": "yellow",
-                "FAIL": "bold red"}
+STATUS_STYLE = {
+    "ok": "green",
+    "warn": "yellow",
+    "fail": "bold red",
+    "OK": "green",
+    "WARN": "yellow",
+    "FAIL": "bold red",
+}
 
 
 def styled(status: str) -> str:

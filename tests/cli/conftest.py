@@ -29,13 +29,26 @@ class Result:
 class Cap:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.env = {**os.environ, "CAP_DATA_DIR": str(root / "var"), "CAP_BUILD_DIR": str(root / "build"),
-                    "CAP_SUBJECT": "LEI-TEST-0001", "NO_COLOR": "1", "COLUMNS": "200"}
+        self.env = {
+            **os.environ,
+            "CAP_DATA_DIR": str(root / "var"),
+            "CAP_BUILD_DIR": str(root / "build"),
+            "CAP_SUBJECT": "LEI-TEST-0001",
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
         self.env.pop("CAP_DEBUG", None)
 
     def __call__(self, *args: str | Path, input: str | None = None) -> Result:
-        proc = subprocess.run([sys.executable, "-m", "deployments.cli", *map(str, args)], cwd=REPO, env=self.env,
-                              capture_output=True, text=True, input=input, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "deployments.cli", *map(str, args)],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
+        )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def write(self, name: str, text: str) -> Path:

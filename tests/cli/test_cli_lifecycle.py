@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.cli.conftest import EXAMPLES
@@ -15,8 +13,17 @@ POLICY = EXAMPLES / "policy.lksg.v1.yml"
 
 
 def _lists(cap):
-    r = cap("lists", "build", "--ofac", FIXTURES / "ofac" / "sdn.csv", "--un", FIXTURES / "un_consolidated_extract.xml",
-            "--high-risk", EXAMPLES / "high_risk.csv", "--json")
+    r = cap(
+        "lists",
+        "build",
+        "--ofac",
+        FIXTURES / "ofac" / "sdn.csv",
+        "--un",
+        FIXTURES / "un_consolidated_extract.xml",
+        "--high-risk",
+        EXAMPLES / "high_risk.csv",
+        "--json",
+    )
     assert r.code == 0, r.stderr
     return r.json()
 
@@ -26,10 +33,35 @@ def _prove(cap, suppliers_text, *extra):
     ubos = cap.write("ubos.csv", UBOS)
     assert cap("commit", "--suppliers", suppliers, "--ubos", ubos).code == 0
     lists_path = cap.root / "build" / "lists.json"
-    assert cap("manifest", "build", "--commitments", cap.root / "build" / "commitments.json", "--policy", POLICY,
-               "--lists", lists_path).code == 0
-    return cap("proof", "build", "--manifest", cap.root / "build" / "manifest.json", "--policy", POLICY,
-               "--suppliers", suppliers, "--ubos", ubos, "--lists", lists_path, "--json", *extra)
+    assert (
+        cap(
+            "manifest",
+            "build",
+            "--commitments",
+            cap.root / "build" / "commitments.json",
+            "--policy",
+            POLICY,
+            "--lists",
+            lists_path,
+        ).code
+        == 0
+    )
+    return cap(
+        "proof",
+        "build",
+        "--manifest",
+        cap.root / "build" / "manifest.json",
+        "--policy",
+        POLICY,
+        "--suppliers",
+        suppliers,
+        "--ubos",
+        ubos,
+        "--lists",
+        lists_path,
+        "--json",
+        *extra,
+    )
 
 
 def test_lifecycle_on_real_lists_ok_then_tampered_fails(cap):
@@ -44,7 +76,11 @@ def test_lifecycle_on_real_lists_ok_then_tampered_fails(cap):
     assert verified.code == 0, verified.stdout + verified.stderr
     report = verified.json()
     assert report["result"] == "ok"
-    assert {c["id"] for c in report["checks"]} >= {"proof_signature", "rule:no_sanctioned_suppliers", "registry"}
+    assert {c["id"] for c in report["checks"]} >= {
+        "proof_signature",
+        "rule:no_sanctioned_suppliers",
+        "registry",
+    }
     assert next(c for c in report["checks"] if c["id"] == "registry")["status"] == "ok"
 
     data = proof.read_bytes()
@@ -99,14 +135,19 @@ def test_bad_supplier_csv_exits_2_names_the_place_and_writes_nothing(cap, csv, n
 
 
 def test_bad_ubo_date_exits_2(cap):
-    r = cap("commit", "--suppliers", cap.write("s.csv", SUPPLIERS),
-            "--ubos", cap.write("u.csv", "name,birthdate,citizenship\nA,1970-02-30,DE\n"))
+    r = cap(
+        "commit",
+        "--suppliers",
+        cap.write("s.csv", SUPPLIERS),
+        "--ubos",
+        cap.write("u.csv", "name,birthdate,citizenship\nA,1970-02-30,DE\n"),
+    )
     assert r.code == 2 and "birthdate" in r.stderr and "line 2" in r.stderr
 
 
 def test_bom_quoted_commas_and_non_ascii_names_work(cap):
     s = cap.root / "s.csv"
-    s.write_bytes("\ufeffname,jurisdiction,tier\n\"Müller, Söhne & Co\",DE,1\nŁódź Tekstil,PL,2\n".encode())
+    s.write_bytes('\ufeffname,jurisdiction,tier\n"Müller, Söhne & Co",DE,1\nŁódź Tekstil,PL,2\n'.encode())
     r = cap("commit", "--suppliers", s, "--ubos", cap.write("u.csv", UBOS), "--json")
     assert r.code == 0 and r.json()["supplier_count"] == 2
 
@@ -115,11 +156,18 @@ def test_bom_quoted_commas_and_non_ascii_names_work(cap):
     ("text", "needle"),
     [
         pytest.param("- just\n- a list\n", "mapping", id="yaml_not_a_mapping"),
-        pytest.param("id: p\nversion: '1'\nlegal_basis: [{directive: LkSG}]\ndescription: d\ninputs: {}\n"
-                     "rules:\n  - {id: r1, op: frobnicate, lhs: a, rhs: b}\n", "E2001", id="unknown_op"),
-        pytest.param("id: p\nversion: '1'\nlegal_basis: [{directive: LkSG}]\ndescription: d\ninputs: {}\n"
-                     "rules:\n  - {id: r1, op: eq, lhs: a, rhs: b}\n  - {id: r1, op: eq, lhs: a, rhs: c}\n",
-                     "E1003", id="duplicate_rule_id"),
+        pytest.param(
+            "id: p\nversion: '1'\nlegal_basis: [{directive: LkSG}]\ndescription: d\ninputs: {}\n"
+            "rules:\n  - {id: r1, op: frobnicate, lhs: a, rhs: b}\n",
+            "E2001",
+            id="unknown_op",
+        ),
+        pytest.param(
+            "id: p\nversion: '1'\nlegal_basis: [{directive: LkSG}]\ndescription: d\ninputs: {}\n"
+            "rules:\n  - {id: r1, op: eq, lhs: a, rhs: b}\n  - {id: r1, op: eq, lhs: a, rhs: c}\n",
+            "E1003",
+            id="duplicate_rule_id",
+        ),
         pytest.param("id: p\nversion: [unclosed\n", "line", id="yaml_syntax_error"),
     ],
 )
@@ -137,7 +185,9 @@ def test_policy_compile_golden_ir_and_lint(cap):
     assert r.code == 0, r.stderr
     assert r.json()["ir_hash"] == "sha3-256:df3a3eeb7c72f6204131397e4b0a4b16235f1e20cc66102153ad6d4ee78f892c"
     assert len(out.read_bytes()) == 435
-    no_basis = cap.write("p.yml", "id: p\nversion: '1'\nlegal_basis: []\ndescription: d\ninputs: {}\nrules: []\n")
+    no_basis = cap.write(
+        "p.yml", "id: p\nversion: '1'\nlegal_basis: []\ndescription: d\ninputs: {}\nrules: []\n"
+    )
     assert cap("policy", "lint", no_basis).code == 0
     strict = cap("policy", "lint", no_basis, "--strict", "--json")
     assert strict.code == 3 and [d["code"] for d in strict.json()] == ["E1002"]

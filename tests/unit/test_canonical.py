@@ -22,21 +22,31 @@ class Typed(BaseModel):
     ("value", "expected"),
     [
         pytest.param({"b": 1, "a": 2}, b'{"a":2,"b":1}', id="free_form_sorted"),
-        pytest.param(Typed(zeta="z", alpha=1), b'{"zeta":"z","alpha":1}', id="typed_field_order_optional_omitted"),
-        pytest.param(Typed(zeta="z", alpha=1, extra={"y": 1, "x": 2}), b'{"zeta":"z","alpha":1,"extra":{"x":2,"y":1}}',
-                     id="typed_with_free_form_inside"),
+        pytest.param(
+            Typed(zeta="z", alpha=1), b'{"zeta":"z","alpha":1}', id="typed_field_order_optional_omitted"
+        ),
+        pytest.param(
+            Typed(zeta="z", alpha=1, extra={"y": 1, "x": 2}),
+            b'{"zeta":"z","alpha":1,"extra":{"x":2,"y":1}}',
+            id="typed_with_free_form_inside",
+        ),
         pytest.param(Record(b=None, a=1), b'{"b":null,"a":1}', id="record_keeps_order_and_null"),
-        pytest.param({"name": "Müller Ørsted"}, '{"name":"Müller Ørsted"}'.encode(), id="non_ascii_unescaped"),
+        pytest.param(
+            {"name": "Müller Ørsted"}, '{"name":"Müller Ørsted"}'.encode(), id="non_ascii_unescaped"
+        ),
         pytest.param({"é": 1, "e": 2, "z": 3}, '{"e":2,"z":3,"é":1}'.encode(), id="code_point_order"),
-        pytest.param([True, None, "q\"\\"], b'[true,null,"q\\"\\\\"]', id="escapes_quote_backslash"),
+        pytest.param([True, None, 'q"\\'], b'[true,null,"q\\"\\\\"]', id="escapes_quote_backslash"),
     ],
 )
 def test_canonical_bytes(value, expected):
     assert canonical_bytes(value) == expected
 
 
-@pytest.mark.parametrize("value", [1.5, {"a": [0.0]}, Typed(zeta="z", alpha=1, extra={"f": 2.0})],
-                         ids=["float", "nested_float", "float_in_model"])
+@pytest.mark.parametrize(
+    "value",
+    [1.5, {"a": [0.0]}, Typed(zeta="z", alpha=1, extra={"f": 2.0})],
+    ids=["float", "nested_float", "float_in_model"],
+)
 def test_floats_are_refused_with_the_field_named(value):
     with pytest.raises(InvalidInputError) as err:
         canonical_bytes(value)

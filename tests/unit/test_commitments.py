@@ -19,8 +19,10 @@ from core.commitments import (
 )
 from core.errors import InvalidInputError
 
-SUPPLIERS = "name,jurisdiction,tier\nACME GmbH,DE,1\nGlobal Supply Inc,US,1\nEastern Trading,CN,2\n" \
-            "Nordic Materials AB,SE,1\nSouth Asian Textiles,BD,2\n"
+SUPPLIERS = (
+    "name,jurisdiction,tier\nACME GmbH,DE,1\nGlobal Supply Inc,US,1\nEastern Trading,CN,2\n"
+    "Nordic Materials AB,SE,1\nSouth Asian Textiles,BD,2\n"
+)
 UBOS = "name,birthdate,citizenship\nMax Mustermann,1970-05-15,DE\nJane Doe,1985-11-22,US\n"
 
 
@@ -34,8 +36,10 @@ def test_original_flat_vectors():
 
 def test_original_first_leaf():
     first = parse_suppliers(SUPPLIERS)[0]
-    assert supplier_leaf_bytes(first.name, first.jurisdiction, first.tier) == \
-        b'{"name":"ACME GmbH","jurisdiction":"DE","tier":1}'
+    assert (
+        supplier_leaf_bytes(first.name, first.jurisdiction, first.tier)
+        == b'{"name":"ACME GmbH","jurisdiction":"DE","tier":1}'
+    )
     assert supplier_leaf(first).hex() == "31942afffb1e91955bc3ba208797f071874c442f4133bb9e49cce062580b40d3"
 
 
@@ -62,7 +66,8 @@ def test_fast_ubo_encoding_equals_canonical_json(name, birthdate, citizenship):
     from core.commitments import Ubo
 
     assert ubo_leaf_bytes(name, birthdate, citizenship) == canonical_bytes(
-        Ubo(name=name, birthdate=birthdate, citizenship=citizenship))
+        Ubo(name=name, birthdate=birthdate, citizenship=citizenship)
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,7 +98,9 @@ def test_bad_supplier_rows_name_line_and_column(text, line, column):
         pytest.param("name,birthdate,citizenship\nA,1970-13-01,DE\n", "birthdate", id="bad_month"),
         pytest.param("name,birthdate,citizenship\nA,15.05.1970,DE\n", "birthdate", id="not_iso"),
         pytest.param("name,birthdate,citizenship\nA,1970-5-1,DE\n", "birthdate", id="unpadded"),
-        pytest.param("name,birthdate,citizenship\nA,1970-05-15,Germany\n", "citizenship", id="bad_citizenship"),
+        pytest.param(
+            "name,birthdate,citizenship\nA,1970-05-15,Germany\n", "citizenship", id="bad_citizenship"
+        ),
     ],
 )
 def test_bad_ubo_rows(text, column):
@@ -104,10 +111,16 @@ def test_bad_ubo_rows(text, column):
 
 def test_bom_quoted_commas_non_ascii_and_extra_columns_work(tmp_path):
     path = tmp_path / "s.csv"
-    path.write_bytes("\ufeffname,jurisdiction,tier,city\n\"Müller, Söhne & Co\",DE,2,Köln\nŁódź Tekstil,PL,1,x\n"
-                     .encode("utf-8"))
+    path.write_bytes(
+        '\ufeffname,jurisdiction,tier,city\n"Müller, Söhne & Co",DE,2,Köln\nŁódź Tekstil,PL,1,x\n'.encode(
+            "utf-8"
+        )
+    )
     rows = read_suppliers(path)
-    assert [(r.name, r.jurisdiction, r.tier) for r in rows] == [("Müller, Söhne & Co", "DE", 2), ("Łódź Tekstil", "PL", 1)]
+    assert [(r.name, r.jurisdiction, r.tier) for r in rows] == [
+        ("Müller, Söhne & Co", "DE", 2),
+        ("Łódź Tekstil", "PL", 1),
+    ]
 
 
 def test_quoted_multiline_field_reports_the_right_line():

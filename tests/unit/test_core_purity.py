@@ -40,7 +40,9 @@ def test_importing_all_of_core_loads_no_framework():
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(RUNTIME_FORBIDDEN)!r})\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=CORE.parent, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=CORE.parent, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""
 
 

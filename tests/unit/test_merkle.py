@@ -5,7 +5,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.merkle import EMPTY_ROOT, InclusionProof, MerkleTree, inner_node, leaf_node, merkle_root, verify_inclusion
+from core.merkle import (
+    EMPTY_ROOT,
+    InclusionProof,
+    MerkleTree,
+    inner_node,
+    leaf_node,
+    merkle_root,
+    verify_inclusion,
+)
 
 
 def rfc6962_root(leaves):
@@ -51,7 +59,9 @@ def test_empty_root_is_blake3_of_nothing():
     [
         pytest.param(lambda p: p.model_copy(update={"path": p.path[:-1]}), id="path_truncated"),
         pytest.param(lambda p: p.model_copy(update={"path": [*p.path, p.path[0]]}), id="path_extended"),
-        pytest.param(lambda p: p.model_copy(update={"path": ["0x" + "00" * 32, *p.path[1:]]}), id="sibling_replaced"),
+        pytest.param(
+            lambda p: p.model_copy(update={"path": ["0x" + "00" * 32, *p.path[1:]]}), id="sibling_replaced"
+        ),
         # A proof does not commit to tree_size where the path shape is the same (RFC 9162); a size that
         # changes the shape (leaf becomes the last one, or the path must be longer) must fail.
         pytest.param(lambda p: p.model_copy(update={"tree_size": 7}), id="tree_size_makes_leaf_last"),

@@ -46,15 +46,25 @@ def test_clean_proof_verifies_ok_in_both_schemes(scheme):
     report = verify_bytes(w, proof_file_bytes(built.proof))
     assert report.result is CheckStatus.OK, [c for c in report.checks if c.status is not CheckStatus.OK]
     ids = {c.id for c in report.checks}
-    assert {"ir_hash", "policy_hash", "company_root", "key_status", "proof_signature", "manifest_signature",
-            "rule:no_sanctioned_suppliers", "rule:max_high_risk_suppliers"} <= ids
+    assert {
+        "ir_hash",
+        "policy_hash",
+        "company_root",
+        "key_status",
+        "proof_signature",
+        "manifest_signature",
+        "rule:no_sanctioned_suppliers",
+        "rule:max_high_risk_suppliers",
+    } <= ids
 
 
 def test_every_rule_of_the_policy_is_evaluated_and_rechecked(world, good):
     proof = parse_proof_bytes(good)
     assert {r.rule_id for r in proof.rules} == {r.id for r in world.compiled.ir.rules}
     report = verify_bytes(world, good)
-    assert {c.id for c in report.checks if c.id.startswith("rule:")} == {f"rule:{r.id}" for r in proof.ir.rules}
+    assert {c.id for c in report.checks if c.id.startswith("rule:")} == {
+        f"rule:{r.id}" for r in proof.ir.rules
+    }
 
 
 def test_one_byte_flipped_anywhere_fails_with_the_check_named(world, good):
@@ -73,7 +83,9 @@ def test_one_byte_flipped_anywhere_fails_with_the_check_named(world, good):
         pytest.param(lambda b: b[: len(b) // 2], "proof_format", id="truncated"),
         pytest.param(lambda b: b"not json at all", "proof_format", id="not_json"),
         pytest.param(lambda b: b"[]", "proof_format", id="json_not_object"),
-        pytest.param(lambda b: json.dumps(json.loads(b), indent=1).encode(), "proof_format", id="re_serialised"),
+        pytest.param(
+            lambda b: json.dumps(json.loads(b), indent=1).encode(), "proof_format", id="re_serialised"
+        ),
         pytest.param(lambda b: b"\xff\xfe" + b, "proof_format", id="not_utf8"),
     ],
 )
@@ -110,22 +122,32 @@ def test_unknown_key_fails_signature_and_key_checks(world):
 def test_signature_by_another_key_under_the_right_kid_fails(world, good):
     proof = parse_proof_bytes(good)
     forged = sign_proof(proof, Ed25519Signer.from_seed(b"\x05" * 32))
-    forged = forged.model_copy(update={"signature": forged.signature.model_copy(update={"kid": proof.signature.kid})})
+    forged = forged.model_copy(
+        update={"signature": forged.signature.model_copy(update={"kid": proof.signature.kid})}
+    )
     assert "proof_signature" in failing(verify_proof(forged, keyring=world.keyring, mode=STRICT, now=NOW))
 
 
 def test_manifest_whose_roots_differ_from_the_proof_fails(world, good):
     other = World(suppliers_csv=World().suppliers_csv + "Extra Co,FR,1\n").manifest()
-    report = verify_proof(parse_proof_bytes(good), keyring=world.keyring, mode=STRICT, now=NOW, manifest=other)
+    report = verify_proof(
+        parse_proof_bytes(good), keyring=world.keyring, mode=STRICT, now=NOW, manifest=other
+    )
     assert "manifest_match" in failing(report)
-    assert verify_proof(parse_proof_bytes(good), keyring=world.keyring, mode=STRICT, now=NOW,
-                        manifest=world.manifest()).result is CheckStatus.OK
+    assert (
+        verify_proof(
+            parse_proof_bytes(good), keyring=world.keyring, mode=STRICT, now=NOW, manifest=world.manifest()
+        ).result
+        is CheckStatus.OK
+    )
 
 
 def test_company_root_not_derived_from_its_parts_fails(world, good):
     proof = parse_proof_bytes(good)
     bad = proof.manifest.model_copy(update={"company_commitment_root": "0x" + "ab" * 32})
-    report = verify_proof(proof.model_copy(update={"manifest": bad}), keyring=world.keyring, mode=STRICT, now=NOW)
+    report = verify_proof(
+        proof.model_copy(update={"manifest": bad}), keyring=world.keyring, mode=STRICT, now=NOW
+    )
     assert {"company_root", "proof_signature"} <= failing(report)
 
 
@@ -136,8 +158,10 @@ def _resigned(world, proof, **changes):
 def test_prover_lying_about_a_result_is_caught_even_with_a_valid_signature():
     w = World(suppliers_csv=World().suppliers_csv + SANCTIONED)
     proof = w.build().proof
-    rules = [r.model_copy(update={"result": Outcome.PASS}) if r.rule_id == "no_sanctioned_suppliers" else r
-             for r in proof.rules]
+    rules = [
+        r.model_copy(update={"result": Outcome.PASS}) if r.rule_id == "no_sanctioned_suppliers" else r
+        for r in proof.rules
+    ]
     report = verify_proof(_resigned(w, proof, rules=rules), keyring=w.keyring, mode=STRICT, now=NOW)
     assert "evidence:no_sanctioned_suppliers" in failing(report)
     assert "proof_signature" not in failing(report)
@@ -156,8 +180,9 @@ def test_forged_non_membership_neighbour_is_caught(world, good):
     for r in proof.rules:
         if r.rule_id == "no_sanctioned_suppliers":
             ev = json.loads(json.dumps(r.evidence))
-            ev["items"][0]["absent"]["predecessor" if ev["items"][0]["absent"].get("predecessor") else "successor"][
-                "key"] = "0x" + "00" * 32
+            ev["items"][0]["absent"][
+                "predecessor" if ev["items"][0]["absent"].get("predecessor") else "successor"
+            ]["key"] = "0x" + "00" * 32
             r = r.model_copy(update={"evidence": ev})
         rules.append(r)
     report = verify_proof(_resigned(world, proof, rules=rules), keyring=world.keyring, mode=STRICT, now=NOW)
@@ -215,7 +240,10 @@ def test_missing_sanctions_list_fails_closed():
     w = World(with_lists=False)
     built = w.build(RELAXED)
     assert built.verdict is CheckStatus.FAIL
-    assert {v.rule_id for v in built.violations} >= {"no_sanctioned_suppliers", "require_statement_root_sanctions_root"}
+    assert {v.rule_id for v in built.violations} >= {
+        "no_sanctioned_suppliers",
+        "require_statement_root_sanctions_root",
+    }
     assert all(v.severity.value in ("high", "critical") for v in built.violations)
 
 
@@ -235,9 +263,18 @@ def test_manifest_for_other_data_is_refused_at_build(world):
     with pytest.raises(InvalidInputError, match="supplier_root"):
         from core.prover import build_proof
 
-        build_proof(manifest=other.manifest(), ir=world.compiled.ir, suppliers=world.suppliers, ubos=world.ubos,
-                    lists=world.lists, high_risk=world.high_risk, mode=STRICT, enforce=False, signer=world.signer,
-                    created_at="t")
+        build_proof(
+            manifest=other.manifest(),
+            ir=world.compiled.ir,
+            suppliers=world.suppliers,
+            ubos=world.ubos,
+            lists=world.lists,
+            high_risk=world.high_risk,
+            mode=STRICT,
+            enforce=False,
+            signer=world.signer,
+            created_at="t",
+        )
 
 
 def test_evidence_never_contains_supplier_names(world, good):

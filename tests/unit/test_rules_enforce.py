@@ -5,10 +5,8 @@ from pydantic import ValidationError
 
 from core.enforce import Violation, verdict, violation_status, violations_of
 from core.modes import CheckStatus, EnforcementMode
-from core.rules import ListLength, MissingInputError, Outcome, Severity, evaluate_rule
-
-
 from core.policy.ir import IrRule
+from core.rules import ListLength, MissingInputError, Outcome, Severity, evaluate_rule
 
 
 def R(id, op, lhs, rhs, severity=None):
@@ -92,13 +90,24 @@ S, M = EnforcementMode.STRICT, EnforcementMode.RELAXED
 A = EnforcementMode.AUDIT
 F, W = CheckStatus.FAIL, CheckStatus.WARN
 MATRIX = [
-    (S, Severity.CRITICAL, F), (S, Severity.HIGH, F), (S, Severity.MEDIUM, F), (S, Severity.LOW, F),
-    (M, Severity.CRITICAL, F), (M, Severity.HIGH, F), (M, Severity.MEDIUM, W), (M, Severity.LOW, W),
-    (A, Severity.CRITICAL, W), (A, Severity.HIGH, W), (A, Severity.MEDIUM, W), (A, Severity.LOW, W),
+    (S, Severity.CRITICAL, F),
+    (S, Severity.HIGH, F),
+    (S, Severity.MEDIUM, F),
+    (S, Severity.LOW, F),
+    (M, Severity.CRITICAL, F),
+    (M, Severity.HIGH, F),
+    (M, Severity.MEDIUM, W),
+    (M, Severity.LOW, W),
+    (A, Severity.CRITICAL, W),
+    (A, Severity.HIGH, W),
+    (A, Severity.MEDIUM, W),
+    (A, Severity.LOW, W),
 ]
 
 
-@pytest.mark.parametrize(("mode", "severity", "status"), MATRIX, ids=[f"{m.value}-{s.value}" for m, s, _ in MATRIX])
+@pytest.mark.parametrize(
+    ("mode", "severity", "status"), MATRIX, ids=[f"{m.value}-{s.value}" for m, s, _ in MATRIX]
+)
 def test_mode_severity_matrix(mode, severity, status):
     assert violation_status(severity, mode) is status
     v = Violation(constraint="c", rule_id="r", severity=severity, message="m", evidence={})
@@ -110,9 +119,11 @@ def test_no_violations_is_ok_in_every_mode(mode):
     assert verdict([], mode) is CheckStatus.OK
 
 
-@pytest.mark.parametrize(("rule_severity", "counted"), [("low", Severity.HIGH), ("medium", Severity.HIGH),
-                                                       ("critical", Severity.CRITICAL)],
-                         ids=["low_raised_to_high", "medium_raised_to_high", "critical_kept"])
+@pytest.mark.parametrize(
+    ("rule_severity", "counted"),
+    [("low", Severity.HIGH), ("medium", Severity.HIGH), ("critical", Severity.CRITICAL)],
+    ids=["low_raised_to_high", "medium_raised_to_high", "critical_kept"],
+)
 def test_unevaluable_rule_is_at_least_a_high_violation(rule_severity, counted):
     result = evaluate_rule(R("r", "range_min", {"var": "nope"}, 1, rule_severity), Ctx())
     (v,) = violations_of([result], {"r": "ubo_count_min"})
@@ -121,7 +132,9 @@ def test_unevaluable_rule_is_at_least_a_high_violation(rule_severity, counted):
 
 
 def test_worst_status_wins():
-    vs = [Violation(constraint="a", rule_id="a", severity=Severity.LOW, message="", evidence={}),
-          Violation(constraint="b", rule_id="b", severity=Severity.HIGH, message="", evidence={})]
+    vs = [
+        Violation(constraint="a", rule_id="a", severity=Severity.LOW, message="", evidence={}),
+        Violation(constraint="b", rule_id="b", severity=Severity.HIGH, message="", evidence={}),
+    ]
     assert verdict(vs, EnforcementMode.RELAXED) is CheckStatus.FAIL
     assert verdict(vs[:1], EnforcementMode.RELAXED) is CheckStatus.WARN

@@ -18,7 +18,7 @@ from core.sanctions import (
     read_simple_csv,
     read_un_xml,
 )
-from tests.paths import FIXTURES  # noqa: E402
+from tests.paths import FIXTURES
 
 SDN = FIXTURES / "ofac" / "sdn.csv"
 UN = FIXTURES / "un_consolidated_extract.xml"

@@ -37,7 +37,7 @@ from core.screening import (
     verify_membership,
     verify_non_membership,
 )
-from tests.paths import FIXTURES  # noqa: E402
+from tests.paths import FIXTURES
 from tests.vectorgen import VECTORS_DIR
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

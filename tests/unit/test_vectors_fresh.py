@@ -6,8 +6,11 @@ from tests.vectorgen import VECTORS_DIR, generate_all
 def test_every_generated_vector_is_committed_byte_for_byte():
     generated = generate_all()
     assert generated, "no vector generators found"
-    stale = [rel for rel, data in generated.items() if not (VECTORS_DIR / rel).is_file()
-             or (VECTORS_DIR / rel).read_bytes() != data]
+    stale = [
+        rel
+        for rel, data in generated.items()
+        if not (VECTORS_DIR / rel).is_file() or (VECTORS_DIR / rel).read_bytes() != data
+    ]
     assert not stale, f"vectors out of date, run `python -m tests.vectorgen`: {stale}"
 
 

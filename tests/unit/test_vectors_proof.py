@@ -25,8 +25,11 @@ def test_commitment_vectors(path):
     if "expected_error" in v:
         with pytest.raises(InvalidInputError) as err:
             parse_suppliers(v["suppliers_csv"], "suppliers.csv")
-        assert {"code": err.value.code, "line": err.value.details.get("line"),
-                "column": err.value.details.get("column")} == v["expected_error"]
+        assert {
+            "code": err.value.code,
+            "line": err.value.details.get("line"),
+            "column": err.value.details.get("column"),
+        } == v["expected_error"]
         return
     c = commit(parse_suppliers(v["suppliers_csv"]), parse_ubos(v["ubos_csv"]), RootScheme(v["scheme"]), "x")
     for key, value in v["expected"].items():
@@ -40,8 +43,10 @@ def test_commitment_vectors(path):
 
 def test_original_flat_vector_is_the_documented_one():
     v = json.loads((VECTORS_DIR / "commitments" / "original_flat.json").read_text())
-    assert v["expected"]["company_commitment_root"] == \
-        "0x83a8779d0d7e3a7590133318265569f2651a4f8090afcae880741efcfc898ae5"
+    assert (
+        v["expected"]["company_commitment_root"]
+        == "0x83a8779d0d7e3a7590133318265569f2651a4f8090afcae880741efcfc898ae5"
+    )
     assert v["first_leaf"] == "0x31942afffb1e91955bc3ba208797f071874c442f4133bb9e49cce062580b40d3"
 
 
@@ -49,7 +54,8 @@ def test_original_flat_vector_is_the_documented_one():
 def test_proof_vectors(path):
     v = json.loads(path.read_text())
     keyring = Keyring.model_validate(v["keyring"])
-    report = verify_proof_bytes(base64.b64decode(v["proof_b64"]), keyring=keyring,
-                                mode=EnforcementMode(v["mode"]), now=NOW)
+    report = verify_proof_bytes(
+        base64.b64decode(v["proof_b64"]), keyring=keyring, mode=EnforcementMode(v["mode"]), now=NOW
+    )
     assert report.result is CheckStatus(v["expected_result"])
     assert sorted(c.id for c in report.checks if c.status is CheckStatus.FAIL) == v["expected_failing_checks"]

@@ -1,4 +1,4 @@
-"""Proof vectors: one signed cap-proof.v2 from fixed seeds and clocks, and negatives named for what they break."""
+"""Proof vectors: a signed cap-proof.v2 from fixed seeds and clocks; negatives named for what they break."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ SANCTIONED = "Petrov Industrial Holding GmbH,DE,1\n"
 
 
 def _case(proof_bytes: bytes, keyring: Keyring, result: CheckStatus, failing: list[str]) -> dict[str, object]:
-    return {"proof_b64": base64.b64encode(proof_bytes).decode(), "keyring": keyring.model_dump(mode="json",
-            by_alias=True, exclude_none=True), "mode": "strict", "expected_result": result.value,
-            "expected_failing_checks": sorted(failing)}
+    return {
+        "proof_b64": base64.b64encode(proof_bytes).decode(),
+        "keyring": keyring.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "mode": "strict",
+        "expected_result": result.value,
+        "expected_failing_checks": sorted(failing),
+    }
 
 
 def _flip(data: bytes, marker: bytes) -> bytes:
@@ -31,23 +35,34 @@ def vectors() -> dict[str, object]:
     good = proof_file_bytes(proof)
     other = Ed25519Signer.from_seed(b"\x07" * 32)
     wrong_key = sign_proof(proof, other)
-    wrong_key = wrong_key.model_copy(update={"signature": wrong_key.signature.model_copy(
-        update={"kid": proof.signature.kid})})
+    wrong_key = wrong_key.model_copy(
+        update={"signature": wrong_key.signature.model_copy(update={"kid": proof.signature.kid})}
+    )
     sanctioned = World(suppliers_csv=World().suppliers_csv + SANCTIONED).build().proof
     return {
         "proof/valid.json": _case(good, world.keyring, CheckStatus.OK, []),
-        "proof/sig_wrong_key.json": _case(proof_file_bytes(wrong_key), world.keyring, CheckStatus.FAIL,
-                                          ["proof_signature"]),
-        "proof/manifest_one_byte_flipped.json": _case(_flip(good, b'"company_commitment_root":"0x'),
-                                                      world.keyring, CheckStatus.FAIL,
-                                                      ["company_root", "manifest_signature", "proof_signature"]),
-        "proof/count_one_byte_flipped.json": _case(_flip(good, b'"supplier_count":'), world.keyring,
-                                                   CheckStatus.FAIL, ["evidence:no_sanctioned_suppliers",
-                                                                      "evidence:supplier_count_max",
-                                                                      "proof_signature"]),
-        "proof/key_revoked.json": _case(good, world.keyring_with(KeyStatus.REVOKED),
-                                        CheckStatus.FAIL, ["key_status"]),
-        "proof/supplier_sanctioned.json": _case(proof_file_bytes(sanctioned), world.keyring, CheckStatus.FAIL,
-                                                ["rule:no_sanctioned_suppliers"]),
-        "proof/truncated.json": _case(good[: len(good) // 3], world.keyring, CheckStatus.FAIL, ["proof_format"]),
+        "proof/sig_wrong_key.json": _case(
+            proof_file_bytes(wrong_key), world.keyring, CheckStatus.FAIL, ["proof_signature"]
+        ),
+        "proof/manifest_one_byte_flipped.json": _case(
+            _flip(good, b'"company_commitment_root":"0x'),
+            world.keyring,
+            CheckStatus.FAIL,
+            ["company_root", "manifest_signature", "proof_signature"],
+        ),
+        "proof/count_one_byte_flipped.json": _case(
+            _flip(good, b'"supplier_count":'),
+            world.keyring,
+            CheckStatus.FAIL,
+            ["evidence:no_sanctioned_suppliers", "evidence:supplier_count_max", "proof_signature"],
+        ),
+        "proof/key_revoked.json": _case(
+            good, world.keyring_with(KeyStatus.REVOKED), CheckStatus.FAIL, ["key_status"]
+        ),
+        "proof/supplier_sanctioned.json": _case(
+            proof_file_bytes(sanctioned), world.keyring, CheckStatus.FAIL, ["rule:no_sanctioned_suppliers"]
+        ),
+        "proof/truncated.json": _case(
+            good[: len(good) // 3], world.keyring, CheckStatus.FAIL, ["proof_format"]
+        ),
     }
