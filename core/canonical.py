@@ -9,6 +9,7 @@ by code point. Floats are refused: signed payloads carry integers and strings on
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,34 +21,85 @@ class Record(dict[str, Any]):
     """A typed record built by hand: keys stay in insertion order and ``None`` is kept as null."""
 
 
-def _prepare(value: Any, path: str) -> Any:
+class _Unsupported(Exception):
+    """Raised by the fast path; the checked path then finds and names the offending field."""
+
+
+_SCALARS = (str, int, bool, type(None))
+_FIELDS: dict[type[BaseModel], tuple[tuple[str, str], ...]] = {}
+
+
+def _fields(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, JSON key) per field of ``model``, in declaration order (cached per class)."""
+    found = _FIELDS.get(model)
+    if found is None:
+        found = tuple((n, f.serialization_alias or f.alias or n) for n, f in model.model_fields.items())
+        _FIELDS[model] = found
+    return found
+
+
+def _fast(value: Any) -> Any:
+    """The canonical structure without path bookkeeping (the hot path for hashing and signing)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        if not all(type(k) is str for k in value):
+            raise _Unsupported
+        return {k: _fast(value[k]) for k in sorted(value)}
+    if kind is list:
+        return [_fast(v) for v in value]
     if isinstance(value, BaseModel):
-        out: dict[str, Any] = {}
-        for name, field in type(value).model_fields.items():
+        out = {}
+        for name, key in _fields(kind):
             item = getattr(value, name)
-            if item is None:
-                continue
-            key = field.serialization_alias or field.alias or name
-            out[key] = _prepare(item, f"{path}.{key}")
+            if item is not None:
+                out[key] = _fast(item)
         return out
+    if kind is tuple:
+        return [_fast(v) for v in value]
+    if isinstance(value, Enum) and isinstance(value.value, str):
+        return value.value
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # NamedTuple: a typed record
-        return {k: _prepare(v, f"{path}.{k}") for k, v in zip(value._fields, value, strict=True)}
+        return {k: _fast(v) for k, v in zip(value._fields, value, strict=True)}
     if isinstance(value, Record):
-        return {k: _prepare(v, f"{path}.{k}") for k, v in value.items()}
+        return {k: _fast(v) for k, v in value.items()}
+    raise _Unsupported
+
+
+def _checked(value: Any, path: str) -> Any:
+    """The same structure, naming the field of anything that cannot be canonicalised."""
+    if isinstance(value, BaseModel):
+        return {
+            key: _checked(getattr(value, name), f"{path}.{key}")
+            for name, key in _fields(type(value))
+            if getattr(value, name) is not None
+        }
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return {k: _checked(v, f"{path}.{k}") for k, v in zip(value._fields, value, strict=True)}
+    if isinstance(value, Record):
+        return {k: _checked(v, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, str):
                 raise InvalidInputError("object keys must be strings", field=path, found=repr(key))
-        return {k: _prepare(value[k], f"{path}.{k}") for k in sorted(value)}
+        return {k: _checked(value[k], f"{path}.{k}") for k in sorted(value)}
     if isinstance(value, (list, tuple)):
-        return [_prepare(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
+        return [_checked(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, float):
         raise InvalidInputError("floating-point number in canonical data", field=path, expected="integer")
-    if hasattr(value, "value") and isinstance(value.value, str):  # enums
+    if isinstance(value, Enum) and isinstance(value.value, str):
         return value.value
+    if isinstance(value, (str, int)) or value is None:
+        return value
     raise InvalidInputError(f"value of type {type(value).__name__} cannot be canonicalised", field=path)
+
+
+def _prepare(value: Any, path: str) -> Any:
+    try:
+        return _fast(value)
+    except _Unsupported:
+        return _checked(value, path)
 
 
 def canonical_obj(value: Any) -> Any:

@@ -19,7 +19,8 @@ from core.signing import ALG, Signer, verify_signature
 
 MANIFEST_VERSION = "manifest.v1.0"
 ZERO_DIGEST = "0x" + "00" * 32
-_DOMAIN = b"manifest.v1.0\n"
+MANIFEST_DOMAIN = b"manifest.v1.0\n"
+_DOMAIN = MANIFEST_DOMAIN
 
 
 class PolicyInfo(BaseModel):
@@ -103,9 +104,13 @@ def sign_manifest(manifest: Manifest, signer: Signer) -> Manifest:
     return manifest.model_copy(update={"signatures": [SignatureInfo(kid=signer.kid, sig=sig)]})
 
 
-def check_manifest_signature(manifest: Manifest, sig: SignatureInfo, public_key_b64: str) -> bool:
+def check_manifest_signature(
+    manifest: Manifest, sig: SignatureInfo, public_key_b64: str, signing_bytes: bytes | None = None
+) -> bool:
+    """True iff ``sig`` verifies over the manifest (``signing_bytes`` may be precomputed)."""
     try:
         raw = base64.b64decode(sig.sig, validate=True)
     except (binascii.Error, ValueError):
         return False
-    return sig.alg == ALG and verify_signature(public_key_b64, raw, manifest_signing_bytes(manifest))
+    data = signing_bytes or manifest_signing_bytes(manifest)
+    return sig.alg == ALG and verify_signature(public_key_b64, raw, data)

@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.canonical import canonical_bytes
+from core.canonical import canonical_bytes, canonical_obj
+from core.digest import sha3_prefixed
 from core.errors import IntegrityError, InvalidInputError
-from core.manifest import Manifest, SignatureInfo
+from core.manifest import MANIFEST_DOMAIN, Manifest, SignatureInfo
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import PolicyIR
 from core.rules import RuleResult
@@ -49,6 +50,38 @@ class Proof(BaseModel):
     signature: SignatureInfo | None = None
 
 
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class ProofForms:
+    """A proof's canonical structure, prepared once; every signed or hashed byte form derives from it.
+
+    Verification needs five of them (proof signature, manifest signature, IR hash, and the two registry
+    hashes); preparing the structure is the expensive part, dumping it again is cheap.
+    """
+
+    __slots__ = ("obj",)
+
+    def __init__(self, proof: Proof) -> None:
+        self.obj: dict[str, Any] = canonical_obj(proof)
+
+    def signing_bytes(self) -> bytes:
+        return _DOMAIN + _dumps({k: v for k, v in self.obj.items() if k != "signature"})
+
+    def file_bytes(self) -> bytes:
+        return _dumps(self.obj) + b"\n"
+
+    def manifest_bytes(self) -> bytes:
+        return _dumps(self.obj["manifest"])
+
+    def manifest_signing_bytes(self) -> bytes:
+        return MANIFEST_DOMAIN + _dumps({**self.obj["manifest"], "signatures": []})
+
+    def ir_hash(self) -> str:
+        return sha3_prefixed(_dumps({**self.obj["ir"], "ir_hash": ""}))
+
+
 def proof_signing_bytes(proof: Proof) -> bytes:
     return _DOMAIN + canonical_bytes(proof.model_copy(update={"signature": None}))
 
@@ -58,7 +91,8 @@ def sign_proof(proof: Proof, signer: Signer) -> Proof:
     return proof.model_copy(update={"signature": SignatureInfo(kid=signer.kid, alg=ALG, sig=sig)})
 
 
-def check_proof_signature(proof: Proof, public_key_b64: str) -> bool:
+def check_proof_signature(proof: Proof, public_key_b64: str, signing_bytes: bytes | None = None) -> bool:
+    """True iff the proof's signature verifies; ``signing_bytes`` may be precomputed (:class:`ProofForms`)."""
     sig = proof.signature
     if sig is None or sig.alg != ALG:
         return False
@@ -66,7 +100,7 @@ def check_proof_signature(proof: Proof, public_key_b64: str) -> bool:
         raw = base64.b64decode(sig.sig, validate=True)
     except (binascii.Error, ValueError):
         return False
-    return verify_signature(public_key_b64, raw, proof_signing_bytes(proof))
+    return verify_signature(public_key_b64, raw, signing_bytes or proof_signing_bytes(proof))
 
 
 def proof_file_bytes(proof: Proof) -> bytes:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -337,3 +340,36 @@ def _outcome(value: Verdict | str) -> Verdict:
         raise InvalidInputError(
             f"unknown result {value!r}", field="result", expected="OK, WARN or FAIL"
         ) from exc
+
+
+class RegistryHandle:
+    """One open registry for a long-running process; reopened when the file is replaced (e.g. by a restore).
+
+    ``get()`` returns ``None`` while the file does not exist (a fresh or broken data directory).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._registry: Registry | None = None
+        self._stamp: tuple[int, int] | None = None
+
+    def get(self) -> Registry | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self.close()
+            return None
+        stamp = (st.st_dev, st.st_ino)
+        with self._lock:
+            if self._registry is None or stamp != self._stamp:
+                if self._registry is not None:
+                    self._registry.close()
+                self._registry, self._stamp = Registry(self.path), stamp
+            return self._registry
+
+    def close(self) -> None:
+        with self._lock:
+            if self._registry is not None:
+                self._registry.close()
+            self._registry, self._stamp = None, None

@@ -206,7 +206,11 @@ def reverify_entry(
     except CapError as exc:
         return report_for_unreadable(exc, mode)
     report = verify_proof(
-        proof, keyring=keyring, mode=mode, now=now, registry=lambda _: _entry_check(entry, keyring)
+        proof,
+        keyring=keyring,
+        mode=mode,
+        now=now,
+        registry=lambda _proof, _forms: _entry_check(entry, keyring),
     )
     return with_checks(report, current_lists_check(proof, sanctions_root))
 

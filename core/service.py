@@ -29,9 +29,9 @@ from core.policy.load import load_policy_file, load_policy_text
 from core.policy.v1 import PolicyV1
 from core.policy.v2 import PolicyV2
 from core.policy_store import PolicyStore, StoredPolicy
-from core.proof import Proof, proof_file_bytes
+from core.proof import Proof, ProofForms, proof_file_bytes
 from core.prover import ProofBuild, build_proof
-from core.registry import Registry, RegistryEntry, verify_entry
+from core.registry import Registry, RegistryEntry, RegistryHandle, verify_entry
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screening import ListsFile, SanctionsList, build_lists, load_lists
 from core.settings import Settings
@@ -267,12 +267,26 @@ def register_proof(
         )
 
 
-def registry_check(settings: Settings, keyring: Keyring) -> RegistryLookup:
-    """A registry lookup for :func:`verify_proof`: is this exact proof registered with a valid entry?"""
+def registry_check(
+    settings: Settings, keyring: Keyring, handle: RegistryHandle | None = None
+) -> RegistryLookup:
+    """A registry lookup for :func:`verify_proof`: is this exact proof registered with a valid entry?
+
+    A long-running process passes its :class:`RegistryHandle` (one open connection); one-shot callers
+    open the file for the lookup.
+    """
     path = settings.layout.registry_db
     keys = {k.kid: k.public_key for k in keyring.keys}
 
-    def check(proof: Proof) -> Check:
+    def find(forms: ProofForms) -> RegistryEntry | None:
+        hashes = sha3_hex(forms.manifest_bytes()), sha3_hex(forms.file_bytes())
+        if handle is not None:
+            registry = handle.get()
+            return registry.find(*hashes) if registry is not None else None
+        with Registry(path) as registry:
+            return registry.find(*hashes)
+
+    def check(proof: Proof, forms: ProofForms) -> Check:
         if not path.exists():
             return Check(
                 id="registry",
@@ -280,10 +294,7 @@ def registry_check(settings: Settings, keyring: Keyring) -> RegistryLookup:
                 status=CheckStatus.WARN,
                 message="no local registry to look the proof up in",
             )
-        with Registry(path) as registry:
-            entry = registry.find(
-                sha3_hex(canonical_bytes(proof.manifest)), sha3_hex(proof_file_bytes(proof))
-            )
+        entry = find(forms)
         if entry is None:
             return Check(
                 id="registry",
@@ -322,10 +333,17 @@ def verify_file(
 
 
 def verify_document(
-    settings: Settings, proof: Proof, *, keyring: Keyring, mode: EnforcementMode, now: datetime
+    settings: Settings,
+    proof: Proof,
+    *,
+    keyring: Keyring,
+    mode: EnforcementMode,
+    now: datetime,
+    registry: RegistryHandle | None = None,
 ) -> Report:
+    """Verify a parsed proof against ``keyring``; ``registry`` is a long-running caller's open registry."""
     return verify_proof(
-        proof, keyring=keyring, mode=mode, now=now, registry=registry_check(settings, keyring)
+        proof, keyring=keyring, mode=mode, now=now, registry=registry_check(settings, keyring, registry)
     )
 
 

@@ -23,10 +23,10 @@ from core.keyring import Keyring, key_acceptance
 from core.manifest import Manifest, check_manifest_signature
 from core.metrics import SIGNATURES_VERIFIED, VERIFY_RESULTS
 from core.modes import CheckStatus, EnforcementMode
-from core.policy.ir import IrRule, compute_ir_hash
+from core.policy.ir import IrRule
 from core.policy.select import active_rule_ids
 from core.policy.v1 import rule_constraint
-from core.proof import Proof, check_proof_signature, parse_proof_bytes
+from core.proof import Proof, ProofForms, check_proof_signature, parse_proof_bytes
 from core.rules import Outcome, RuleResult, evaluate_rule
 
 
@@ -66,7 +66,7 @@ class Report(BaseModel):
         )
 
 
-RegistryLookup = Callable[[Proof], Check]
+RegistryLookup = Callable[[Proof, ProofForms], Check]
 
 
 def _ok(
@@ -82,9 +82,9 @@ def report_for_unreadable(exc: CapError, mode: EnforcementMode) -> Report:
     return Report(result=CheckStatus.FAIL, mode=mode, checks=[check])
 
 
-def _ir_checks(proof: Proof) -> list[Check]:
+def _ir_checks(proof: Proof, forms: ProofForms) -> list[Check]:
     ir = proof.ir
-    recomputed = compute_ir_hash(ir)
+    recomputed = forms.ir_hash()
     return [
         _ok(
             "ir_hash",
@@ -135,7 +135,9 @@ def _manifest_match(proof: Proof, given: Manifest) -> Check:
     )
 
 
-def _signature_checks(proof: Proof, keyring: Keyring, mode: EnforcementMode, now: datetime) -> list[Check]:
+def _signature_checks(
+    proof: Proof, keyring: Keyring, mode: EnforcementMode, now: datetime, forms: ProofForms
+) -> list[Check]:
     sig = proof.signature
     if sig is None:
         return [
@@ -170,15 +172,16 @@ def _signature_checks(proof: Proof, keyring: Keyring, mode: EnforcementMode, now
         _ok(
             "proof_signature",
             CheckKind.SIGNATURE,
-            check_proof_signature(proof, keys[sig.kid]),
+            check_proof_signature(proof, keys[sig.kid], forms.signing_bytes()),
             f"Ed25519 signature by {sig.kid} is valid",
             "proof signature is invalid",
         )
     )
     SIGNATURES_VERIFIED.labels(kid=sig.kid, status=worst(c.status for c in checks).value).inc()
-    msigs = proof.manifest.signatures
+    msigs, manifest_bytes = proof.manifest.signatures, forms.manifest_signing_bytes()
     manifest_ok = bool(msigs) and all(
-        s.kid in keys and check_manifest_signature(proof.manifest, s, keys[s.kid]) for s in msigs
+        s.kid in keys and check_manifest_signature(proof.manifest, s, keys[s.kid], manifest_bytes)
+        for s in msigs
     )
     checks.append(
         _ok(
@@ -297,13 +300,14 @@ def verify_proof(
     registry: RegistryLookup | None = None,
 ) -> Report:
     """Run every check on ``proof`` and return the report (never raises for a bad proof)."""
-    checks = [*_ir_checks(proof), _root_check(proof.manifest)]
+    forms = ProofForms(proof)
+    checks = [*_ir_checks(proof, forms), _root_check(proof.manifest)]
     if manifest is not None:
         checks.append(_manifest_match(proof, manifest))
-    checks += _signature_checks(proof, keyring, mode, now)
+    checks += _signature_checks(proof, keyring, mode, now, forms)
     checks += _enforced_rule_checks(proof, mode)
     if registry is not None:
-        checks.append(registry(proof))
+        checks.append(registry(proof, forms))
     report = Report(
         result=worst(c.status for c in checks),
         mode=mode,

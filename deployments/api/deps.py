@@ -34,7 +34,7 @@ def oauth2_scheme(token_url: str) -> OAuth2:
     )
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:  # async: no threadpool hop per request
     state: ApiState = request.app.state.cap
     return state
 
@@ -42,7 +42,7 @@ def get_state(request: Request) -> ApiState:
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def get_now(state: StateDep) -> datetime:
+async def get_now(state: StateDep) -> datetime:
     return state.clock()
 
 

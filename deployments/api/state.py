@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from core.auth import JwksCache, TokenValidator, file_fetcher, url_fetcher
 from core.errors import CapError
 from core.keyring import Keyring, KeyringWatcher
+from core.registry import RegistryHandle
 from core.settings import Settings
 from deployments.api.config import ApiConfig
 from deployments.api.flows import FlowGateway, PrefectFlows
@@ -35,6 +36,7 @@ class ApiState:
     keyring: KeyringWatcher
     tokens: TokenValidator
     flows: FlowGateway
+    registry: RegistryHandle
     clock: Callable[[], datetime] = utc_now
 
     def current_keyring(self, now: datetime) -> Keyring:
@@ -58,6 +60,7 @@ class ApiState:
             config=config,
             keyring=KeyringWatcher(settings.layout.keyring),
             tokens=token_validator(config),
+            registry=RegistryHandle(settings.layout.registry_db),
             clock=clock,
             flows=flows or PrefectFlows(config.prefect_api_url, timeout=config.prefect_timeout_seconds),
         )

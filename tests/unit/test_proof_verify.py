@@ -283,3 +283,20 @@ def test_evidence_never_contains_supplier_names(world, good):
         assert s.name not in text
     for u in world.ubos:
         assert u.name not in text and u.birthdate not in text
+
+
+@pytest.mark.parametrize("sanctioned", [False, True], ids=["clean", "sanctioned"])
+def test_proof_forms_equal_the_direct_encodings(sanctioned):
+    from core.canonical import canonical_bytes
+    from core.manifest import manifest_signing_bytes
+    from core.policy.ir import compute_ir_hash
+    from core.proof import ProofForms, proof_signing_bytes
+
+    w = World(suppliers_csv=World().suppliers_csv + (SANCTIONED if sanctioned else ""))
+    proof = w.build().proof
+    forms = ProofForms(proof)
+    assert forms.signing_bytes() == proof_signing_bytes(proof)
+    assert forms.file_bytes() == proof_file_bytes(proof)
+    assert forms.manifest_bytes() == canonical_bytes(proof.manifest)
+    assert forms.manifest_signing_bytes() == manifest_signing_bytes(proof.manifest)
+    assert forms.ir_hash() == compute_ir_hash(proof.ir) == proof.ir_hash

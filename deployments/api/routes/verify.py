@@ -70,7 +70,7 @@ def _verify_proof(body: VerifyRequest, state: ApiState, mode: EnforcementMode, n
         )
     proof = parse_proof_obj(body.proof, "<request>.proof")
     return service.verify_document(
-        state.settings, proof, keyring=state.current_keyring(now), mode=mode, now=now
+        state.settings, proof, keyring=state.current_keyring(now), mode=mode, now=now, registry=state.registry
     )
 
 
