@@ -150,7 +150,20 @@ def add_drift(
     """``cap verify --drift-detect``: ``report`` with a ``drift`` check (an unreadable proof stays as is)."""
     if report.policy_id is None:
         return report
-    proof = parse_proof_bytes(data, source)
+    return add_proof_drift(settings, report, parse_proof_bytes(data, source), source=source,
+                           baseline=baseline, expected_gap=expected_gap)
+
+
+def add_proof_drift(
+    settings: Settings,
+    report: Report,
+    proof: Proof,
+    *,
+    source: str,
+    baseline: Path | None = None,
+    expected_gap: timedelta = DEFAULT_EXPECTED_GAP,
+) -> Report:
+    """``report`` (of ``proof``) with a ``drift`` check against the subject's baseline (``POST /verify``)."""
     base = baseline_for(settings, proof, baseline)
     drift = proof_drift(
         settings,

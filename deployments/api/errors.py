@@ -52,7 +52,6 @@ STATUS_TABLE: tuple[tuple[type[CapError], int], ...] = (
 CODE_OVERRIDES = {
     "keyring_not_found": 503,
     "database_not_found": 503,
-    "drift_unavailable": 501,
     "keyring_unavailable": 503,
 }
 

@@ -475,3 +475,33 @@ def test_unexpected_errors_are_500_json_without_trace(client, issuer, monkeypatc
 def test_unknown_route_is_json_404(client):
     r = client.get("/nope")
     assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+def test_drift_detect_reports_drift_against_the_subjects_baseline(client, issuer, proof_doc, settings):
+    from datetime import timedelta
+
+    from core.canonical import canonical_bytes
+    from core.proof import proof_file_bytes
+    from core.registry import Registry
+    from tests.world import NOW, World
+
+    earlier = World(suppliers_csv=World().suppliers_csv + "Extra Co,FR,1\n")
+    base = earlier.build().proof
+    with Registry(settings.layout.registry_db) as registry:
+        registry.register(
+            proof_file_bytes(base), canonical_bytes(base.manifest), subject=base.manifest.subject,
+            policy_hash=base.manifest.policy.hash, ir_hash=base.ir_hash,
+            company_root=base.manifest.company_commitment_root, supplier_root=base.manifest.supplier_root,
+            ubo_root=base.manifest.ubo_root, result="OK", accepted=True, signer=earlier.signer,
+            now=NOW - timedelta(days=1),
+        )
+    r = client.post(
+        "/verify",
+        json={"proof": proof_doc, "options": {"drift_detect": True}},
+        headers=auth(issuer, "verify:run verify:admin"),
+    )
+    assert r.status_code == 200, r.text
+    (drift,) = [c for c in r.json()["checks"] if c["id"] == "drift"]
+    assert drift["kind"] == "drift" and "root" in drift["message"] and "proof_001" in drift["message"]
+    plain = client.post("/verify", json={"proof": proof_doc}, headers=auth(issuer, "verify:run"))
+    assert not [c for c in plain.json()["checks"] if c["id"] == "drift"]

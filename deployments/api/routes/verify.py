@@ -11,10 +11,11 @@ from fastapi import APIRouter
 from core import service
 from core.auth import Principal, Scope
 from core.compat import evaluate_ir
-from core.errors import CapError, InvalidInputError
+from core.errors import InvalidInputError
 from core.modes import EnforcementMode
 from core.policy.ir import PolicyIR, load_ir
 from core.proof import parse_proof_obj
+from core.reverify import add_proof_drift
 from core.verify import Report
 from deployments.api.deps import NowDep, StateDep, VerifyRunner
 from deployments.api.models import ErrorBody, Trace, VerifyRequest, VerifyResponse
@@ -22,12 +23,6 @@ from deployments.api.state import ApiState
 
 router = APIRouter(tags=["verify"])
 DEFAULT_MODE = EnforcementMode.STRICT
-
-
-class DriftUnavailableError(CapError):
-    """Inline drift analysis is not available in this build (HTTP 501)."""
-
-    code = "drift_unavailable"
 
 
 @router.post(
@@ -55,11 +50,6 @@ def _mode(body: VerifyRequest, caller: Principal) -> EnforcementMode:
     options = body.options
     if options.enforce_mode is not None or options.drift_detect:
         caller.require(Scope.VERIFY_ADMIN)
-    if options.drift_detect:
-        raise DriftUnavailableError(
-            "inline drift detection is not available yet; the verification-run flow analyses drift",
-            field="options.drift_detect",
-        )
     return options.enforce_mode or DEFAULT_MODE
 
 
@@ -69,9 +59,12 @@ def _verify_proof(body: VerifyRequest, state: ApiState, mode: EnforcementMode, n
             "a proof is verified on its own: drop policy_id, ir and context", field="proof"
         )
     proof = parse_proof_obj(body.proof, "<request>.proof")
-    return service.verify_document(
+    report = service.verify_document(
         state.settings, proof, keyring=state.current_keyring(now), mode=mode, now=now, registry=state.registry
     )
+    if body.options.drift_detect:
+        report = add_proof_drift(state.settings, report, proof, source="<request>.proof")
+    return report
 
 
 def _ir(body: VerifyRequest, state: ApiState) -> PolicyIR:
