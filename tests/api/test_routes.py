@@ -489,10 +489,17 @@ def test_drift_detect_reports_drift_against_the_subjects_baseline(client, issuer
     base = earlier.build().proof
     with Registry(settings.layout.registry_db) as registry:
         registry.register(
-            proof_file_bytes(base), canonical_bytes(base.manifest), subject=base.manifest.subject,
-            policy_hash=base.manifest.policy.hash, ir_hash=base.ir_hash,
-            company_root=base.manifest.company_commitment_root, supplier_root=base.manifest.supplier_root,
-            ubo_root=base.manifest.ubo_root, result="OK", accepted=True, signer=earlier.signer,
+            proof_file_bytes(base),
+            canonical_bytes(base.manifest),
+            subject=base.manifest.subject,
+            policy_hash=base.manifest.policy.hash,
+            ir_hash=base.ir_hash,
+            company_root=base.manifest.company_commitment_root,
+            supplier_root=base.manifest.supplier_root,
+            ubo_root=base.manifest.ubo_root,
+            result="OK",
+            accepted=True,
+            signer=earlier.signer,
             now=NOW - timedelta(days=1),
         )
     r = client.post(
@@ -505,3 +512,13 @@ def test_drift_detect_reports_drift_against_the_subjects_baseline(client, issuer
     assert drift["kind"] == "drift" and "root" in drift["message"] and "proof_001" in drift["message"]
     plain = client.post("/verify", json={"proof": proof_doc}, headers=auth(issuer, "verify:run"))
     assert not [c for c in plain.json()["checks"] if c["id"] == "drift"]
+
+
+def test_metrics_export_the_rotation_gauges_of_the_live_keyring(client, issuer):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = client.get("/metrics", headers=auth(issuer, "metrics:read"))
+    assert r.status_code == 200
+    values = {s.name: s.value for f in text_string_to_metric_families(r.text) for s in f.samples}
+    assert values["cap_key_rotation_phase"] == 3  # single-key, no rotation under way: steady state (phase 3)
+    assert values["cap_dual_accept_time_remaining_seconds"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
-from core import db
+from core import db, service
 from core.errors import CapError
 from core.metrics import REGISTRY
 from core.modes import CheckStatus
@@ -40,7 +41,9 @@ def readyz(state: StateDep, now: NowDep) -> Response:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-def metrics(_: MetricsReader) -> Response:
+def metrics(_: MetricsReader, state: StateDep, now: NowDep) -> Response:
+    with contextlib.suppress(CapError):  # no usable keyring: /readyz says so; the gauges keep their value
+        service.observe_keyring(state.current_keyring(now), now)
     return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
