@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.errors import InvalidInputError
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.lint import LintMode
+from core.rotation import parse_duration
 from core.verify import Check, Report
 
 
@@ -150,16 +152,49 @@ class RunAccepted(BaseModel):
 
 
 class BackupRequest(_In):
-    parameters: dict[str, Any] = Field(default_factory=dict, description="Parameters for the backup flow")
+    """Parameters of the ``backup`` flow (all optional)."""
+
+    to_uri: str | None = Field(
+        None, description="file://DIR or s3://bucket/prefix; default the data dir's store"
+    )
+    encrypt: bool = Field(False, description="AES-256-GCM with a fresh data key wrapped by the master key")
+    pii: Literal["refuse", "warn"] = Field("refuse", description="what a PII finding does")
+
+    def parameters(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
 class RestoreRequest(_In):
+    """Parameters of the ``restore`` flow."""
+
     backup_id: str
-    verify_only: bool = False
+    verify_only: bool = Field(False, description="run the checks of steps 1-6 and change nothing")
+    from_uri: str | None = Field(None, description="where the backup is stored; default the data dir's store")
+    allow_key_rollback: bool = Field(False, description="accept a keyring older than the live one")
 
 
 class RotateRequest(_In):
-    parameters: dict[str, Any] = Field(default_factory=dict, description="Parameters for the rotation flow")
+    """Parameters of the ``rotate-signing-key`` flow (phases 2 and 3 pause for approval unless forced)."""
+
+    phase: int = Field(ge=0, le=3, description="0 prepare, 1 dual-accept, 2 sign-switch, 3 decommission")
+    old_kid: str | None = None
+    new_kid: str | None = None
+    duration: str = Field("168h", description="dual-accept window, e.g. 168h, 7d, 1h30m")
+    dry_run: bool = False
+    force: bool = Field(False, description="skip approvals and time/census gates")
+    rollback: bool = Field(False, description="roll back 2→1 or 3→2")
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    def parameters(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
 class RevokeRequest(_In):

@@ -382,7 +382,7 @@ def test_compat_unknown_policy_id_is_404(client, issuer):
         ),
         pytest.param(
             "/admin/keys/rotate",
-            {"parameters": {"force": True}},
+            {"phase": 0, "force": True},
             "keys:rotate",
             "rotate-signing-key/rotate-signing-key",
             id="rotate",
@@ -522,3 +522,29 @@ def test_metrics_export_the_rotation_gauges_of_the_live_keyring(client, issuer):
     values = {s.name: s.value for f in text_string_to_metric_families(r.text) for s in f.samples}
     assert values["cap_key_rotation_phase"] == 3  # single-key, no rotation under way: steady state (phase 3)
     assert values["cap_dual_accept_time_remaining_seconds"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("/admin/keys/rotate", {"phase": 4}, id="phase_out_of_range"),
+        pytest.param("/admin/keys/rotate", {"phase": 1, "duration": "a week"}, id="bad_duration"),
+        pytest.param("/admin/keys/rotate", {"force": True}, id="phase_missing"),
+        pytest.param("/admin/backups", {"encrypt": True, "surprise": 1}, id="unknown_backup_parameter"),
+        pytest.param(
+            "/admin/restores", {"backup_id": "b-1", "target": "/etc"}, id="restore_target_not_offered"
+        ),
+    ],
+)
+def test_admin_trigger_parameters_are_typed(client, issuer, flows, path, body):
+    r = client.post(path, json=body, headers=auth(issuer, "admin:full"))
+    assert r.status_code == 422, r.text
+    assert not flows.triggered
+
+
+def test_admin_trigger_passes_typed_parameters(client, issuer, flows):
+    r = client.post(
+        "/admin/keys/rotate", json={"phase": 1, "duration": "1h30m"}, headers=auth(issuer, "admin:full")
+    )
+    assert r.status_code == 202, r.text
+    assert flows.triggered[-1][1]["phase"] == 1 and flows.triggered[-1][1]["duration"] == "1h30m"

@@ -24,7 +24,7 @@ UNAVAILABLE = {503: {"model": ErrorBody, "description": "Prefect unreachable"}}
 async def create_backup(_: BackupCreator, state: StateDep, body: BackupRequest | None = None) -> RunAccepted:
     """Trigger the backup deployment; returns the flow run id at once."""
     name = state.config.flows.backup
-    run = await state.flows.trigger(name, (body or BackupRequest()).parameters)
+    run = await state.flows.trigger(name, (body or BackupRequest()).parameters())
     return RunAccepted(flow_run_id=run.flow_run_id, deployment=name, state=run.state_name)
 
 

@@ -43,10 +43,10 @@ def list_keys(_: KeyReader, state: StateDep, now: NowDep) -> KeyringView:
 
 
 @router.post("/rotate", status_code=202, response_model=RunAccepted, responses={503: {"model": ErrorBody}})
-async def rotate(_: KeyRotator, state: StateDep, body: RotateRequest | None = None) -> RunAccepted:
+async def rotate(body: RotateRequest, _: KeyRotator, state: StateDep) -> RunAccepted:
     """Trigger the rotation deployment (phases 0–3; 2 and 3 pause for approval unless forced)."""
     name = state.config.flows.rotate
-    run = await state.flows.trigger(name, (body or RotateRequest()).parameters)
+    run = await state.flows.trigger(name, body.parameters())
     return RunAccepted(flow_run_id=run.flow_run_id, deployment=name, state=run.state_name)
 
 
