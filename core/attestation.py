@@ -12,7 +12,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,7 +21,7 @@ from core.errors import IntegrityError, NotFoundError
 from core.keys import KeyMetadata, KeyStatus, Kid, Timestamp, check_metadata, format_timestamp
 from core.signing import Signer, derive_kid, verify_signature
 
-ATTESTATION_SCHEMA = "cap-attestation.v1"
+ATTESTATION_SCHEMA: Final = "cap-attestation.v1"
 DOMAIN = b"cap-attestation.v1\n"
 
 KeyLookup = Callable[[str], KeyMetadata | None]
@@ -32,7 +32,7 @@ class Attestation(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    schema_: Literal["cap-attestation.v1"] = Field(ATTESTATION_SCHEMA, alias="schema")
+    schema_: Literal["cap-attestation.v1"] = Field(default=ATTESTATION_SCHEMA, alias="schema")
     signer_kid: Kid
     signer_owner: str
     subject_kid: Kid

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.enforce import worst
 from core.errors import InvalidInputError
 from core.keyring import Keyring
 from core.keys import KeyStatus, parse_timestamp
@@ -31,7 +32,7 @@ from core.metrics import DRIFT_BY_TYPE, DRIFT_DETECTED, DRIFT_DURATION, DRIFT_SE
 from core.modes import CheckStatus
 from core.proof import Proof, check_proof_signature
 from core.registry import RegistryEntry
-from core.verify import Check, CheckKind, Report, worst
+from core.verify import Check, CheckKind, Report
 
 DRIFT_SCHEMA = "cap-drift.v1"
 DRIFT_EVENT = "cap.drift.detected"
@@ -396,8 +397,7 @@ def pick_baseline(
     """The baseline among ``entries`` (newest first): the newest accepted entry of ``subject`` older than
     the entry ``entry_id`` — or, for a proof known by ``proof_hash``, older than its newest registration
     and not a copy of it (the newest accepted entry when the proof is not registered)."""
-    key = (lambda e: e.id == entry_id) if entry_id is not None else (lambda e: e.proof_hash == proof_hash)
-    pos = next((i for i, e in enumerate(entries) if key(e)), -1)
+    pos = next((i for i, e in enumerate(entries) if _is_reference(e, entry_id, proof_hash)), -1)
     return next(
         (
             e
@@ -406,6 +406,11 @@ def pick_baseline(
         ),
         None,
     )
+
+
+def _is_reference(entry: RegistryEntry, entry_id: str | None, proof_hash: str | None) -> bool:
+    """Whether ``entry`` is the reference: matched by ``entry_id`` if given, else by ``proof_hash``."""
+    return entry.id == entry_id if entry_id is not None else entry.proof_hash == proof_hash
 
 
 # --- reports, checks, events --------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,7 +26,7 @@ from core.keys import KeyMetadata, KeyStatus, Kid, Timestamp, format_timestamp, 
 from core.modes import CheckStatus, EnforcementMode
 from core.signing import derive_kid
 
-KEYRING_SCHEMA = "cap-keyring.v1"
+KEYRING_SCHEMA: Final = "cap-keyring.v1"
 ACTION_BOOTSTRAP = "bootstrap"
 DEFAULT_REFRESH_COOLDOWN_S = 30.0
 
@@ -67,7 +67,7 @@ class Keyring(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    schema_: Literal["cap-keyring.v1"] = Field(KEYRING_SCHEMA, alias="schema")
+    schema_: Literal["cap-keyring.v1"] = Field(default=KEYRING_SCHEMA, alias="schema")
     version: int = Field(ge=1)
     mode: KeyringMode = KeyringMode.SINGLE_KEY
     default_signing_kid: Kid

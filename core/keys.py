@@ -17,7 +17,7 @@ import stat
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,7 +34,7 @@ from core.fsio import atomic_write
 from core.layout import DataLayout
 from core.signing import Ed25519Signer, derive_kid, load_public_key
 
-KEY_SCHEMA = "cap-key.v1"
+KEY_SCHEMA: Final = "cap-key.v1"
 DEFAULT_VALID_DAYS = 730
 PRIVATE_KEY_MODE = 0o600
 KEYS_DIR_MODE = 0o700
@@ -93,7 +93,7 @@ class KeyMetadata(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    schema_: Literal["cap-key.v1"] = Field(KEY_SCHEMA, alias="schema")
+    schema_: Literal["cap-key.v1"] = Field(default=KEY_SCHEMA, alias="schema")
     kid: Kid
     owner: str = Field(min_length=1)
     created_at: Timestamp

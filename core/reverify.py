@@ -150,8 +150,14 @@ def add_drift(
     """``cap verify --drift-detect``: ``report`` with a ``drift`` check (an unreadable proof stays as is)."""
     if report.policy_id is None:
         return report
-    return add_proof_drift(settings, report, parse_proof_bytes(data, source), source=source,
-                           baseline=baseline, expected_gap=expected_gap)
+    return add_proof_drift(
+        settings,
+        report,
+        parse_proof_bytes(data, source),
+        source=source,
+        baseline=baseline,
+        expected_gap=expected_gap,
+    )
 
 
 def add_proof_drift(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Protocol
+from typing import Final, Protocol
 
 import blake3
 from cryptography.exceptions import InvalidSignature
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from core.errors import InvalidInputError
 
-ALG = "Ed25519"
+ALG: Final = "Ed25519"
 
 
 def derive_kid(public_key_b64: str) -> str:

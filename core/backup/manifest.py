@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -21,7 +21,7 @@ from core.canonical import canonical_bytes
 from core.errors import IntegrityError, InvalidInputError, VerificationError
 from core.signing import ALG, Signer, derive_kid, verify_signature
 
-MANIFEST_VERSION = "backup.manifest.v1"
+MANIFEST_VERSION: Final = "backup.manifest.v1"
 MANIFEST_DOMAIN = b"backup.manifest.v1\n"
 BACKUP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SHA3_RE = r"^0x[0-9a-f]{64}$"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -64,7 +64,7 @@ from core.errors import (
 from core.fsio import fsync_dir
 from core.signing import Signer, derive_kid
 
-RECEIPT_VERSION = "restore.receipt.v1"
+RECEIPT_VERSION: Final = "restore.receipt.v1"
 
 
 class StepName(StrEnum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -26,10 +26,13 @@ _BOOL = "tag:yaml.org,2002:bool"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-_SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+if TYPE_CHECKING:
+    _SafeBase = yaml.SafeLoader
+else:  # libyaml when present
+    _SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _PolicyLoader(_SafeBase):  # type: ignore[misc]
+class _PolicyLoader(_SafeBase):
     """SafeLoader without YAML 1.1 surprises (``yes``/``on`` booleans, timestamp objects, dup keys)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -24,7 +24,7 @@ from core.fsio import atomic_write
 from core.sap.services import EntityKind
 from core.sap.wire import parse_datetime, parse_edm_time
 
-WATERMARK_FORMAT = "cap.sap.watermarks.v1"
+WATERMARK_FORMAT: Final = "cap.sap.watermarks.v1"
 
 
 class Watermarks(BaseModel):

@@ -312,8 +312,8 @@ class ODataClient:
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 last = self._status_error(response, url)
-                delay = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
-                delay = self._backoff(attempt) if delay is None else min(delay, self.max_delay)
+                hint = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
+                delay = self._backoff(attempt) if hint is None else min(hint, self.max_delay)
             if attempt < self.max_attempts:
                 self._sleep(delay)
         assert last is not None

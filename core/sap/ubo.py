@@ -96,20 +96,24 @@ class CsvUboCollector:
         return UboSet(status=status, source="csv", records=tuple(records))
 
     def _row(self, row: Mapping[str, str], line: int) -> UboRecord:
-        where = {"file": str(self.path), "line": line}
+        source = str(self.path)
         name, _ = clean_name(row.get("name"))
         if not name:
-            raise InvalidInputError("UBO name is empty", column="name", **where)
+            raise InvalidInputError("UBO name is empty", column="name", file=source, line=line)
         try:
             born = date.fromisoformat((row.get("birthdate") or "").strip())
         except ValueError as exc:
             raise InvalidInputError(
-                "bad UBO birthdate", column="birthdate", expected="YYYY-MM-DD", **where
+                "bad UBO birthdate", column="birthdate", expected="YYYY-MM-DD", file=source, line=line
             ) from exc
         country = (row.get("citizenship") or "").strip().upper()
         if country not in ISO_ALPHA2:
             raise InvalidInputError(
-                "bad UBO citizenship", column="citizenship", expected="ISO 3166-1 alpha-2", **where
+                "bad UBO citizenship",
+                column="citizenship",
+                expected="ISO 3166-1 alpha-2",
+                file=source,
+                line=line,
             )
         return UboRecord(name=name, birthdate=born, citizenship=country)
 
