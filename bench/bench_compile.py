@@ -1,15 +1,20 @@
 """Policy compile time per policy: cold (first compile in this process) and warm (median of repeats).
 
-Prints figures only; nothing here asserts on time. Run: ``.venv/bin/python bench/bench_compile.py``.
+Prints figures only; nothing here asserts on time. Run: ``.venv/bin/python bench/bench_compile.py``;
+``run()`` returns the figures for ``python -m bench``.
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import Figure, info
 from core.policy import CompiledPolicy, compile_policy, load_policy_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,18 +57,35 @@ def _time(fn: Callable[[], CompiledPolicy]) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    print(f"{'policy':<32} {'cold ms':>9} {'warm ms (median)':>17} {'parse+compile ms':>17}")
+def measure(repeats: int = REPEATS) -> dict[str, tuple[float, float, float]]:
+    """Per policy: (cold ms, warm median ms, parse + compile median ms)."""
+    out = {}
     for name, text in _cases().items():
         policy = load_policy_text(text, name)
         cold = _time(lambda p=policy: compile_policy(p))
-        repeats = REPEATS if len(text) < 50_000 else 20
-        warm = statistics.median(_time(lambda p=policy: compile_policy(p)) for _ in range(repeats))
+        n = repeats if len(text) < 50_000 else 20
+        warm = statistics.median(_time(lambda p=policy: compile_policy(p)) for _ in range(n))
         full = statistics.median(
             _time(lambda t=text, n=name: compile_policy(load_policy_text(t, n)))
-            for _ in range(max(5, repeats // 10))
+            for _ in range(max(5, n // 10))
         )
-        print(f"{name:<32} {cold * 1e3:>9.3f} {warm * 1e3:>17.3f} {full * 1e3:>17.3f}")
+        out[name] = (cold * 1e3, warm * 1e3, full * 1e3)
+    return out
+
+
+def run(repeats: int = REPEATS) -> list[Figure]:
+    """Policy compile (parse + lint + IR) for the example v1 policy and a 1,000-rule v2 policy."""
+    m = measure(repeats)
+    return [
+        info("policy_compile_ms", m["examples/policy.lksg.v1.yml"][2], "ms", "examples/policy.lksg.v1.yml"),
+        info("policy_compile_1000_rules_ms", m["synthetic v2, 1000 rules"][2], "ms", "parse + compile"),
+    ]
+
+
+def main() -> None:
+    print(f"{'policy':<32} {'cold ms':>9} {'warm ms (median)':>17} {'parse+compile ms':>17}")
+    for name, (cold, warm, full) in measure().items():
+        print(f"{name:<32} {cold:>9.3f} {warm:>17.3f} {full:>17.3f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ the verifier's rule checks including the re-check of every non-membership proof,
 with screening. Drift = ``detect_drift`` on two snapshots (metered), and with the snapshot taken from the
 proof (parse excluded, signature check included). Targets: enforcement p95 ≤ 5 ms, drift p95 ≤ 2 ms.
 
-Run: .venv/bin/python bench/bench_enforce_drift.py [--suppliers N] [--listed N] [--repeat N]
+Run: .venv/bin/python bench/bench_enforce_drift.py [--suppliers N] [--listed N] [--repeat N]; ``run(...)``
+returns the figures (``enforce_p95_ms`` is the first row, ``drift_p95_ms`` the two-snapshot row).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import Figure, at_most, info
 from core.commitments import RootScheme, Supplier, Ubo, commit
 from core.context import ProverContext, prover_public
 from core.drift import detect_drift, snapshot_of_entry, snapshot_of_proof
@@ -108,13 +110,9 @@ def _rotated_keyring(old: Ed25519Signer, new: Ed25519Signer):
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--suppliers", type=int, default=10_000)
-    parser.add_argument("--listed", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=500)
-    args = parser.parse_args()
-    suppliers, ubos, lists, compiled, manifest = _setup(args.suppliers, args.listed)
+def measure(n_suppliers: int = 10_000, n_listed: int = 10_000, repeat: int = 500) -> dict[str, object]:
+    """p50/p95 in ms per operation (keys as in the printed table), plus the verdict and drift score."""
+    suppliers, ubos, lists, compiled, manifest = _setup(n_suppliers, n_listed)
     old, new = Ed25519Signer.from_seed(b"\x01" * 32), Ed25519Signer.from_seed(b"\x02" * 32)
     keyring = _rotated_keyring(old, new)
 
@@ -150,9 +148,9 @@ def main() -> None:
         record_enforcement((v.constraint for v in violations), outcome, MODE, time.perf_counter() - start)
 
     known = prover_public(suppliers, ubos, HIGH_RISK)
-    rules_p = _percentiles(lambda: enforce_loaded(known), args.repeat * 4)
-    enforce_p = _percentiles(enforce_loaded, args.repeat)
-    verify_p = _percentiles(lambda: _enforced_rule_checks(built.proof, MODE), max(10, args.repeat // 50))
+    rules_p = _percentiles(lambda: enforce_loaded(known), repeat * 4)
+    enforce_p = _percentiles(enforce_loaded, repeat)
+    verify_p = _percentiles(lambda: _enforced_rule_checks(built.proof, MODE), max(10, repeat // 50))
 
     rotated = build(new).proof
     base_entry = RegistryEntry(
@@ -178,31 +176,70 @@ def main() -> None:
         update={"created_at": "2026-01-02T06:00:00Z"}
     )
     report = detect_drift(baseline, current, keyring=keyring)
-    drift_p = _percentiles(lambda: detect_drift(baseline, current, keyring=keyring), args.repeat * 4)
+    drift_p = _percentiles(lambda: detect_drift(baseline, current, keyring=keyring), repeat * 4)
     build_path_p = _percentiles(
         lambda: detect_drift(
             baseline, snapshot_of_proof(rotated, "c", keyring, signature_valid=True), keyring=keyring
         ),
-        args.repeat * 4,
+        repeat * 4,
     )
     snap_p = _percentiles(
         lambda: detect_drift(baseline, snapshot_of_proof(rotated, "c", keyring), keyring=keyring),
-        max(10, args.repeat // 50),
+        max(10, repeat // 50),
     )
 
+    return {
+        "verdict": built.verdict.value,
+        "score": report.score,
+        "full_build_ms": full_build_ms,
+        "enforce": enforce_p,
+        "rules": rules_p,
+        "verify": verify_p,
+        "drift": drift_p,
+        "drift_build": build_path_p,
+        "drift_snapshot": snap_p,
+    }
+
+
+def run(suppliers: int = 10_000, listed: int = 10_000, repeat: int = 500) -> list[Figure]:
+    """Enforcement p50/p95 (target p95 ≤ 5 ms) and drift p50/p95 (target p95 ≤ 2 ms) over ``suppliers``."""
+    m = measure(suppliers, listed, repeat)
+    note = f"{suppliers:,} suppliers, mode {MODE.value}, {repeat} runs"
+    enforce, drift, verify, snap = m["enforce"], m["drift"], m["verify"], m["drift_snapshot"]
+    return [
+        info("enforce_p50_ms", enforce[0], "ms", note),
+        at_most("enforce_p95_ms", enforce[1], "ms", 5, note + "; public inputs + rules + verdict + metrics"),
+        info(
+            "enforce_verifier_p95_ms", verify[1], "ms", "verifier rule checks incl. non-membership re-check"
+        ),
+        info("enforce_build_with_screening_ms", m["full_build_ms"], "ms", "once, incl. screening + signing"),
+        info("drift_p50_ms", drift[0], "ms", "detect_drift, two snapshots"),
+        at_most("drift_p95_ms", drift[1], "ms", 2, "detect_drift, two snapshots, metered"),
+        info("drift_with_signature_p95_ms", snap[1], "ms", "incl. snapshot + signature re-check"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--suppliers", type=int, default=10_000)
+    parser.add_argument("--listed", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=500)
+    args = parser.parse_args()
+    m = measure(args.suppliers, args.listed, args.repeat)
     print(
         f"enforcement and drift over {args.suppliers:,} suppliers, sanctions list of {args.listed:,} entries "
-        f"(mode {MODE.value}, verdict {built.verdict.value}, drift score {report.score})"
+        f"(mode {MODE.value}, verdict {m['verdict']}, drift score {m['score']})"
     )
     print(f"{'operation':<58} {'p50 ms':>9} {'p95 ms':>9}")
     rows = [
-        ("enforce: public inputs + rules + verdict, no re-screen", enforce_p),
-        ("  of which rules + verdict + metrics (public inputs known)", rules_p),
-        ("enforce (verifier): rule checks + non-membership re-check", verify_p),
+        ("enforce: public inputs + rules + verdict, no re-screen", m["enforce"]),
+        ("  of which rules + verdict + metrics (public inputs known)", m["rules"]),
+        ("enforce (verifier): rule checks + non-membership re-check", m["verify"]),
     ]
     for label, (p50, p95) in rows:
         print(f"{label:<58} {p50:9.3f} {p95:9.3f}")
-    print(f"{'enforce at build incl. screening (once, with signing)':<58} {full_build_ms:9.1f} {'':>9}")
+    print(f"{'enforce at build incl. screening (once, with signing)':<58} {m['full_build_ms']:9.1f} {'':>9}")
+    drift_p, build_path_p, snap_p = m["drift"], m["drift_build"], m["drift_snapshot"]
     print(f"{'drift: detect_drift on two snapshots (metered)':<58} {drift_p[0]:9.3f} {drift_p[1]:9.3f}")
     print(
         f"{'drift incl. snapshot of the proof, signature known (build)':<58} "

@@ -7,6 +7,9 @@ the client's own CPU and the server processes' CPU, then the in-process ``verify
 proof. Figures only; nothing asserts. Run:
 
     .venv/bin/python bench/verify_http.py [--workers 2] [--seconds 10] [--concurrency 32]
+
+``run(...)`` returns the same as figures for ``python -m bench``; ``start_server``/``drive`` are reused by
+``bench/bench_rotation.py`` and ``bench/soak.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import Figure, at_least, at_most, info  # noqa: E402
 from core import service  # noqa: E402
 from core.dev_issuer import DevIssuer  # noqa: E402
 from core.fsio import atomic_write  # noqa: E402
@@ -133,6 +137,90 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """``cap serve --no-prefect`` on a free loopback port over ``settings.data_dir``; (process, url)."""
+    port = free_port()
+    env = {**os.environ, "CAP_DATA_DIR": str(settings.data_dir), "CAP_ENV": "dev"}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [sys.executable, "-m", "deployments.cli", "serve", "--no-prefect", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc, url
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def measure(workers: int = 2, seconds: float = 10.0, warmup: float = 2.0, concurrency: int = 32) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="cap-bench-http-"))
+    settings, world, body = prepare(root)
+    proc, url = start_server(settings, workers)
+    try:
+        token = DevIssuer(settings.layout.dev_issuer_dir).mint(["verify:run"], ttl=3600, now=int(time.time()))
+        asyncio.run(drive(url, body, token, warmup, concurrency))
+        cpu0, self0, t0 = server_cpu(proc.pid), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        latencies, errors = asyncio.run(drive(url, body, token, seconds, concurrency))
+        wall = time.perf_counter() - t0
+        cpu1, self1 = server_cpu(proc.pid), resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        stop_server(proc)
+    client_cpu = (self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime)
+    rate, cpu_ms = in_process_rate(settings, world, min(seconds, 5.0))
+    return {
+        "bytes": len(body),
+        "workers": workers,
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "wall": wall,
+        "rps": len(latencies) / wall,
+        "p50_ms": pct(latencies, 0.5),
+        "p99_ms": pct(latencies, 0.99),
+        "errors": errors,
+        "server_cpu_s": cpu1 - cpu0,
+        "client_cpu_s": client_cpu,
+        "server_ms_per_request": (cpu1 - cpu0) * 1000 / max(1, len(latencies)),
+        "inprocess_rps": rate,
+        "inprocess_cpu_ms": cpu_ms,
+    }
+
+
+def run(workers: int = 2, seconds: float = 10.0, concurrency: int = 32) -> list[Figure]:
+    """``verify_http_rps`` (≥ 1,000), ``verify_http_p99_ms`` (≤ 50), CPU of both sides, in-process rate."""
+    m = measure(workers, seconds, min(2.0, seconds / 3), concurrency)
+    note = f"{m['workers']} workers, {m['concurrency']} connections"
+    note += f", {m['requests']} requests in {m['wall']:.0f} s"
+    return [
+        at_least(
+            "verify_http_rps", m["rps"], "req/s", 1000, note + f"; original 22-27 = x{m['rps'] / 27:.1f}"
+        ),
+        info("verify_http_p50_ms", m["p50_ms"], "ms", note),
+        at_most("verify_http_p99_ms", m["p99_ms"], "ms", 50, "original p95 0.89-7.2 s"),
+        at_most("verify_http_errors", m["errors"], "requests", 0, "non-200 or result != OK"),
+        info("verify_http_server_cores", m["server_cpu_s"] / m["wall"], "cores", "cap serve + workers"),
+        info(
+            "verify_http_client_cores", m["client_cpu_s"] / m["wall"], "cores", "load generator, same machine"
+        ),
+        info("verify_http_server_cpu_ms", m["server_ms_per_request"], "ms/req", "server CPU per request"),
+        info(
+            "verify_inprocess_rps", m["inprocess_rps"], "verify/s", "verify_document, one thread, registry on"
+        ),
+        info("verify_inprocess_cpu_ms", m["inprocess_cpu_ms"], "ms", "CPU per in-process verification"),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
@@ -140,66 +228,24 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="cap-bench-http-"))
-    settings, world, body = prepare(root)
-    port = free_port()
-    env = {**os.environ, "CAP_DATA_DIR": str(settings.data_dir), "CAP_ENV": "dev"}
-    env.pop("PREFECT_API_URL", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deployments.cli",
-            "serve",
-            "--no-prefect",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-        ],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
-        token = DevIssuer(settings.layout.dev_issuer_dir).mint(["verify:run"], ttl=3600, now=int(time.time()))
-        asyncio.run(drive(url, body, token, args.warmup, args.concurrency))
-        cpu0, self0, t0 = server_cpu(proc.pid), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        latencies, errors = asyncio.run(drive(url, body, token, args.seconds, args.concurrency))
-        wall = time.perf_counter() - t0
-        cpu1, self1 = server_cpu(proc.pid), resource.getrusage(resource.RUSAGE_SELF)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    client_cpu = (self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime)
-    rate, cpu_ms = in_process_rate(settings, world, min(args.seconds, 5.0))
-    server_ms = (cpu1 - cpu0) * 1000 / max(1, len(latencies))
+    m = measure(args.workers, args.seconds, args.warmup, args.concurrency)
+    print(json.dumps({k: m[k] for k in ("bytes", "workers", "concurrency")} | {"cpus": os.cpu_count()}))
+    wall = m["wall"]
     print(
-        json.dumps(
-            {
-                "bytes_per_request": len(body),
-                "workers": args.workers,
-                "concurrency": args.concurrency,
-                "cpus": os.cpu_count(),
-            }
-        )
+        f"HTTP  POST /verify : {m['rps']:8.0f} req/s   p50 {m['p50_ms']:6.2f} ms   "
+        f"p99 {m['p99_ms']:6.2f} ms   errors {m['errors']}   ({m['requests']} requests in {wall:.1f} s)"
     )
     print(
-        f"HTTP  POST /verify : {len(latencies) / wall:8.0f} req/s   p50 {pct(latencies, 0.5):6.2f} ms   "
-        f"p99 {pct(latencies, 0.99):6.2f} ms   errors {errors}   ({len(latencies)} requests in {wall:.1f} s)"
+        f"      CPU          : server {m['server_cpu_s']:5.1f} s ({m['server_cpu_s'] / wall:.2f} cores)   "
+        f"client {m['client_cpu_s']:5.1f} s ({m['client_cpu_s'] / wall:.2f} cores)   "
+        f"server CPU/request {m['server_ms_per_request']:.2f} ms"
     )
     print(
-        f"      CPU          : server {cpu1 - cpu0:5.1f} s ({(cpu1 - cpu0) / wall:.2f} cores)   "
-        f"client {client_cpu:5.1f} s ({client_cpu / wall:.2f} cores)   server CPU/request {server_ms:.2f} ms"
+        f"in-process verify  : {m['inprocess_rps']:8.0f} /s on one thread, "
+        f"{m['inprocess_cpu_ms']:.2f} ms CPU each (same proof, registry on)"
     )
     print(
-        f"in-process verify  : {rate:8.0f} /s on one thread, {cpu_ms:.2f} ms CPU each "
-        "(same proof, registry on)"
-    )
-    print(
-        f"CPU-bound ceiling  : {1000 * (os.cpu_count() or 1) / server_ms:8.0f} req/s "
+        f"CPU-bound ceiling  : {1000 * (os.cpu_count() or 1) / m['server_ms_per_request']:8.0f} req/s "
         "if the server had every core "
         f"(cores / server CPU per request); load average now {os.getloadavg()[0]:.1f}"
     )

@@ -7,12 +7,13 @@ lives in :mod:`core.backup.restore`, retention in :mod:`core.backup.retention`.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import secrets
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from core.backup.manifest import (
     sign_manifest,
 )
 from core.backup.scan import PiiMode, ScanReport, enforce, scan_file
-from core.backup.storage import ArchiveSink, BackupStore
+from core.backup.storage import ArchiveSink, BackupStore, file_errors
 from core.errors import InvalidInputError
 from core.layout import DataLayout
 from core.signing import Signer
@@ -88,6 +89,19 @@ class _Emitter:
         if self.enc is not None:
             self._out(self.enc.finish())
         return ArchiveInfo(name="", sha3_256="0x" + self.digest.hexdigest(), size_bytes=self.size)
+
+
+@contextlib.contextmanager
+def _staging(work_dir: Path | None) -> Iterator[Path]:
+    """A private staging directory (removed afterwards); file-system failures become StorageError."""
+    where = work_dir or Path(tempfile.gettempdir())
+    with file_errors("staging", where):
+        staging = tempfile.TemporaryDirectory(prefix="cap-backup-", dir=work_dir)
+    try:
+        yield Path(staging.name)
+    finally:
+        with contextlib.suppress(OSError):
+            staging.cleanup()
 
 
 def _stream_to_store(
@@ -151,8 +165,9 @@ def create_backup(
     if not sources:
         raise InvalidInputError("nothing to back up", file=str(layout.root))
     wrapper = (key_wrapper or load_master_key()) if encrypt else None
-    with tempfile.TemporaryDirectory(prefix="cap-backup-", dir=work_dir) as tmp:
-        frozen, infos = snapshot_sources(sources, Path(tmp))
+    with _staging(work_dir) as tmp:
+        with file_errors("staging snapshot", tmp):
+            frozen, infos = snapshot_sources(sources, tmp)
         report_phase("snapshot")
         report = enforce(scan_sources(frozen), PiiMode(pii))
         report_phase("scan")
@@ -173,6 +188,10 @@ def create_backup(
             archive=archive,
         )
     signed = sign_manifest(manifest, signer)
-    store.put_manifest(bid, manifest_bytes(signed))
+    try:
+        store.put_manifest(bid, manifest_bytes(signed))
+    except BaseException:
+        store.discard_archive(archive.name)
+        raise
     report_phase("sign")
     return BackupResult(manifest=signed, scan=report, store_uri=store.uri)

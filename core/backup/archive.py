@@ -23,13 +23,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from core.backup.manifest import FileType, InvalidInputError, ManifestFile, SqliteInfo, check_relative_path
+from core.backup.manifest import FileType, ManifestFile, SqliteInfo, check_relative_path
 from core.backup.scan import PEM_MARKERS, PEM_OVERLAP
-from core.errors import IntegrityError
+from core.errors import IntegrityError, InvalidInputError, StorageError
 from core.layout import DataLayout
 
+_isal: ModuleType | None
 try:  # optional accelerator: same gzip format, decoded by plain zlib
     from isal import isal_zlib as _isal
 except ImportError:  # pragma: no cover - depends on the environment
@@ -91,11 +93,16 @@ def sqlite_info(path: Path) -> SqliteInfo:
     return SqliteInfo(tables=tables, user_version=user_version, page_size=page_size)
 
 
+# SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_FULL (primary result codes): the copy's disk failed, not the input
+_SQLITE_STORAGE_CODES = frozenset({10, 13, 14})
+
+
 def snapshot_sqlite(src: Path, dst: Path) -> SqliteInfo:
     """Consistent copy of a live SQLite database via the online backup API, as one rollback-journal file.
 
     The copy is one step (``pages=-1``) under a read transaction, so concurrent writers on other
-    connections (WAL mode) neither block it nor restart it. Raises :class:`InvalidInputError`.
+    connections (WAL mode) neither block it nor restart it. Raises :class:`InvalidInputError`, or
+    :class:`StorageError` when the staging side fails (disk full, I/O error, cannot open).
     """
     try:
         source = sqlite3.connect(src)  # read-write handle, so closing it checkpoints and removes the WAL
@@ -108,6 +115,8 @@ def snapshot_sqlite(src: Path, dst: Path) -> SqliteInfo:
             target.close()
             source.close()
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _SQLITE_STORAGE_CODES:
+            raise StorageError(f"cannot snapshot SQLite database: {exc}", file=str(dst)) from exc
         raise InvalidInputError(f"cannot snapshot SQLite database: {exc}", file=src.name) from exc
     return sqlite_info(dst)
 
@@ -364,7 +373,7 @@ def extract_archive(stream: io.RawIOBase, dest: Path, files: Iterable[ManifestFi
     expected = {f.path: f for f in files}
     seen: set[str] = set()
     try:
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=READ_CHUNK) as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=READ_CHUNK) as tar:
             for member in tar:
                 _write_member(tar, member, _check_member(member, expected, seen), dest)
     except tarfile.TarError as exc:

@@ -5,7 +5,8 @@ The manifest is written last, so a backup exists exactly when its manifest does.
 overwritten: file writes link a finished temp file to its final name (``EEXIST`` = conflict); S3
 checks before writing and sends ``If-None-Match: *``. S3 archives go up in multipart parts with
 retries; any failure aborts the multipart upload so no partial object is left. botocore errors are
-translated to :class:`StorageError` in :func:`boto_errors` and nowhere else.
+translated to :class:`StorageError` in :func:`boto_errors` and nowhere else; local file-system errors
+(``ENOSPC``, ``EACCES`` …) in :func:`file_errors`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
@@ -28,6 +29,10 @@ from pydantic import BaseModel, ConfigDict
 from core.backup.manifest import check_backup_id, parse_manifest
 from core.errors import ConfigError, ConflictError, IntegrityError, NotFoundError, StorageError
 from core.fsio import fsync_dir
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ListObjectsV2OutputTypeDef
 
 MANIFEST_SUFFIX = ".manifest.json"
 PART_SIZE = 8 << 20
@@ -128,6 +133,18 @@ class BackupStore(Protocol):
 
     def delete(self, backup_id: str) -> None: ...
 
+    def discard_archive(self, name: str) -> None: ...
+
+
+@contextlib.contextmanager
+def file_errors(operation: str, path: Path) -> Iterator[None]:
+    """Translate an ``OSError`` of a local store or staging write into :class:`StorageError` (chained)."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StorageError(f"{operation} failed: {reason}", file=str(path), errno=exc.errno) from exc
+
 
 def _listing(backup_id: str, data: bytes | None) -> BackupListing:
     if data is None:
@@ -152,14 +169,17 @@ class _FileSink:
     def __init__(self, final: Path) -> None:
         self._final = final
         self._tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
-        self._fh = open(self._tmp, "xb", buffering=0)  # noqa: SIM115 - closed in commit/abort
+        with file_errors("create", self._tmp):
+            self._fh = open(self._tmp, "xb", buffering=0)  # noqa: SIM115 - closed in commit/abort
 
     def write(self, data: bytes) -> None:
-        self._fh.write(data)
+        with file_errors("write", self._tmp):
+            self._fh.write(data)
 
     def commit(self) -> None:
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        with file_errors("sync", self._tmp):
+            os.fsync(self._fh.fileno())
+            self._fh.close()
         try:
             os.link(self._tmp, self._final)
         except FileExistsError as exc:
@@ -187,14 +207,19 @@ class FileStore:
         return self.root.is_dir() and any(self.root.glob(f"{check_backup_id(backup_id)}.*"))
 
     def open_archive(self, backup_id: str, name: str) -> ArchiveSink:
-        self.root.mkdir(parents=True, exist_ok=True)
+        with file_errors("mkdir", self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
         if self.exists(backup_id):
             raise ConflictError("backup id already exists", backup_id=backup_id)
         return _FileSink(self._path(name))
 
     def put_manifest(self, backup_id: str, data: bytes) -> None:
         sink = _FileSink(self._path(check_backup_id(backup_id) + MANIFEST_SUFFIX))
-        sink.write(data)
+        try:
+            sink.write(data)
+        except BaseException:
+            sink.abort()
+            raise
         sink.commit()
 
     def get_manifest(self, backup_id: str) -> bytes:
@@ -227,12 +252,16 @@ class FileStore:
                 self._path(name).unlink(missing_ok=True)
         fsync_dir(self.root)
 
+    def discard_archive(self, name: str) -> None:
+        """Remove an archive whose manifest could not be written (no backup exists without one)."""
+        self._path(name).unlink(missing_ok=True)
+
 
 class _S3Sink:
     def __init__(self, store: S3Store, key: str) -> None:
         self._s, self._key = store, key
         self._buf = bytearray()
-        self._parts: list[dict[str, Any]] = []
+        self._parts: list[CompletedPartTypeDef] = []
         self._upload_id: str = store.call(
             "CreateMultipartUpload", key, lambda c: c.create_multipart_upload(Bucket=store.bucket, Key=key)
         )["UploadId"]
@@ -286,7 +315,7 @@ class S3Store:
 
     def __init__(
         self,
-        client: Any,
+        client: S3Client,
         bucket: str,
         prefix: str = "",
         *,
@@ -301,7 +330,7 @@ class S3Store:
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 
-    def call(self, operation: str, key: str, fn: Callable[[Any], T]) -> T:
+    def call(self, operation: str, key: str, fn: Callable[[S3Client], T]) -> T:
         """One S3 call with translation and retries of transient failures."""
 
         def once() -> T:
@@ -356,13 +385,17 @@ class S3Store:
     def _retry(self, fn: Callable[[], T]) -> T:
         return retry_transient(fn, attempts=self.attempts, base_delay=self.base_delay)
 
+    def _list_page(self, token: str | None) -> ListObjectsV2OutputTypeDef:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.key("")}
+        if token:
+            kwargs["ContinuationToken"] = token
+        return self.call("ListObjectsV2", self.key(""), lambda c: c.list_objects_v2(**kwargs))
+
     def list_backups(self) -> list[BackupListing]:
-        out, token = [], None
+        out: list[BackupListing] = []
+        token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.key("")}
-            if token:
-                kwargs["ContinuationToken"] = token
-            page = self.call("ListObjectsV2", self.key(""), lambda c, kw=kwargs: c.list_objects_v2(**kw))
+            page = self._list_page(token)
             for obj in page.get("Contents", []):
                 name = obj["Key"].rsplit("/", 1)[-1]
                 if name.endswith(MANIFEST_SUFFIX):
@@ -371,6 +404,12 @@ class S3Store:
             token = page.get("NextContinuationToken")
             if not token:
                 return sorted(out, key=lambda b: b.backup_id)
+
+    def discard_archive(self, name: str) -> None:
+        """Remove an archive whose manifest could not be written (no backup exists without one)."""
+        key = self.key(name)
+        with contextlib.suppress(StorageError):
+            self.call("DeleteObject", key, lambda c: c.delete_object(Bucket=self.bucket, Key=key))
 
     def delete(self, backup_id: str) -> None:
         listing = _listing(backup_id, self.get_manifest(backup_id))
@@ -381,11 +420,13 @@ class S3Store:
             backup_id + ".tar.gz.enc",
         ]
         for name in dict.fromkeys(n for n in names if n):
-            key = self.key(name)
-            self.call("DeleteObject", key, lambda c, k=key: c.delete_object(Bucket=self.bucket, Key=k))
+            self._delete_key(self.key(name))
+
+    def _delete_key(self, key: str) -> None:
+        self.call("DeleteObject", key, lambda c: c.delete_object(Bucket=self.bucket, Key=key))
 
 
-def s3_client(endpoint_url: str | None = None, *, env: Mapping[str, str] | None = None) -> Any:
+def s3_client(endpoint_url: str | None = None, *, env: Mapping[str, str] | None = None) -> S3Client:
     """A boto3 S3 client; botocore's own retries are off because :func:`retry_transient` owns them."""
     import boto3
     from botocore.config import Config
@@ -398,7 +439,7 @@ def s3_client(endpoint_url: str | None = None, *, env: Mapping[str, str] | None 
 def open_store(
     uri: str | Path,
     *,
-    client: Any = None,
+    client: S3Client | None = None,
     endpoint_url: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> BackupStore:

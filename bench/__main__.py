@@ -1,0 +1,162 @@
+"""``python -m bench`` (``make bench``): every suite, a table of figures beside the SPEC §7 targets, and
+``bench/results.json`` (a list of ``{name, value, unit, target, ok, note}``).
+
+    python -m bench                 # documented sizes (1 M rows, 1 GB state, 10 k suppliers), ≲ 10 minutes
+    python -m bench --quick         # small sizes, about a minute
+    python -m bench --only backup   # one suite (or the suite that produces a figure: --only drift_p95_ms)
+    python -m bench --s3            # backup suite also through moto's S3 server on loopback
+
+Each suite runs in its own subprocess, so peak-RSS figures and Prefect settings do not leak between them;
+one suite failing is reported and the others still run. The 1-minute load average is recorded at the start
+and end (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import Figure, format_table, info
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _verify_http(quick: bool, s3: bool) -> list[Figure]:
+    from bench import verify_http
+
+    return verify_http.run(workers=2, seconds=4 if quick else 15, concurrency=32)
+
+
+def _compile(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_compile
+
+    return bench_compile.run(repeats=20 if quick else 200)
+
+
+def _proof(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_proof
+
+    return bench_proof.run(1_000, 5_000, 1) if quick else bench_proof.run(10_000, 50_000, 3)
+
+
+def _enforce_drift(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_enforce_drift
+
+    return bench_enforce_drift.run(10_000, 10_000, 100 if quick else 500)
+
+
+def _commit(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_commit
+
+    return bench_commit.run(100_000 if quick else 1_000_000)
+
+
+def _backup(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_backup
+
+    return bench_backup.run(64 if quick else 1024, s3=s3)
+
+
+def _rotation(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_rotation
+
+    return bench_rotation.run(repeat=2 if quick else 5)
+
+
+def _screening(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_screening
+
+    return bench_screening.run(10_000, 2_000) if quick else bench_screening.run()
+
+
+def _sap(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_sap_ingest
+
+    return bench_sap_ingest.run(2_000, 8_000) if quick else bench_sap_ingest.run()
+
+
+def _prefect(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_prefect
+
+    return bench_prefect.run(runs=5 if quick else 20)
+
+
+Suite = Callable[[bool, bool], list[Figure]]
+SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
+    "verify_http": (_verify_http, ("verify_http_rps", "verify_http_p99_ms", "verify_inprocess_rps")),
+    "compile": (_compile, ("policy_compile_ms",)),
+    "proof": (_proof, ("proof_build_10k_ms",)),
+    "enforce_drift": (_enforce_drift, ("enforce_p95_ms", "drift_p95_ms")),
+    "commit": (_commit, ("commit_1m_rows_s",)),
+    "backup": (_backup, ("backup_1gb_s", "restore_1gb_s")),
+    "rotation": (_rotation, ("rotation_0to3_s", "rotation_verify_errors")),
+    "screening": (_screening, ()),
+    "sap": (_sap, ()),
+    "prefect": (_prefect, ("prefect_flow_overhead_s",)),
+}
+
+
+def _select(only: str | None) -> list[str]:
+    if only is None:
+        return list(SUITES)
+    if only in SUITES:
+        return [only]
+    for name, (_, produces) in SUITES.items():
+        if only in produces or only.startswith(name):
+            return [name]
+    raise SystemExit(f"unknown suite or figure {only!r}; suites: {', '.join(SUITES)}")
+
+
+def _run_suite(name: str, quick: bool, s3: bool) -> list[Figure]:
+    """Run one suite in a subprocess; a failure becomes a ``<suite>_failed`` figure (ok False)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        path = Path(out.name)
+    command = [sys.executable, "-m", "bench", "--suite", name, "--suite-out", str(path)]
+    command += ["--quick"] * quick + ["--s3"] * s3
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(command, cwd=ROOT, timeout=1200, check=False)
+        rows = json.loads(path.read_text()) if proc.returncode == 0 else None
+    except subprocess.TimeoutExpired:
+        rows = None
+    finally:
+        path.unlink(missing_ok=True)
+    elapsed = time.perf_counter() - t0
+    if rows is None:
+        return [Figure(f"{name}_failed", 1, "suite", "0", False, "see stderr above")]
+    return [Figure(**row) for row in rows] + [info(f"{name}_suite_wall_s", elapsed, "s", "whole suite")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="CAP Verifier benchmarks (SPEC §7)")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--only", help="one suite, or the suite producing this figure")
+    parser.add_argument("--s3", action="store_true", help="backup suite also through moto S3 on loopback")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--suite", help=argparse.SUPPRESS)
+    parser.add_argument("--suite-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.suite:  # child: one suite, figures as JSON
+        figures = SUITES[args.suite][0](args.quick, args.s3)
+        args.suite_out.write_text(json.dumps([f.as_json() for f in figures]))
+        return
+    figures = [info("cpus", os.cpu_count() or 0, "cores"), info("loadavg_1m_start", os.getloadavg()[0], "")]
+    for name in _select(args.only):
+        print(f"== {name}", file=sys.stderr, flush=True)
+        figures += _run_suite(name, args.quick, args.s3)
+    figures.append(info("loadavg_1m_end", os.getloadavg()[0], ""))
+    print(format_table(figures))
+    args.out.write_text(json.dumps([f.as_json() for f in figures], indent=1) + "\n")
+    print(f"\nwrote {args.out} ({'quick sizes' if args.quick else 'documented sizes'})")
+
+
+if __name__ == "__main__":
+    main()
