@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench lint clean demo
+.PHONY: run test install bench lint clean demo fuzz soak
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,7 +31,15 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check core tasks flows deployments tests bench
+	$(BIN)/mypy --strict core
 	$(BIN)/ruff format --check core tasks flows deployments tests bench
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache
+
+fuzz: install
+	CAP_FUZZ_EXAMPLES=120 CAP_FUZZ_MIN_REQUESTS=1000 CAP_FUZZ_FINDINGS=build/fuzz-findings.txt \
+		$(BIN)/python -m pytest tests/api/test_fuzz.py -q -s -p no:cacheprovider
+
+soak: install
+	$(BIN)/python -m bench.soak --minutes 3

@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.audit import AuditLog
 from core.canonical import canonical_bytes, pretty_bytes
-from core.commit_parallel import supplier_leaves
-from core.commitments import Commitments, RootScheme, commit_leaves, read_suppliers, read_ubos, ubo_leaf
+from core.commitments import Commitments, RootScheme, commit, read_suppliers, read_ubos
 from core.digest import sha3_hex
 from core.errors import InvalidInputError, NotFoundError
 from core.fsio import atomic_write
@@ -105,9 +104,8 @@ def ensure_signer(settings: Settings, now: datetime) -> Ed25519Signer:
 
 
 def commit_files(suppliers: Path, ubos: Path, scheme: RootScheme, now: datetime) -> Commitments:
-    """Commit to two CSV files (large supplier files are parsed and hashed on all cores)."""
-    s_leaves = supplier_leaves(_existing(suppliers))
-    return commit_leaves(s_leaves, [ubo_leaf(u) for u in read_ubos(ubos)], scheme, format_timestamp(now))
+    """Commit to two CSV files (roots and counts; the records stay with the caller)."""
+    return commit(read_suppliers(_existing(suppliers)), read_ubos(_existing(ubos)), scheme, format_timestamp(now))
 
 
 def _existing(path: Path) -> Path:

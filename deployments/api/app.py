@@ -18,6 +18,7 @@ from deployments.api.config import API_VERSION, ApiConfig
 from deployments.api.deps import OAUTH2_SCHEME_NAME
 from deployments.api.flows import FlowGateway
 from deployments.api.middleware import BodyLimit, RequestMetrics
+from deployments.api.models import ErrorBody
 from deployments.api.routes import backups, health, keys, policy, restores, runs, verify
 from deployments.api.state import ApiState, utc_now
 
@@ -26,8 +27,14 @@ DESCRIPTION = (
     "Verify LkSG compliance proofs, compile policies, and operate backups, restores and key rotation. "
     "Bearer JWT (OAuth2 client credentials, RS256/ES256); see docs/api.md."
 )
+PROTECTED_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed input (body not JSON, bad identifier)"},
+    401: {"model": ErrorBody, "description": "Missing or invalid bearer token"},
+    403: {"model": ErrorBody, "description": "Token lacks the route's scope"},
+    404: {"model": ErrorBody, "description": "Named policy, key, backup or run not found"},
+    422: {"model": ErrorBody, "description": "Input that does not have the expected shape"},
+}
 ROUTERS = (
-    health.router,
     policy.router,
     verify.router,
     backups.router,
@@ -48,8 +55,9 @@ def create_app(
     config = config or ApiConfig.from_env(settings)
     app = FastAPI(title=TITLE, version=API_VERSION, description=DESCRIPTION, docs_url="/docs", redoc_url=None)
     app.state.cap = ApiState.build(settings, config, flows=flows, clock=clock)
+    app.include_router(health.router)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=PROTECTED_ERRORS)
     errors.install(app)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(RequestMetrics)
