@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
 
-from tests.integration.test_smoke import REPO, free_port, prepare_data_dir, run_cap, wait_for
+from tests.live import free_port, prepare_data_dir, run_cap, uvicorn_command, wait_for
+from tests.paths import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzz")]
 
@@ -97,19 +97,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
         env.pop(var, None)
     prepare_data_dir(env)
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "deployments.api.app:app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    command = uvicorn_command(port)
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

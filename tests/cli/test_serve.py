@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -17,16 +16,11 @@ import jwt
 import pytest
 
 from core.proof import proof_file_bytes
+from tests.live import free_port
 from tests.paths import REPO
 from tests.world import World
 
 STARTUP_S = 150
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def descendants(pid: int) -> set[int]:

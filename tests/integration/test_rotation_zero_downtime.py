@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ import pytest
 from core.keys import KeyStore
 from core.proof import proof_file_bytes
 from core.settings import Settings
-from tests.integration.test_smoke import REPO, dev_token, free_port, prepare_data_dir, run_cap, wait_for
+from tests.live import cap_serve_command, dev_token, free_port, prepare_data_dir, run_cap, wait_for
+from tests.paths import REPO
 from tests.world import World
 
 pytestmark = pytest.mark.slow
@@ -97,19 +97,7 @@ def live(tmp_path: Path):
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     prepare_data_dir(env)
-    command = [
-        sys.executable,
-        "-m",
-        "deployments.cli",
-        "serve",
-        "--no-prefect",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-    ]
+    command = cap_serve_command(port, workers=2)
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

@@ -12,20 +12,25 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from deployments.cli.smoke import SMOKE_POLICY, SmokeCheck, SmokeRun, TokenSource, run_smoke
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.live import (
+    cap_serve_command,
+    dev_token,
+    free_port,
+    prepare_data_dir,
+    run_cap,
+    uvicorn_command,
+    wait_for,
+)
+from tests.paths import REPO
 
 # --- the checks against a fake server (httpx.MockTransport) ---
 
@@ -188,68 +193,6 @@ def test_smoke_policy_is_a_valid_v1_policy() -> None:
 # --- against a live server ---
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_cap(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deployments.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def cap_has(*commands: str) -> bool:
-    help_text = run_cap("--help", env={**os.environ, "COLUMNS": "200"}).stdout
-    return all(f" {c} " in help_text for c in commands)
-
-
-def prepare_data_dir(env: dict[str, str]) -> None:
-    """Signing key, keyring, registry, policy store and dev issuer, as `cap serve` has on a fresh machine."""
-    from core import service
-    from core.dev_issuer import DevIssuer
-    from core.policy_store import PolicyStore
-    from core.registry import Registry
-    from core.settings import Settings
-
-    settings = Settings.from_env(env)
-    settings.layout.root.mkdir(parents=True, exist_ok=True)
-    service.keygen(settings, now=datetime.now(UTC))
-    Registry(settings.layout.registry_db).close()
-    PolicyStore(settings.layout.policy_db).close()
-    DevIssuer.for_settings(settings).ensure()
-
-
-def dev_token(env: dict[str, str], scopes: list[str]) -> str:
-    from core.dev_issuer import DevIssuer
-    from core.settings import Settings
-
-    issuer = DevIssuer.for_settings(Settings.from_env(env)).ensure()
-    return issuer.mint(scopes, ttl=3600, now=int(time.time()))
-
-
-def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-            )
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError(f"server at {url} did not answer within {timeout} s")
-
-
 class LiveApi:
     def __init__(self, url: str, env: dict[str, str], token: Callable[[list[str]], str]) -> None:
         self.url, self.env, self.token = url, env, token
@@ -258,38 +201,6 @@ class LiveApi:
         return run_cap(
             "smoke", "--url", url or self.url, "--attempts", "1", "--timeout", "5", *args, env=self.env
         )
-
-
-def _uvicorn(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "deployments.api.app:app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-
-
-def _cap_serve(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "deployments.cli",
-        "serve",
-        "--no-prefect",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
 
 
 def _cap_token(env: dict[str, str]) -> Callable[[list[str]], str]:
@@ -316,7 +227,7 @@ def live_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveApi
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR")
     prepare_data_dir(env)
-    command = _uvicorn(port) if request.param == "uvicorn" else _cap_serve(port)
+    command = uvicorn_command(port) if request.param == "uvicorn" else cap_serve_command(port)
     token = (lambda scopes: dev_token(env, scopes)) if request.param == "uvicorn" else _cap_token(env)
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True

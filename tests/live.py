@@ -1,0 +1,116 @@
+"""Real servers for end-to-end tests: free loopback ports, the API under uvicorn or `cap serve`, readiness.
+
+One place for what the smoke, fuzz, serve and zero-downtime tests all need, so each test says only what
+it checks.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.paths import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_cap(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real `cap` entry point in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "deployments.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def uvicorn_command(port: int) -> list[str]:
+    """The API alone, as one uvicorn process on 127.0.0.1:``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "deployments.api.app:app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+def cap_serve_command(port: int, workers: int = 1) -> list[str]:
+    """`cap serve` without Prefect on 127.0.0.1:``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "deployments.cli",
+        "serve",
+        "--no-prefect",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
+def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def prepare_data_dir(env: dict[str, str]) -> None:
+    """Signing key, keyring, registry, policy store and dev issuer, as `cap serve` has on a fresh machine."""
+    from core import service
+    from core.dev_issuer import DevIssuer
+    from core.policy_store import PolicyStore
+    from core.registry import Registry
+    from core.settings import Settings
+
+    settings = Settings.from_env(env)
+    settings.layout.root.mkdir(parents=True, exist_ok=True)
+    service.keygen(settings, now=datetime.now(UTC))
+    Registry(settings.layout.registry_db).close()
+    PolicyStore(settings.layout.policy_db).close()
+    DevIssuer.for_settings(settings).ensure()
+
+
+def dev_token(env: dict[str, str], scopes: list[str]) -> str:
+    from core.dev_issuer import DevIssuer
+    from core.settings import Settings
+
+    issuer = DevIssuer.for_settings(Settings.from_env(env)).ensure()
+    return issuer.mint(scopes, ttl=3600, now=int(time.time()))
+
+
+def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Until ``url``/healthz answers; fails with the server's stderr if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        try:
+            httpx.get(f"{url}/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError(f"server at {url} did not answer within {timeout} s")
