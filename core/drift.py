@@ -339,17 +339,7 @@ def snapshot_of_proof(
     valid = signature_valid
     if valid is None and entry is not None:
         valid = check_proof_signature(proof, entry.public_key)
-    return Snapshot(
-        source=source,
-        subject=m.subject,
-        created_at=proof.created_at,
-        policy_hash=m.policy.hash,
-        company_root=m.company_commitment_root,
-        supplier_root=m.supplier_root,
-        ubo_root=m.ubo_root,
-        kid=sig.kid if sig else None,
-        signature_valid=False if sig is None else valid,
-    )
+    return _snapshot(m, source, proof.created_at, sig.kid if sig else None, False if sig is None else valid)
 
 
 def snapshot_of_manifest(manifest: Manifest, source: str, keyring: Keyring | None) -> Snapshot:
@@ -357,16 +347,23 @@ def snapshot_of_manifest(manifest: Manifest, source: str, keyring: Keyring | Non
     sig = manifest.signatures[0] if manifest.signatures else None
     entry = keyring.entry(sig.kid) if keyring is not None and sig is not None else None
     valid = check_manifest_signature(manifest, sig, entry.public_key) if entry is not None and sig else None
+    return _snapshot(
+        manifest, source, manifest.created_at, sig.kid if sig else None, False if sig is None else valid
+    )
+
+
+def _snapshot(m: Manifest, source: str, created_at: str, kid: str | None, valid: bool | None) -> Snapshot:
+    """The drift-relevant facts of a manifest, with the signer and whether its signature checked out."""
     return Snapshot(
         source=source,
-        subject=manifest.subject,
-        created_at=manifest.created_at,
-        policy_hash=manifest.policy.hash,
-        company_root=manifest.company_commitment_root,
-        supplier_root=manifest.supplier_root,
-        ubo_root=manifest.ubo_root,
-        kid=sig.kid if sig else None,
-        signature_valid=False if sig is None else valid,
+        subject=m.subject,
+        created_at=created_at,
+        policy_hash=m.policy.hash,
+        company_root=m.company_commitment_root,
+        supplier_root=m.supplier_root,
+        ubo_root=m.ubo_root,
+        kid=kid,
+        signature_valid=valid,
     )
 
 

@@ -7,7 +7,6 @@ which hot-reloads ``keyring.json`` for the API and CLI. The keyring never holds 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -17,9 +16,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.canonical import pretty_bytes
+from core.documents import parse_model
 from core.errors import CapError, IntegrityError, InvalidInputError, KeyError_, NotFoundError, RotationError
 from core.fsio import atomic_write
 from core.keys import KeyMetadata, KeyStatus, Kid, Timestamp, format_timestamp, parse_timestamp
@@ -187,16 +187,7 @@ def _validate_history(keyring: Keyring, source: str) -> None:
 def parse_keyring(data: bytes, *, source: str, min_version: int | None = None) -> Keyring:
     """Parse and validate keyring bytes. Raises InvalidInput/Integrity/KeyError_, or RotationError
     ``keyring_rollback`` when the version is below ``min_version``."""
-    try:
-        keyring = Keyring.model_validate(json.loads(data))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError("keyring is not JSON", file=source, expected=KEYRING_SCHEMA) from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidInputError(
-            f"invalid keyring: {first['msg']}", file=source, field=field, expected=KEYRING_SCHEMA
-        ) from exc
+    keyring = parse_model(Keyring, data, source=source, what="keyring", expected=KEYRING_SCHEMA)
     validate_keyring(keyring, source=source)
     if min_version is not None and keyring.version < min_version:
         raise RotationError(

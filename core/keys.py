@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import json
 import os
 import re
 import stat
@@ -19,9 +18,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from core.canonical import pretty_bytes
+from core.documents import parse_model
 from core.errors import (
     ConflictError,
     IntegrityError,
@@ -169,16 +169,7 @@ def check_metadata(meta: KeyMetadata, *, source: str) -> None:
 
 def parse_metadata(data: bytes, *, source: str) -> KeyMetadata:
     """Parse and check ``cap-key.v1`` bytes. Raises :class:`InvalidInputError` or :class:`IntegrityError`."""
-    try:
-        meta = KeyMetadata.model_validate(json.loads(data))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError("key metadata is not JSON", file=source, expected=KEY_SCHEMA) from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidInputError(
-            f"invalid key metadata: {first['msg']}", file=source, field=field, expected=KEY_SCHEMA
-        ) from exc
+    meta = parse_model(KeyMetadata, data, source=source, what="key metadata", expected=KEY_SCHEMA)
     check_metadata(meta, source=source)
     return meta
 

@@ -12,10 +12,11 @@ import binascii
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.canonical import canonical_bytes, canonical_obj
 from core.digest import sha3_prefixed
+from core.documents import validate_model
 from core.errors import IntegrityError, InvalidInputError
 from core.manifest import MANIFEST_DOMAIN, Manifest, SignatureInfo
 from core.modes import CheckStatus, EnforcementMode
@@ -116,12 +117,7 @@ def parse_proof_obj(obj: Any, source: str = "<proof>") -> Proof:
         raise InvalidInputError(
             "not a cap-proof.v2 document", file=source, field="schema", expected=PROOF_SCHEMA
         )
-    try:
-        return Proof.model_validate(obj)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise InvalidInputError(f"invalid proof: {err['msg']}", file=source, field=field) from None
+    return validate_model(Proof, obj, source=source, what="proof", expected=PROOF_SCHEMA)
 
 
 def parse_proof_bytes(data: bytes, source: str = "<proof>") -> Proof:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,12 +20,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
 from core.canonical import pretty_bytes
 from core.digest import blake3_raw, digests_equal
+from core.documents import parse_model
 from core.errors import IntegrityError, InvalidInputError, NotFoundError
 from core.fsio import atomic_write
 from core.merkle import EMPTY_ROOT, InclusionProof, MerkleTree, merkle_root, verify_inclusion
@@ -502,24 +502,7 @@ def save_lists(path: str | Path, lists: ListsFile) -> Path:
 
 
 def _parse_lists(data: bytes, file: str) -> ListsFile:
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError("lists file is not UTF-8", file=file, expected="UTF-8 JSON") from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f"lists file is not JSON: {exc.msg}", file=file, line=exc.lineno, expected=f"{LISTS_SCHEMA} JSON"
-        ) from exc
-    try:
-        return ListsFile.model_validate(obj)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidInputError(
-            f"lists file invalid: {first['msg']}",
-            file=file,
-            field=".".join(str(p) for p in first["loc"]) or "$",
-            expected=f"a {LISTS_SCHEMA} document",
-        ) from exc
+    return parse_model(ListsFile, data, source=file, what="lists file", expected=f"a {LISTS_SCHEMA} document")
 
 
 def check_lists(lists: ListsFile, file: str = "lists") -> None:

@@ -16,6 +16,7 @@ from core.audit import AuditLog
 from core.canonical import canonical_bytes, pretty_bytes
 from core.commitments import Commitments, RootScheme, commit, read_suppliers, read_ubos
 from core.digest import sha3_hex
+from core.documents import parse_model
 from core.errors import InvalidInputError, NotFoundError
 from core.fsio import atomic_write
 from core.keyring import Keyring, bootstrap_keyring, load_keyring, save_keyring
@@ -105,7 +106,9 @@ def ensure_signer(settings: Settings, now: datetime) -> Ed25519Signer:
 
 def commit_files(suppliers: Path, ubos: Path, scheme: RootScheme, now: datetime) -> Commitments:
     """Commit to two CSV files (roots and counts; the records stay with the caller)."""
-    return commit(read_suppliers(_existing(suppliers)), read_ubos(_existing(ubos)), scheme, format_timestamp(now))
+    return commit(
+        read_suppliers(_existing(suppliers)), read_ubos(_existing(ubos)), scheme, format_timestamp(now)
+    )
 
 
 def _existing(path: Path) -> Path:
@@ -349,11 +352,9 @@ def verify_document(
 # Imports for this section stay here so the section can be appended without touching the header.
 
 import contextlib  # noqa: E402
-import json  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 import yaml  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
 
 from core import metrics, rotation  # noqa: E402
 from core.attestation import ChainResult, SignedAttestation, attest, attestation_problem, verify_chain  # noqa: E402
@@ -640,15 +641,12 @@ def attest_key(settings: Settings, signer_kid: str, subject_kid: str, now: datet
 def read_attestation(path: Path) -> SignedAttestation:
     """Parse one attestation file. Raises :class:`InvalidInputError` naming the file and field."""
     try:
-        return SignedAttestation.model_validate(json.loads(path.read_bytes()))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError("attestation file is not readable JSON", file=str(path)) from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InvalidInputError(
-            f"invalid attestation: {first['msg']}", file=str(path), field=field, expected="cap-attestation.v1"
-        ) from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"attestation file is not readable: {exc.strerror}", file=str(path)) from exc
+    return parse_model(
+        SignedAttestation, data, source=str(path), what="attestation", expected="cap-attestation.v1"
+    )
 
 
 def verify_attestation_files(

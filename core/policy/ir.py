@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from core.canonical import canonical_bytes, pretty_bytes
 from core.digest import digests_equal, sha3_prefixed
+from core.documents import dotted
 from core.errors import IntegrityError, InvalidInputError
 
 IR_VERSION: Literal["1.0"] = "1.0"
@@ -238,14 +239,6 @@ _EXPECTED_BY_TYPE = {
     "literal_error": "the listed literal",
     "string_pattern_mismatch": "the pattern shown",
 }
-
-
-def dotted(loc: tuple[int | str, ...]) -> str:
-    """``("rules", 0, "op")`` → ``"rules[0].op"``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def validation_error(exc: ValidationError, source: str, line: int | None = None) -> InvalidInputError:

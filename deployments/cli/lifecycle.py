@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from rich.table import Table
 
 from core import reverify, service
 from core.commitments import Commitments, RootScheme
+from core.documents import parse_model
 from core.drift import DriftReport
 from core.errors import InvalidInputError
 from core.fsio import atomic_write
@@ -188,15 +189,7 @@ def _read(path: Path) -> bytes:
 
 def _load(path: Path, model: type[M], what: str) -> M:
     """A JSON document of type ``model`` from ``path``; bad input names the file and field."""
-    try:
-        return model.model_validate_json(_read(path))
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        raise InvalidInputError(
-            f"not a valid {what} file: {e['msg']}",
-            file=str(path),
-            field=".".join(str(p) for p in e["loc"]) or "$",
-        ) from None
+    return parse_model(model, _read(path), source=str(path), what=f"{what} file")
 
 
 @proof_app.command("build")
