@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.canonical import canonical_bytes, canonical_obj
+from core.canonical import canonical_bytes, canonical_obj, dumps
 from core.digest import sha3_prefixed
 from core.documents import validate_model
 from core.errors import IntegrityError, InvalidInputError
@@ -51,36 +51,43 @@ class Proof(BaseModel):
     signature: SignatureInfo | None = None
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
 class ProofForms:
     """A proof's canonical structure, prepared once; every signed or hashed byte form derives from it.
 
     Verification needs five of them (proof signature, manifest signature, IR hash, and the two registry
-    hashes); preparing the structure is the expensive part, dumping it again is cheap.
+    hashes); preparing the structure is the expensive part. The unsigned body is dumped once: the file
+    form is that body with the signature, the last field, spliced in.
     """
 
-    __slots__ = ("obj",)
+    __slots__ = ("_unsigned", "obj")
 
     def __init__(self, proof: Proof) -> None:
         self.obj: dict[str, Any] = canonical_obj(proof)
+        self._unsigned: bytes | None = None
+
+    def unsigned_bytes(self) -> bytes:
+        """Canonical JSON of the proof without its ``signature``."""
+        if self._unsigned is None:
+            self._unsigned = dumps({k: v for k, v in self.obj.items() if k != "signature"})
+        return self._unsigned
 
     def signing_bytes(self) -> bytes:
-        return _DOMAIN + _dumps({k: v for k, v in self.obj.items() if k != "signature"})
+        return _DOMAIN + self.unsigned_bytes()
 
     def file_bytes(self) -> bytes:
-        return _dumps(self.obj) + b"\n"
+        signature = self.obj.get("signature")
+        if signature is None:
+            return self.unsigned_bytes() + b"\n"
+        return self.unsigned_bytes()[:-1] + b',"signature":' + dumps(signature) + b"}\n"
 
     def manifest_bytes(self) -> bytes:
-        return _dumps(self.obj["manifest"])
+        return dumps(self.obj["manifest"])
 
     def manifest_signing_bytes(self) -> bytes:
-        return MANIFEST_DOMAIN + _dumps({**self.obj["manifest"], "signatures": []})
+        return MANIFEST_DOMAIN + dumps({**self.obj["manifest"], "signatures": []})
 
     def ir_hash(self) -> str:
-        return sha3_prefixed(_dumps({**self.obj["ir"], "ir_hash": ""}))
+        return sha3_prefixed(dumps({**self.obj["ir"], "ir_hash": ""}))
 
 
 def proof_signing_bytes(proof: Proof) -> bytes:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from core.canonical import Record, canonical_bytes, pretty_bytes
+from core.canonical import Record, canonical_bytes, canonical_obj, dumps, pretty_bytes
 from core.errors import InvalidInputError
 
 
@@ -68,3 +68,37 @@ json_values = st.recursive(
 def test_round_trip_is_stable(value):
     data = canonical_bytes(value)
     assert canonical_bytes(json.loads(data)) == data
+
+
+# orjson writes the bytes; json.dumps is the reference it must match byte for byte.
+wide_text = st.text(st.characters(codec="utf-8", categories=None, exclude_categories=["Cs"]))
+wide_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | wide_text,
+    lambda children: st.lists(children) | st.dictionaries(wide_text, children),
+    max_leaves=30,
+)
+
+
+@given(wide_values)
+def test_bytes_match_the_json_module_reference(value):
+    reference = json.dumps(canonical_obj(value), separators=(",", ":"), ensure_ascii=False).encode()
+    assert canonical_bytes(value) == reference
+    assert dumps(canonical_obj(value)) == reference
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**40], ids=["u64_plus_1", "i64_minus_1", "huge"])
+def test_integers_beyond_64_bits_still_serialise(number):
+    assert canonical_bytes({"n": number}) == b'{"n":%d}' % number
+    assert dumps({"z": number, "a": 1}) == b'{"z":%d,"a":1}' % number  # order kept
+
+
+@pytest.mark.parametrize(
+    "write",
+    [canonical_bytes, lambda v: dumps(canonical_obj(v)), pretty_bytes],
+    ids=["canonical_bytes", "dumps", "pretty_bytes"],
+)
+def test_lone_surrogates_are_refused_with_the_field_named(write):
+    with pytest.raises(InvalidInputError) as err:
+        write({"ok": "x", "name": ["fine", "bad\ud800"]})
+    assert err.value.details["field"] == "$.name[1]"
+    assert "U+D800" in err.value.details["found"]

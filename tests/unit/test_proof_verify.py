@@ -285,8 +285,12 @@ def test_evidence_never_contains_supplier_names(world, good):
         assert u.name not in text and u.birthdate not in text
 
 
-@pytest.mark.parametrize("sanctioned", [False, True], ids=["clean", "sanctioned"])
-def test_proof_forms_equal_the_direct_encodings(sanctioned):
+@pytest.mark.parametrize(
+    ("sanctioned", "signed"),
+    [(False, True), (True, True), (False, False)],
+    ids=["clean", "sanctioned", "unsigned"],
+)
+def test_proof_forms_equal_the_direct_encodings(sanctioned, signed):
     from core.canonical import canonical_bytes
     from core.manifest import manifest_signing_bytes
     from core.policy.ir import compute_ir_hash
@@ -294,6 +298,8 @@ def test_proof_forms_equal_the_direct_encodings(sanctioned):
 
     w = World(suppliers_csv=World().suppliers_csv + (SANCTIONED if sanctioned else ""))
     proof = w.build().proof
+    if not signed:
+        proof = proof.model_copy(update={"signature": None})
     forms = ProofForms(proof)
     assert forms.signing_bytes() == proof_signing_bytes(proof)
     assert forms.file_bytes() == proof_file_bytes(proof)
