@@ -27,6 +27,7 @@ test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: install
+	scripts/install_wrk.sh $(BIN)
 	$(BIN)/python -m bench
 
 lint: install

@@ -1,10 +1,13 @@
 """``python -m bench`` (``make bench``): every suite, a table of figures beside the SPEC §7 targets, and
-``bench/results.json`` (a list of ``{name, value, unit, target, ok, note}``).
+``bench/results.json`` (a list of ``{name, value, unit, target, ok, note, suite, measured_at}``).
 
-    python -m bench                 # documented sizes (1 M rows, 1 GB state, 10 k suppliers), ≲ 10 minutes
+    python -m bench                 # documented sizes (1 M rows, 1 GB state, 10 k suppliers), ≲ 15 minutes
     python -m bench --quick         # small sizes, about a minute
     python -m bench --only backup   # one suite (or the suite that produces a figure: --only drift_p95_ms)
-    python -m bench --s3            # backup suite also through moto's S3 server on loopback
+    python -m bench --no-s3         # backup suite without the moto S3 server leg
+
+``--only`` replaces that suite's rows in ``results.json`` and keeps the others, so the file always holds
+one row set per suite, each stamped with when it was measured.
 
 Each suite runs in its own subprocess, so peak-RSS figures and Prefect settings do not leak between them;
 one suite failing is reported and the others still run. The 1-minute load average is recorded at the start
@@ -21,7 +24,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench import Figure, format_table, info
 
@@ -32,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _verify_http(quick: bool, s3: bool) -> list[Figure]:
     from bench import verify_http
 
-    return verify_http.run(workers=2, seconds=4 if quick else 15, concurrency=32)
+    return verify_http.run(workers=2, seconds=4 if quick else 15, concurrency=16)
 
 
 def _compile(quick: bool, s3: bool) -> list[Figure]:
@@ -139,7 +144,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="CAP Verifier benchmarks (SPEC §7)")
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--only", help="one suite, or the suite producing this figure")
-    parser.add_argument("--s3", action="store_true", help="backup suite also through moto S3 on loopback")
+    parser.add_argument(
+        "--s3",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="backup suite also through moto's S3 server on loopback (default on)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--suite", help=argparse.SUPPRESS)
     parser.add_argument("--suite-out", type=Path, help=argparse.SUPPRESS)
@@ -148,14 +158,34 @@ def main() -> None:
         figures = SUITES[args.suite][0](args.quick, args.s3)
         args.suite_out.write_text(json.dumps([f.as_json() for f in figures]))
         return
-    figures = [info("cpus", os.cpu_count() or 0, "cores"), info("loadavg_1m_start", os.getloadavg()[0], "")]
+    figures: list[Figure] = []
+    rows: list[dict[str, Any]] = []
     for name in _select(args.only):
         print(f"== {name}", file=sys.stderr, flush=True)
-        figures += _run_suite(name, args.quick, args.s3)
-    figures.append(info("loadavg_1m_end", os.getloadavg()[0], ""))
+        start = info(f"{name}_loadavg_1m_start", os.getloadavg()[0], "", "the machine may be shared")
+        suite = [start, *_run_suite(name, args.quick, args.s3)]
+        suite.append(info(f"{name}_cpus", os.cpu_count() or 0, "cores"))
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        sizes = "quick sizes" if args.quick else "documented sizes"
+        rows += [{**f.as_json(), "suite": name, "measured_at": stamp, "sizes": sizes} for f in suite]
+        figures += suite
     print(format_table(figures))
-    args.out.write_text(json.dumps([f.as_json() for f in figures], indent=1) + "\n")
-    print(f"\nwrote {args.out} ({'quick sizes' if args.quick else 'documented sizes'})")
+    kept = [r for r in _previous(args.out) if args.only and r.get("suite") not in {r["suite"] for r in rows}]
+    args.out.write_text(json.dumps(kept + rows, indent=1) + "\n")
+    print(f"\nwrote {args.out} ({len(rows)} new rows, {len(kept)} kept from earlier runs of other suites)")
+
+
+def _previous(path: Path) -> list[dict[str, Any]]:
+    """Rows of an earlier results file that carry a suite tag; nothing when absent or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return (
+        [r for r in data if isinstance(r, dict) and isinstance(r.get("suite"), str)]
+        if isinstance(data, list)
+        else []
+    )
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def measure(size_mb: int, *, encrypt: bool = False, s3: bool = False, base: Path
             )
         )
         _drop_wal(live)
-        out["mb"] = mb = sum(p.stat().st_size for p in live.rglob("*") if p.is_file()) / 1e6
+        out["mb"] = sum(p.stat().st_size for p in live.rglob("*") if p.is_file()) / 1e6
         store = FileStore(work / "store")
         wrapper = MasterKeyWrapper(b"\x11" * 32)
         out["backup_s"], res = _timed(
@@ -183,7 +183,7 @@ def measure(size_mb: int, *, encrypt: bool = False, s3: bool = False, base: Path
         out["shell_backup_s"] = shell_backup(live, work / "shell.tar.gz")
         out["shell_restore_s"] = shell_restore(work / "shell.tar.gz", work / "shell-restore")
         if s3:
-            out.update(bench_s3(live, mb, wrapper, encrypt))
+            out.update(bench_s3(live, work, wrapper, encrypt))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -214,7 +214,7 @@ def run(size_mb: int = 1024, *, s3: bool = False, encrypt: bool = False) -> list
     if s3:
         figures += [
             info("backup_s3_1gb_s", m["s3_backup_s"], "s", "moto HTTP server on loopback"),
-            info("restore_s3_verify_1gb_s", m["s3_verify_s"], "s", "download + steps 1-6 (verify_only)"),
+            info("restore_s3_1gb_s", m["s3_restore_s"], "s", "download + all 8 steps, moto HTTP server"),
         ]
     return figures
 
@@ -249,12 +249,11 @@ def main() -> None:
     )
     if args.s3:
         print(f"s3 backup : {m['s3_backup_s']:6.2f} s  {mb / m['s3_backup_s']:7.1f} MB/s (moto HTTP server)")
-        print(
-            f"s3 verify : {m['s3_verify_s']:6.2f} s  {mb / m['s3_verify_s']:7.1f} MB/s (download + steps 1-6)"
-        )
+        print(f"s3 restore: {m['s3_restore_s']:6.2f} s  {mb / m['s3_restore_s']:7.1f} MB/s (all 8 steps)")
 
 
-def bench_s3(live: Path, mb: float, wrapper: MasterKeyWrapper, encrypt: bool) -> dict[str, float]:
+def bench_s3(live: Path, work: Path, wrapper: MasterKeyWrapper, encrypt: bool) -> dict[str, float]:
+    """Backup to and full restore (download + all 8 steps, into a copy of the state) from moto over HTTP."""
     import logging
 
     import boto3
@@ -284,11 +283,13 @@ def bench_s3(live: Path, mb: float, wrapper: MasterKeyWrapper, encrypt: bool) ->
                 created_by="bench@host",
             )
         )
-        opts = RestoreOptions(verify_only=True, key_wrapper=wrapper)
+        target = work / "restored-s3"
+        shutil.copytree(live, target, symlinks=True)
+        opts = RestoreOptions(trusted_keys=None, key_wrapper=wrapper)
         t_r, _ = _timed(
-            lambda: run_restore(store, res.manifest.backup_id, live, SIGNER, now=NOW, options=opts)
+            lambda: run_restore(store, res.manifest.backup_id, target, SIGNER, now=NOW, options=opts)
         )
-        return {"s3_backup_s": t_b, "s3_verify_s": t_r}
+        return {"s3_backup_s": t_b, "s3_restore_s": t_r}
     finally:
         server.stop()
 
