@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from pathlib import Path
 
@@ -548,3 +549,12 @@ def test_admin_trigger_passes_typed_parameters(client, issuer, flows):
     )
     assert r.status_code == 202, r.text
     assert flows.triggered[-1][1]["phase"] == 1 and flows.triggered[-1][1]["duration"] == "1h30m"
+
+
+def test_lone_surrogate_in_a_proof_is_400_naming_the_field(client, issuer, proof_doc):
+    """JSON may escape a lone surrogate (\\ud800); it has no UTF-8 form, so no canonical bytes either."""
+    body = json.dumps({"proof": {**proof_doc, "policy_id": "Test \ud800 Policy"}}).encode()
+    assert b"\\ud800" in body
+    r = client.post("/verify", content=body, headers={**auth(issuer), "Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["details"]["field"] == "$.policy_id"
