@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from core.errors import InvalidInputError
@@ -26,9 +27,10 @@ def dotted(loc: tuple[int | str, ...]) -> str:
 
 
 def parse_json(data: bytes, *, source: str, what: str, expected: str | None = None) -> Any:
-    """The JSON value of ``data``. Raises :class:`InvalidInputError` naming ``source`` and the line."""
+    """The JSON value of ``data``. Raises :class:`InvalidInputError` naming ``source`` and the line, or the
+    field whose text is not valid Unicode (JSON can escape a lone surrogate such as ``\\ud800``)."""
     try:
-        return json.loads(data.decode("utf-8"))
+        obj = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidInputError(
             f"{what} is not UTF-8", file=source, expected=expected or "UTF-8 JSON"
@@ -37,6 +39,52 @@ def parse_json(data: bytes, *, source: str, what: str, expected: str | None = No
         raise InvalidInputError(
             f"{what} is not JSON: {exc.msg}", file=source, line=exc.lineno, expected=expected
         ) from None
+    problem = lone_surrogate(obj)
+    if problem is not None:
+        field, found = problem
+        raise InvalidInputError(
+            f"{what} holds text that is not valid Unicode (a lone surrogate)",
+            file=source,
+            field=field,
+            found=found,
+            expected="valid Unicode text",
+        )
+    return obj
+
+
+def lone_surrogate(value: Any, path: str = "$") -> tuple[str, str] | None:
+    """``(field, found)`` for the first string or key in ``value`` holding a lone surrogate, else ``None``.
+
+    Such text has no UTF-8 form, so it cannot be hashed, stored or printed. The common case, nothing wrong,
+    costs one orjson dump (which refuses surrogates); only a refusal walks the structure to name the field.
+    """
+    try:
+        orjson.dumps(value)
+        return None
+    except orjson.JSONEncodeError:  # also integers beyond 64 bits: the walk then finds nothing
+        return _find_surrogate(value, path)
+
+
+def _find_surrogate(value: Any, path: str) -> tuple[str, str] | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return path, f"U+{ord(value[exc.start]):04X} at character {exc.start}"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and _find_surrogate(key, path) is not None:
+                return f"{path} (key {key!a})", "a key with a lone surrogate"
+            found = _find_surrogate(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_surrogate(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def validate_model(model: type[M], obj: Any, *, source: str, what: str, expected: str | None = None) -> M:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.canonical import canonical_bytes, canonical_obj, dumps
 from core.digest import sha3_prefixed
-from core.documents import validate_model
+from core.documents import parse_json, validate_model
 from core.errors import IntegrityError, InvalidInputError
 from core.manifest import MANIFEST_DOMAIN, Manifest, SignatureInfo
 from core.modes import CheckStatus, EnforcementMode
@@ -129,12 +128,7 @@ def parse_proof_obj(obj: Any, source: str = "<proof>") -> Proof:
 
 def parse_proof_bytes(data: bytes, source: str = "<proof>") -> Proof:
     """Parse stored proof bytes and check they are canonical (exactly the signed bytes)."""
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidInputError("proof is not UTF-8", file=source) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"proof is not JSON: {exc.msg}", file=source, line=exc.lineno) from None
+    obj = parse_json(data, source=source, what="proof", expected=PROOF_SCHEMA)
     proof = parse_proof_obj(obj, source)
     try:
         canonical = canonical_bytes(proof)

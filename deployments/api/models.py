@@ -5,8 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from core.documents import lone_surrogate
 from core.errors import InvalidInputError
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.lint import LintMode
@@ -21,7 +23,22 @@ class Result(StrEnum):
 
 
 class _In(BaseModel):
+    """A request body: unknown fields refused, and text that is not valid Unicode refused by path."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        problem = lone_surrogate(data, "")
+        if problem is not None:
+            field, found = problem
+            raise PydanticCustomError(
+                "invalid_unicode",
+                "{field} holds text that is not valid Unicode (lone surrogate {found})",
+                {"field": field or "the body", "found": found},
+            )
+        return data
 
 
 class ErrorBody(BaseModel):

@@ -551,10 +551,20 @@ def test_admin_trigger_passes_typed_parameters(client, issuer, flows):
     assert flows.triggered[-1][1]["phase"] == 1 and flows.triggered[-1][1]["duration"] == "1h30m"
 
 
-def test_lone_surrogate_in_a_proof_is_400_naming_the_field(client, issuer, proof_doc):
-    """JSON may escape a lone surrogate (\\ud800); it has no UTF-8 form, so no canonical bytes either."""
-    body = json.dumps({"proof": {**proof_doc, "policy_id": "Test \ud800 Policy"}}).encode()
-    assert b"\\ud800" in body
-    r = client.post("/verify", content=body, headers={**auth(issuer), "Content-Type": "application/json"})
-    assert r.status_code == 400, r.text
-    assert r.json()["details"]["field"] == "$.policy_id"
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        pytest.param("/verify", "proof", "proof.policy_id", id="verify_proof"),
+        pytest.param("/verify", {"ir": {"x": "\ud800"}, "context": {}}, "ir.x", id="verify_inline_ir"),
+        pytest.param("/verify", {"policy_id": "p\ud800"}, "policy_id", id="verify_policy_id"),
+        pytest.param("/policy/compile", {"policy_yaml": "id: \udc00"}, "policy_yaml", id="compile"),
+    ],
+)
+def test_lone_surrogates_in_a_body_are_422_naming_the_field(client, issuer, proof_doc, path, body, field):
+    """JSON may escape a lone surrogate (\\ud800): no UTF-8 form, so nothing can hash, store or print it."""
+    if body == "proof":
+        body = {"proof": {**proof_doc, "policy_id": "Test \ud800 Policy"}}
+    data = json.dumps(body).encode()
+    r = client.post(path, content=data, headers={**auth(issuer), "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["message"].startswith(f"body: {field} holds text that is not valid Unicode")

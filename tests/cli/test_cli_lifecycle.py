@@ -198,6 +198,9 @@ def test_policy_compile_golden_ir_and_lint(cap):
     [
         pytest.param(b'{"schema":"cap-proof.v2","created_at":', "proof_format", id="truncated"),
         pytest.param(b"\x00\x01garbage", "proof_format", id="not_json"),
+        pytest.param(
+            b'{"schema":"cap-proof.v2","policy_id":"\\ud800"}', "proof_format", id="lone_surrogate_escape"
+        ),
     ],
 )
 def test_unreadable_proof_exits_4(cap, content, check):
@@ -205,8 +208,9 @@ def test_unreadable_proof_exits_4(cap, content, check):
     proof = cap.root / "proof.json"
     proof.write_bytes(content)
     r = cap("verify", "--proof", proof, "--json")
-    assert r.code == 4
+    assert r.code == 4, r.stderr
     assert [c["id"] for c in r.json()["checks"]] == [check]
+    assert "Traceback" not in r.stderr
 
 
 def test_missing_file_and_usage_errors_exit_2(cap):

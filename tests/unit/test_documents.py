@@ -29,6 +29,18 @@ class Doc(BaseModel):
         ),
         pytest.param(b'{"items": []}', "invalid doc", {"field": "name"}, id="missing_field"),
         pytest.param(b"[]", "invalid doc", {"field": "$"}, id="not_an_object"),
+        pytest.param(
+            b'{"name": "a", "items": [], "x": {"y": ["ok", "\\ud800"]}}',
+            "doc holds text that is not valid Unicode",
+            {"field": "$.x.y[1]", "found": "U+D800 at character 0"},
+            id="lone_surrogate_value",
+        ),
+        pytest.param(
+            b'{"\\udfff": 1}',
+            "doc holds text that is not valid Unicode",
+            {"field": "$ (key '\\udfff')"},
+            id="lone_surrogate_key",
+        ),
     ],
 )
 def test_bad_documents_name_file_and_place(data, message, where):
@@ -37,6 +49,14 @@ def test_bad_documents_name_file_and_place(data, message, where):
     assert err.value.message.startswith(message)
     assert err.value.details["file"] == "doc.json"
     assert where.items() <= err.value.details.items()
+
+
+def test_surrogate_pairs_and_big_integers_are_valid():
+    doc = parse_model(
+        Doc, b'{"name": "\\ud83d\\ude00", "items": [{"count": 18446744073709551616}]}', source="d", what="doc"
+    )
+    assert doc.name == "\U0001f600"
+    assert doc.items[0].count == 2**64
 
 
 def test_good_document_and_dotted_paths():
