@@ -68,7 +68,8 @@ def _check_timestamp(text: str) -> str:
 
 
 Timestamp = Annotated[str, AfterValidator(_check_timestamp)]
-Kid = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+KID_PATTERN = r"^[0-9a-f]{32}$"
+Kid = Annotated[str, Field(pattern=KID_PATTERN)]
 
 
 # --- metadata ---------------------------------------------------------------------------------------------

@@ -36,11 +36,14 @@ from core.modes import CheckStatus, EnforcementMode
 from core.signing import Signer, verify_signature
 
 DEFAULT_DUAL_ACCEPT = timedelta(hours=168)
+MAX_DURATION = timedelta(days=3650)  # longer windows are typos, and timedelta overflows not far beyond
 DEFAULT_CENSUS_WINDOW = timedelta(hours=24)
 DEFAULT_KEY_MOUNT = "/keys"
 PROBE_DOMAIN = b"cap-rotation-probe.v1\n"
 _PAIR = re.compile(r"^old=([0-9a-f]{32}) new=([0-9a-f]{32})")
-_DURATION = re.compile(r"(\d+)([smhd])")
+_DURATION = re.compile(r"([0-9]+)([smhd])")
+# The accepted texts as a JSON-schema pattern (for the API): unit parts, at least one of them non-zero.
+DURATION_PATTERN = r"^\s*([0-9]+[smhdSMHD])*0*[1-9][0-9]*[smhdSMHD]([0-9]+[smhdSMHD])*\s*$"
 _KID = re.compile(r"[0-9a-f]{32}")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -93,9 +96,19 @@ def parse_duration(text: str, *, field: str = "duration") -> timedelta:
         raise InvalidInputError(
             f"not a duration: {str(text)[:40]!r}", field=field, expected="e.g. 168h, 7d, 30m"
         )
-    total = sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+    if any(len(n) > 9 for n, _ in parts):  # int() of thousands of digits is itself an error
+        total = MAX_DURATION * 2
+    else:
+        try:
+            total = sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+        except OverflowError:
+            total = MAX_DURATION * 2
     if total <= timedelta():
         raise InvalidInputError("duration must be positive", field=field, found=text)
+    if total > MAX_DURATION:
+        raise InvalidInputError(
+            f"duration is longer than {MAX_DURATION.days} days", field=field, found=str(text)[:40]
+        )
     return total
 
 

@@ -23,7 +23,8 @@ from core.signing import ALG, Signer, derive_kid, verify_signature
 
 MANIFEST_VERSION: Final = "backup.manifest.v1"
 MANIFEST_DOMAIN = b"backup.manifest.v1\n"
-BACKUP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+BACKUP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # also the API schema's pattern
+BACKUP_ID_RE = re.compile(BACKUP_ID_PATTERN.strip("^$"))
 _SHA3_RE = r"^0x[0-9a-f]{64}$"
 _TIME_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$"
 

@@ -8,11 +8,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from core.backup.manifest import BACKUP_ID_PATTERN
 from core.documents import lone_surrogate
 from core.errors import InvalidInputError
+from core.keys import Kid
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.lint import LintMode
-from core.rotation import parse_duration
+from core.rotation import DURATION_PATTERN, parse_duration
 from core.verify import Check, Report
 
 
@@ -184,7 +186,7 @@ class BackupRequest(_In):
 class RestoreRequest(_In):
     """Parameters of the ``restore`` flow."""
 
-    backup_id: str
+    backup_id: str = Field(pattern=BACKUP_ID_PATTERN)
     verify_only: bool = Field(False, description="run the checks of steps 1-6 and change nothing")
     from_uri: str | None = Field(None, description="where the backup is stored; default the data dir's store")
     allow_key_rollback: bool = Field(False, description="accept a keyring older than the live one")
@@ -194,9 +196,11 @@ class RotateRequest(_In):
     """Parameters of the ``rotate-signing-key`` flow (phases 2 and 3 pause for approval unless forced)."""
 
     phase: int = Field(ge=0, le=3, description="0 prepare, 1 dual-accept, 2 sign-switch, 3 decommission")
-    old_kid: str | None = None
-    new_kid: str | None = None
-    duration: str = Field("168h", description="dual-accept window, e.g. 168h, 7d, 1h30m")
+    old_kid: Kid | None = None
+    new_kid: Kid | None = None
+    duration: str = Field(
+        "168h", pattern=DURATION_PATTERN, description="dual-accept window, e.g. 168h, 7d, 1h30m"
+    )
     dry_run: bool = False
     force: bool = Field(False, description="skip approvals and time/census gates")
     rollback: bool = Field(False, description="roll back 2→1 or 3→2")

@@ -427,7 +427,8 @@ def test_keys_list_and_revoke(client, settings, issuer, world):
     default = view["default_signing_kid"]
     r = client.post(f"/admin/keys/{default}/revoke", headers=auth(issuer, "keys:revoke"))
     assert r.status_code == 409 and r.json()["error"] == "key_is_default_signer"
-    assert client.post("/admin/keys/ffff/revoke", headers=auth(issuer)).status_code == 404
+    assert client.post(f"/admin/keys/{'f' * 32}/revoke", headers=auth(issuer)).status_code == 404
+    assert client.post("/admin/keys/ffff/revoke", headers=auth(issuer)).status_code == 422  # not a kid
     from tests.world import NOW
 
     other = KeyStore(settings.layout).generate("Other", NOW)
@@ -530,6 +531,10 @@ def test_metrics_export_the_rotation_gauges_of_the_live_keyring(client, issuer):
     [
         pytest.param("/admin/keys/rotate", {"phase": 4}, id="phase_out_of_range"),
         pytest.param("/admin/keys/rotate", {"phase": 1, "duration": "a week"}, id="bad_duration"),
+        pytest.param(
+            "/admin/keys/rotate", {"phase": 1, "duration": "99999999999d"}, id="duration_overflow_was_500"
+        ),
+        pytest.param("/admin/restores", {"backup_id": "../etc"}, id="backup_id_outside_pattern"),
         pytest.param("/admin/keys/rotate", {"force": True}, id="phase_missing"),
         pytest.param("/admin/backups", {"encrypt": True, "surprise": 1}, id="unknown_backup_parameter"),
         pytest.param(

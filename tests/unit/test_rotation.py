@@ -227,16 +227,47 @@ def test_rollback_of_a_revoked_old_key_is_refused():
         ("7d", timedelta(days=7)),
         ("1h30m", timedelta(minutes=90)),
         (" 90S ", timedelta(seconds=90)),
+        ("3650d", timedelta(days=3650)),
     ],
 )
 def test_parse_duration(text, expected):
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "168", "h", "+168h", "1w", "0h", "1h 30m"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "168",
+        "h",
+        "+168h",
+        "1w",
+        "0h",
+        "1h 30m",
+        "\u0661h",  # an Arabic-Indic digit: int() takes it, the API's schema pattern does not
+        "3651d",
+        "99999999999d",  # timedelta overflow (was an OverflowError, a 500 found by the fuzz)
+        "1" * 5000 + "s",  # beyond int()'s digit limit
+    ],
+)
 def test_parse_duration_refuses(text):
     with pytest.raises(InvalidInputError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["168h", "1h30m", " 7D ", "0h1m", "3650d", "0s", "00h", "7 d", "a week"])
+def test_the_api_schema_pattern_accepts_exactly_what_parses(text):
+    """Up to the 3,650-day bound, which a pattern cannot express (longer ones are refused as 422)."""
+    import re
+
+    from core.rotation import DURATION_PATTERN
+
+    try:
+        parse_duration(text)
+        parses = True
+    except InvalidInputError:
+        parses = False
+    assert bool(re.match(DURATION_PATTERN, text)) == parses
 
 
 def test_make_request_names_the_bad_option():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from core.backup.manifest import check_backup_id
+from fastapi import APIRouter, Path
+
+from core.backup.manifest import BACKUP_ID_PATTERN, check_backup_id
 from core.backup.storage import open_store
 from deployments.api.deps import BackupCreator, BackupDeleter, BackupReader, StateDep
 from deployments.api.models import (
@@ -37,7 +39,9 @@ def list_backups(_: BackupReader, state: StateDep) -> BackupList:
 
 
 @router.delete("/{backup_id}", response_model=BackupDeleted, responses={404: {"model": ErrorBody}})
-def delete_backup(backup_id: str, _: BackupDeleter, state: StateDep) -> BackupDeleted:
+def delete_backup(
+    backup_id: Annotated[str, Path(pattern=BACKUP_ID_PATTERN)], _: BackupDeleter, state: StateDep
+) -> BackupDeleted:
     """Delete one backup (manifest and archive) from the store, directly."""
     open_store(state.config.backup_store_uri(state.settings)).delete(check_backup_id(backup_id))
     return BackupDeleted(backup_id=backup_id, deleted=True)

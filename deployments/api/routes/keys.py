@@ -7,9 +7,12 @@ runner. Every API replica sees it through its keyring watcher.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from core.keyring import Keyring
+from core.keys import KID_PATTERN
 from core.revocation import revoke_key
 from deployments.api.deps import KeyReader, KeyRevoker, KeyRotator, NowDep, StateDep
 from deployments.api.models import ErrorBody, KeyItem, KeyringView, RevokeRequest, RotateRequest, RunAccepted
@@ -56,7 +59,11 @@ async def rotate(body: RotateRequest, _: KeyRotator, state: StateDep) -> RunAcce
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
 def revoke(
-    kid: str, caller: KeyRevoker, state: StateDep, now: NowDep, body: RevokeRequest | None = None
+    kid: Annotated[str, Path(pattern=KID_PATTERN)],
+    caller: KeyRevoker,
+    state: StateDep,
+    now: NowDep,
+    body: RevokeRequest | None = None,
 ) -> KeyringView:
     """Revoke a non-default key now: new keyring version, key status ``revoked``."""
     reason = body.reason if body else None
