@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from core.backup.manifest import BACKUP_ID_PATTERN
@@ -25,7 +25,10 @@ class Result(StrEnum):
 
 
 class _In(BaseModel):
-    """A request body: unknown fields refused, and text that is not valid Unicode refused by path."""
+    """A request body: unknown fields refused, and text that is not valid Unicode refused by path.
+
+    Flags and the rotation phase are strict: ``"force": 1`` or ``"phase": 3.0`` is a 422, not a guess.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -73,7 +76,7 @@ class CompileRequest(_In):
     policy_yaml: str | None = Field(None, description="Policy YAML (or JSON) text, v1 or v2")
     policy: dict[str, Any] | None = Field(None, description="Policy as a JSON object")
     lint_mode: LintMode = LintMode.STRICT
-    persist: bool = False
+    persist: StrictBool = False
 
 
 class Lint(BaseModel):
@@ -109,7 +112,7 @@ class PolicyResponse(BaseModel):
 
 class VerifyOptions(_In):
     enforce_mode: EnforcementMode | None = Field(None, description="Needs verify:admin (default strict)")
-    drift_detect: bool = Field(False, description="Needs verify:admin")
+    drift_detect: StrictBool = Field(False, description="Needs verify:admin")
 
 
 class VerifyContext(BaseModel):
@@ -176,7 +179,9 @@ class BackupRequest(_In):
     to_uri: str | None = Field(
         None, description="file://DIR or s3://bucket/prefix; default the data dir's store"
     )
-    encrypt: bool = Field(False, description="AES-256-GCM with a fresh data key wrapped by the master key")
+    encrypt: StrictBool = Field(
+        False, description="AES-256-GCM with a fresh data key wrapped by the master key"
+    )
     pii: Literal["refuse", "warn"] = Field("refuse", description="what a PII finding does")
 
     def parameters(self) -> dict[str, Any]:
@@ -187,23 +192,25 @@ class RestoreRequest(_In):
     """Parameters of the ``restore`` flow."""
 
     backup_id: str = Field(pattern=BACKUP_ID_PATTERN)
-    verify_only: bool = Field(False, description="run the checks of steps 1-6 and change nothing")
+    verify_only: StrictBool = Field(False, description="run the checks of steps 1-6 and change nothing")
     from_uri: str | None = Field(None, description="where the backup is stored; default the data dir's store")
-    allow_key_rollback: bool = Field(False, description="accept a keyring older than the live one")
+    allow_key_rollback: StrictBool = Field(False, description="accept a keyring older than the live one")
 
 
 class RotateRequest(_In):
     """Parameters of the ``rotate-signing-key`` flow (phases 2 and 3 pause for approval unless forced)."""
 
-    phase: int = Field(ge=0, le=3, description="0 prepare, 1 dual-accept, 2 sign-switch, 3 decommission")
+    phase: StrictInt = Field(
+        ge=0, le=3, description="0 prepare, 1 dual-accept, 2 sign-switch, 3 decommission"
+    )
     old_kid: Kid | None = None
     new_kid: Kid | None = None
     duration: str = Field(
         "168h", pattern=DURATION_PATTERN, description="dual-accept window, e.g. 168h, 7d, 1h30m"
     )
-    dry_run: bool = False
-    force: bool = Field(False, description="skip approvals and time/census gates")
-    rollback: bool = Field(False, description="roll back 2→1 or 3→2")
+    dry_run: StrictBool = False
+    force: StrictBool = Field(False, description="skip approvals and time/census gates")
+    rollback: StrictBool = Field(False, description="roll back 2→1 or 3→2")
 
     @field_validator("duration")
     @classmethod

@@ -535,6 +535,9 @@ def test_metrics_export_the_rotation_gauges_of_the_live_keyring(client, issuer):
             "/admin/keys/rotate", {"phase": 1, "duration": "99999999999d"}, id="duration_overflow_was_500"
         ),
         pytest.param("/admin/restores", {"backup_id": "../etc"}, id="backup_id_outside_pattern"),
+        pytest.param("/admin/keys/rotate", {"phase": 3, "force": 1}, id="flag_as_number_is_not_a_bool"),
+        pytest.param("/admin/keys/rotate", {"phase": 1.0}, id="phase_as_float"),
+        pytest.param("/admin/backups", {"encrypt": "yes"}, id="flag_as_string"),
         pytest.param("/admin/keys/rotate", {"force": True}, id="phase_missing"),
         pytest.param("/admin/backups", {"encrypt": True, "surprise": 1}, id="unknown_backup_parameter"),
         pytest.param(
