@@ -5,7 +5,8 @@
 #   scripts/smoke_test.sh --namespace cap-production [--release cap-verifier-api]   # via kubectl port-forward
 #   BASE_URL=... OAUTH_TOKEN_URL=... OAUTH_CLIENT_ID=... OAUTH_CLIENT_SECRET=... scripts/smoke_test.sh
 #
-# Exit codes: 0 all passed, 1 health, 2 readiness, 3 metrics, 4 policy compile, 5 verify.
+# Exit codes: 0 all passed, 1 health, 2 readiness, 3 metrics, 4 policy compile, 5 verify, 6 the signed proof
+# given with --proof FILE (or CAP_SMOKE_PROOF).
 # Every other option is passed to `cap smoke` (see `cap smoke --help`).
 set -euo pipefail
 

@@ -1,4 +1,5 @@
-"""``cap smoke``: the seed's five post-deployment checks against a running API, one exit code each.
+"""``cap smoke``: the seed's five post-deployment checks against a running API, one exit code each, and a
+sixth with a real signed proof.
 
 Checks, in order, stopping at the first failure (exit code = the failing check, 0 when all pass):
 
@@ -8,11 +9,13 @@ Checks, in order, stopping at the first failure (exit code = the failing check, 
    one is available, since ``/metrics`` needs ``metrics:read`` unless ``CAP_METRICS_PUBLIC`` is set);
 4. ``POST /policy/compile`` rejects a request without a token (401) and compiles :data:`SMOKE_POLICY` with it;
 5. ``POST /verify`` in compatibility mode — ``{ir | policy_id, context}`` from the policy just compiled, with
-   :data:`SMOKE_CONTEXT` satisfying every rule — answers 200 with ``result`` OK or WARN.
+   :data:`SMOKE_CONTEXT` satisfying every rule — answers 200 with ``result`` OK or WARN;
+6. with ``--proof FILE`` only: ``POST /verify`` of that ``cap-proof.v2`` document — a canary proof signed by
+   the deployment's own key, built once with ``cap proof build`` — answers 200 with ``result`` OK or WARN.
 
-Check 5 exercises the whole verification path except signature checks: the server would have to know the
-signing key of any proof the smoke test built. When the API offers a sample-proof endpoint, a sixth check can
-post a real signed proof (docs/deployment.md, "Smoke tests").
+Check 5 exercises the whole verification path except signatures, since the server cannot know the key of a
+proof the smoke test built. Check 6 closes that gap: signatures, key status in the live keyring (run it after
+every rotation phase), evidence and the registry lookup (docs/deployment.md, "Smoke tests").
 
 These exit codes (seed Track A3) are specific to this command; usage errors still exit 2 like every command.
 """
@@ -24,11 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import IntEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 
+from core.documents import parse_json
+from core.errors import InvalidInputError
+from core.proof import PROOF_SCHEMA
 from deployments.cli.output import JsonFlag, err, out
 
 SMOKE_POLICY: dict[str, Any] = {
@@ -49,13 +56,14 @@ PASSING_RESULTS = frozenset({"OK", "WARN"})
 
 
 class SmokeCheck(IntEnum):
-    """The five checks; each value is the exit code when that check fails."""
+    """The checks; each value is the exit code when that check fails."""
 
     HEALTH = 1
     READINESS = 2
     METRICS = 3
     POLICY_COMPILE = 4
     VERIFY = 5
+    SIGNED_PROOF = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +148,10 @@ def _expect(response: httpx.Response, status: int) -> httpx.Response:
 class SmokeRun:
     """The checks against one base URL; state flows from compile (check 4) to verify (check 5)."""
 
-    def __init__(self, client: httpx.Client, tokens: TokenSource) -> None:
-        self.client, self.tokens = client, tokens
+    def __init__(
+        self, client: httpx.Client, tokens: TokenSource, proof: dict[str, Any] | None = None
+    ) -> None:
+        self.client, self.tokens, self.proof = client, tokens, proof
         self.compiled: dict[str, Any] = {}
 
     def _auth(self) -> dict[str, str]:
@@ -199,14 +209,34 @@ class SmokeRun:
             )
         return f"/verify 200, result {result}"
 
+    def signed_proof(self) -> str:
+        response = _send(self.client, "POST", "/verify", json={"proof": self.proof}, headers=self._auth())
+        body = _json(_expect(response, 200))
+        result = str(body.get("result", "")).upper()
+        checks = body.get("checks") if isinstance(body.get("checks"), list) else []
+        by_status = {
+            status: [str(c.get("id")) for c in checks if isinstance(c, dict) and c.get("status") == status]
+            for status in ("fail", "warn")
+        }
+        if result not in PASSING_RESULTS:
+            raise SmokeFailure(
+                f"POST /verify of the signed proof: result {body.get('result')!r}, expected OK or WARN; "
+                f"failing checks: {', '.join(by_status['fail']) or 'none named'}"
+            )
+        warned = f" (warnings: {', '.join(by_status['warn'])})" if by_status["warn"] else ""
+        return f"/verify 200 for the signed proof by key {body.get('kid')}, result {result}{warned}"
+
     def steps(self) -> list[tuple[SmokeCheck, Callable[[], str]]]:
-        return [
+        steps: list[tuple[SmokeCheck, Callable[[], str]]] = [
             (SmokeCheck.HEALTH, self.health),
             (SmokeCheck.READINESS, self.readiness),
             (SmokeCheck.METRICS, self.metrics),
             (SmokeCheck.POLICY_COMPILE, self.policy_compile),
             (SmokeCheck.VERIFY, self.verify),
         ]
+        if self.proof is not None:
+            steps.append((SmokeCheck.SIGNED_PROOF, self.signed_proof))
+        return steps
 
 
 def run_check(
@@ -257,15 +287,23 @@ def smoke(
     delay: Annotated[float, typer.Option(min=0, help="Seconds between tries")] = 2.0,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per request")] = 10.0,
     insecure: Annotated[bool, typer.Option(help="Do not verify the server's TLS certificate")] = False,
+    proof: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="CAP_SMOKE_PROOF",
+            help="A cap-proof.v2 file signed by the deployment's key: adds check 6, its verification",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Run the five deployment smoke checks. Exit 0 all passed; 1 health, 2 readiness, 3 metrics,
-    4 policy compile, 5 verify failed."""
+    """Run the deployment smoke checks. Exit 0 all passed; 1 health, 2 readiness, 3 metrics,
+    4 policy compile, 5 verify, 6 the signed proof (--proof) failed."""
+    document = _read_proof(proof) if proof is not None else None
     with httpx.Client(base_url=url.rstrip("/"), timeout=timeout, verify=not insecure) as client:
         tokens = TokenSource(
             client, token, token_url=token_url, client_id=client_id, client_secret=client_secret, scope=scope
         )
-        code, results = run_smoke(SmokeRun(client, tokens), attempts=attempts, delay=delay)
+        code, results = run_smoke(SmokeRun(client, tokens, document), attempts=attempts, delay=delay)
     if json_out:
         out.print_json(json.dumps({"url": url, "exit_code": code, "checks": [asdict(r) for r in results]}))
     else:
@@ -277,3 +315,15 @@ def smoke(
                 markup=False,
             )
     raise typer.Exit(code)
+
+
+def _read_proof(path: Path) -> dict[str, Any]:
+    """The proof file as a JSON object. Raises :class:`InvalidInputError` (exit 2) before any check runs."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read the proof: {exc.strerror}", file=str(path)) from None
+    document = parse_json(data, source=str(path), what="proof", expected=PROOF_SCHEMA)
+    if not isinstance(document, dict) or document.get("schema") != PROOF_SCHEMA:
+        raise InvalidInputError("not a cap-proof.v2 document", file=str(path), expected=PROOF_SCHEMA)
+    return document

@@ -69,6 +69,10 @@ def fake_api(
         if key == "POST /policy/compile":
             assert request.read() and b'"cap-smoke"' in request.content
             return httpx.Response(200, json={"policy_id": "cap-smoke", "policy_hash": "0xab", "ir": IR})
+        if key == "POST /verify" and b'"proof"' in request.read():
+            return overrides.get("POST /verify proof") or httpx.Response(
+                200, json={"result": "WARN", "kid": "k1", "checks": [{"id": "registry", "status": "warn"}]}
+            )
         if key == "POST /verify":
             assert b'"ir"' in request.content and b'"context"' in request.content
             return httpx.Response(200, json={"result": "OK", "checks": []})
@@ -80,18 +84,18 @@ def fake_api(
 
 
 def smoke_with(
-    transport: httpx.MockTransport, token: str | None = "good", **token_args: str
+    transport: httpx.MockTransport, token: str | None = "good", proof: dict | None = None, **token_args: str
 ) -> tuple[int, list]:
     with httpx.Client(transport=transport, base_url="http://cap.test") as client:
         tokens = TokenSource(client, token, **token_args)
-        return run_smoke(SmokeRun(client, tokens), attempts=2, delay=0, sleep=lambda _: None)
+        return run_smoke(SmokeRun(client, tokens, proof), attempts=2, delay=0, sleep=lambda _: None)
 
 
 def test_all_checks_pass_in_order() -> None:
     transport = fake_api()
     code, results = smoke_with(transport)
     assert code == 0
-    assert [r.check for r in results] == [c.name.lower() for c in SmokeCheck]
+    assert [r.check for r in results] == [c.name.lower() for c in SmokeCheck][:5]  # no --proof: no check 6
     assert transport.seen == [
         "GET /healthz",
         "GET /readyz",
@@ -143,6 +147,24 @@ def test_first_failing_check_sets_the_exit_code(route: str, response: httpx.Resp
     assert rc == code
     assert results[-1].ok is False and results[-1].attempts == 2
     assert all(r.ok for r in results[:-1])
+
+
+def test_a_signed_proof_adds_check_6_and_its_failure_names_the_checks() -> None:
+    proof = {"schema": "cap-proof.v2"}
+    code, results = smoke_with(fake_api(), proof=proof)
+    assert code == 0 and results[-1].check == "signed_proof"
+    assert "result WARN (warnings: registry)" in results[-1].message
+
+    failing = httpx.Response(
+        200,
+        json={
+            "result": "FAIL",
+            "checks": [{"id": "proof_signature", "status": "fail"}, {"id": "x", "status": "ok"}],
+        },
+    )
+    code, results = smoke_with(fake_api({"POST /verify proof": failing}), proof=proof)
+    assert code == SmokeCheck.SIGNED_PROOF == 6
+    assert "failing checks: proof_signature" in results[-1].message
 
 
 def test_transport_errors_are_health_failures() -> None:
@@ -259,10 +281,41 @@ def test_live_smoke_exit_codes(live_api: LiveApi, tmp_path: Path) -> None:
     assert live_api.smoke("--token", live_api.token(["verify:run"])).returncode == 4  # no policy:compile
     assert live_api.smoke("--token", live_api.token(["policy:compile"])).returncode == 5  # no verify:run
 
+    _signed_proof_check(live_api, admin, tmp_path)
+
     registry = Path(live_api.env["CAP_DATA_DIR"]) / "registry.sqlite"
     registry.unlink()
     not_ready = live_api.smoke("--token", admin)
     assert not_ready.returncode == 2, not_ready.stdout + not_ready.stderr
+
+
+def _signed_proof_check(live_api: LiveApi, admin: str, tmp_path: Path) -> None:
+    """Check 6 with a proof signed by the server's own key: passes; the same proof tampered fails with 6."""
+    from core.keyring import load_keyring
+    from core.keys import KeyStore
+    from core.proof import proof_file_bytes
+    from core.settings import Settings
+    from tests.world import World
+
+    settings = Settings.from_env(live_api.env)
+    kid = load_keyring(settings.layout.keyring).default_signing_kid
+    good = tmp_path / "canary.proof.json"
+    good.write_bytes(proof_file_bytes(World(signer=KeyStore(settings.layout).signer(kid)).build().proof))
+    passed = live_api.smoke("--token", admin, "--proof", str(good))
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert passed.stdout.count("PASS") == 6 and f"signed proof by key {kid}" in passed.stdout
+
+    doc = json.loads(good.read_bytes())
+    doc["public"]["supplier_count"] += 1  # the prover lies about a count; the signature no longer holds
+    tampered = tmp_path / "tampered.proof.json"
+    tampered.write_text(json.dumps(doc))
+    failed = live_api.smoke("--token", admin, "--proof", str(tampered))
+    assert failed.returncode == 6, failed.stdout + failed.stderr
+    assert "proof_signature" in failed.stderr
+
+    unreadable = live_api.smoke("--token", admin, "--proof", str(tmp_path / "missing.json"))
+    assert unreadable.returncode == 2 and "missing.json" in unreadable.stderr
+    assert "Traceback" not in unreadable.stderr
 
 
 @pytest.mark.slow
