@@ -263,9 +263,9 @@ def test_validator_rejects_a_broken_manifest() -> None:
 def test_optional_objects_follow_their_switches() -> None:
     kinds = {d["kind"] for d in render_chart()}
     assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"} <= kinds
-    assert not kinds & {"Ingress", "HorizontalPodAutoscaler", "PersistentVolumeClaim"}
+    assert not kinds & {"Ingress", "HorizontalPodAutoscaler", "PersistentVolumeClaim", "NetworkPolicy"}
     prod = {d["kind"] for d in render_chart("values-prod.yaml")}
-    assert {"Ingress", "HorizontalPodAutoscaler", "PersistentVolumeClaim"} <= prod
+    assert {"Ingress", "HorizontalPodAutoscaler", "PersistentVolumeClaim", "NetworkPolicy"} <= prod
     off = render_chart(overrides={"worker": {"enabled": False}, "podDisruptionBudget": {"enabled": False}})
     assert [d["metadata"]["name"] for d in off if d["kind"] == "Deployment"] == [RELEASE]
     assert "PodDisruptionBudget" not in {d["kind"] for d in off}
@@ -451,3 +451,59 @@ def test_docker_context_holds_what_the_image_copies() -> None:
             assert (ROOT / source).exists(), f"COPY {source}: missing"
             assert source not in ignored, f"COPY {source}: excluded by .dockerignore"
     assert {".git", ".venv", "var", "**/*.pem"} <= ignored
+
+
+# --- network policies ---
+
+
+def _pods(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Deployment name → its pod template (labels and containers)."""
+    return {d["metadata"]["name"]: d["spec"]["template"] for d in docs if d["kind"] == "Deployment"}
+
+
+def _selected(selector: dict[str, Any], pods: dict[str, dict[str, Any]]) -> list[str]:
+    want = selector["matchLabels"].items()
+    return [name for name, pod in pods.items() if want <= pod["metadata"]["labels"].items()]
+
+
+def _named_ports(pod: dict[str, Any]) -> set[str]:
+    return {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+
+
+def test_network_policies_allow_only_the_listed_peers_to_the_right_pods(prod: list[dict[str, Any]]) -> None:
+    """Each policy selects exactly its component's pods and admits only named peers, on a port they expose."""
+    pods = _pods(prod)
+    policies = {d["metadata"]["name"]: d["spec"] for d in prod if d["kind"] == "NetworkPolicy"}
+    expected = {
+        f"{RELEASE}-api": (
+            RELEASE,
+            [{"kubernetes.io/metadata.name": "ingress-nginx"}, {"kubernetes.io/metadata.name": "monitoring"}],
+            "http",
+        ),
+        f"{RELEASE}-worker": (
+            f"{RELEASE}-worker",
+            [{"kubernetes.io/metadata.name": "monitoring"}],
+            "metrics",
+        ),
+        f"{RELEASE}-prefect": (f"{RELEASE}-prefect", None, "http"),
+    }
+    assert set(policies) == set(expected)
+    for name, (deployment, namespaces, port) in expected.items():
+        spec = policies[name]
+        assert spec["policyTypes"] == ["Ingress"]
+        assert _selected(spec["podSelector"], pods) == [deployment], name
+        (rule,) = spec["ingress"]
+        assert [p["port"] for p in rule["ports"]] == [port] and port in _named_ports(pods[deployment])
+        if namespaces is not None:
+            assert [peer["namespaceSelector"]["matchLabels"] for peer in rule["from"]] == namespaces
+        else:  # the Prefect server: only this release's API and worker pods
+            peers = [sorted(_selected(peer["podSelector"], pods)) for peer in rule["from"]]
+            assert peers == [[RELEASE], [f"{RELEASE}-worker"]]
+            assert all(set(peer) == {"podSelector"} for peer in rule["from"])
+
+
+def test_network_policies_follow_the_components_that_exist() -> None:
+    docs = render_chart(
+        "values-prod.yaml", overrides={"worker": {"enabled": False}, "prefectServer": {"enabled": False}}
+    )
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"] == [f"{RELEASE}-api"]
