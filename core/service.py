@@ -21,6 +21,8 @@ from core.errors import InvalidInputError, NotFoundError
 from core.fsio import atomic_write
 from core.keyring import Keyring, bootstrap_keyring, load_keyring, save_keyring
 from core.keys import KeyMetadata, KeyStore, format_timestamp
+from core.lists_refresh import RefreshResult, load_sources
+from core.lists_refresh import refresh_lists as refresh_from_sources
 from core.manifest import AuditInfo, Manifest, PolicyInfo, build_manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.compile import CompiledPolicy, compile_policy
@@ -143,6 +145,24 @@ def read_lists(
     if fmt is None:
         raise InvalidInputError("--sanctions needs --format", field="format", expected="ofac, un or csv")
     return build_lists_file([(sanctions, fmt)], high_risk, now)
+
+
+def list_sources_path(settings: Settings) -> Path:
+    """The default sources file of :func:`refresh_lists`: ``<data>/lists/sources.yaml``."""
+    return settings.layout.lists_dir / "sources.yaml"
+
+
+def refresh_lists(
+    settings: Settings,
+    now: datetime,
+    *,
+    sources_path: Path | None = None,
+    allow_shrink: bool = False,
+    actor: str = "cap",
+) -> RefreshResult:
+    """Fetch the lists named in the sources file and install ``<data>/lists/lists.json`` if they changed."""
+    sources = load_sources(sources_path or list_sources_path(settings))
+    return refresh_from_sources(settings, sources, now, allow_shrink=allow_shrink, actor=actor)
 
 
 def lint_policy_file(path: Path, mode: LintMode) -> list[Diagnostic]:

@@ -64,6 +64,31 @@ def commit(
     )
 
 
+@lists_app.command("refresh")
+def lists_refresh(
+    sources: Annotated[
+        Path | None, typer.Option(help="cap-list-sources.v1 YAML (default <data>/lists/sources.yaml).")
+    ] = None,
+    allow_shrink: Annotated[
+        bool, typer.Option(help="Install even if more than min_kept of the screening keys would be lost.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Download the lists named in the sources file; install <data>/lists/lists.json if the roots changed."""
+    result = service.refresh_lists(settings(), now(), sources_path=sources, allow_shrink=allow_shrink)
+    summary = {
+        "changed": result.changed,
+        "sanctions_root": result.sanctions_root,
+        "keys": result.sanctions_count,
+        "previous_root": result.previous_root,
+        "previous_keys": result.previous_count,
+        "jurisdiction_root": result.jurisdiction_root,
+        "lists": result.lists_path,
+        "sources": [f"{s.format} {s.location} ({s.bytes} bytes, {s.sha3_256})" for s in result.sources],
+    }
+    emit(as_json, summary, lambda: out.print(kv_table("lists refresh", summary)))
+
+
 @lists_app.command("build")
 def lists_build(
     sanctions: Annotated[

@@ -39,20 +39,6 @@ def _registry(tmp_path) -> tuple[Settings, dict[str, str]]:
     return settings, roots
 
 
-@pytest.fixture
-def captured_events(monkeypatch):
-    """Prefect's own pattern: every event goes through a recording client that still forwards to the API."""
-    from prefect.events.clients import AssertingPassthroughEventsClient
-    from prefect.events.worker import EventsWorker
-
-    worker = EventsWorker.instance(AssertingPassthroughEventsClient)
-    monkeypatch.setattr(EventsWorker, "instance", lambda *_a, **_k: worker)
-    try:
-        yield worker
-    finally:
-        worker.drain()
-
-
 @pytest.mark.xdist_group("prefect")
 def test_verification_run_publishes_a_table_and_drift_events(prefect_api, tmp_path, captured_events):
     from prefect.artifacts import Artifact
