@@ -127,7 +127,23 @@ def load_sources(path: Path) -> ListSources:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise InvalidInputError("list sources are not YAML", file=str(path), line=line) from None
-    return validate_model(ListSources, doc, source=str(path), what="list sources", expected=SOURCES_SCHEMA)
+    sources = validate_model(ListSources, doc, source=str(path), what="list sources", expected=SOURCES_SCHEMA)
+    return _anchored(sources, path.parent)
+
+
+def _anchored(sources: ListSources, base: Path) -> ListSources:
+    """Relative ``path`` entries are relative to the sources file, wherever the refresh runs from."""
+
+    def anchor(path: Path | None) -> Path | None:
+        return base / path if path is not None and not path.is_absolute() else path
+
+    def fix(location: Location | None) -> Location | None:
+        return None if location is None else location.model_copy(update={"path": anchor(location.path)})
+
+    sanctions = tuple(
+        s.model_copy(update={"path": anchor(s.path), "alt": fix(s.alt)}) for s in sources.sanctions
+    )
+    return sources.model_copy(update={"sanctions": sanctions, "high_risk": fix(sources.high_risk)})
 
 
 Sleep = Callable[[float], None]
@@ -164,9 +180,9 @@ class Fetcher:
                 )
             shutil.copyfile(source, dest)
         except FileNotFoundError:
-            raise ListFetchError("list file not found", file=str(source)) from None
+            raise ListFetchError(f"list file not found: {source}", file=str(source)) from None
         except OSError as exc:
-            raise ListFetchError(f"cannot read the list: {exc.strerror}", file=str(source)) from None
+            raise ListFetchError(f"cannot read the list {source}: {exc.strerror}", file=str(source)) from None
         return dest
 
     def _download(self, url: str, dest: Path) -> Path:

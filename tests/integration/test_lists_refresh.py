@@ -256,3 +256,26 @@ def test_the_example_sources_file_loads():
     example = load_sources(REPO / "examples" / "list-sources.yml")
     assert [s.format for s in example.sanctions] == [ListFormat.OFAC, ListFormat.UN]
     assert example.sanctions[0].alt is not None and example.high_risk is not None
+
+
+def test_relative_paths_are_relative_to_the_sources_file_not_the_working_directory(tmp_path, monkeypatch):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "ofac").mkdir()
+    for src in (SDN, ALT):
+        (conf / "ofac" / src.name).write_bytes(src.read_bytes())
+    (conf / "hr.csv").write_bytes(HIGH_RISK.read_bytes())
+    (conf / "sources.yaml").write_text(
+        "schema: cap-list-sources.v1\n"
+        "sanctions:\n  - {format: ofac, path: ofac/sdn.csv, alt: {path: ofac/alt.csv}}\n"
+        "high_risk: {path: hr.csv}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # somewhere else than the sources file
+    settings = Settings(data_dir=tmp_path / "var")
+    result = service.refresh_lists(settings, NOW, sources_path=conf / "sources.yaml")
+    assert result.changed and result.jurisdiction_root is not None
+    assert {s.location for s in result.sources} == {
+        str(conf / "ofac" / "sdn.csv"),
+        str(conf / "ofac" / "alt.csv"),
+        str(conf / "hr.csv"),
+    }
