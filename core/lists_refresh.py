@@ -28,6 +28,7 @@ from core.digest import sha3_prefixed
 from core.documents import validate_model
 from core.errors import CapError, ConflictError, InvalidInputError, StorageError
 from core.fsio import atomic_write
+from core.metrics import LISTS_KEYS, LISTS_REFRESH_LAST_SUCCESS, LISTS_REFRESH_TOTAL
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.sap.odata import retry_after_seconds
 from core.screening import ListsFile, SanctionsList, build_lists, load_lists
@@ -223,6 +224,29 @@ def refresh_lists(
 ) -> RefreshResult:
     """Download, build and (when the roots changed) install the lists. Raises a :class:`CapError` and writes
     nothing when a source fails, does not parse, or shrinks below ``min_kept`` of the keys in force."""
+    try:
+        result = _refresh(
+            settings, sources, now, client=client, allow_shrink=allow_shrink, sleep=sleep, actor=actor
+        )
+    except CapError:
+        LISTS_REFRESH_TOTAL.labels(result="failure").inc()
+        raise
+    LISTS_REFRESH_TOTAL.labels(result="changed" if result.changed else "unchanged").inc()
+    LISTS_REFRESH_LAST_SUCCESS.set(now.timestamp())
+    LISTS_KEYS.set(result.sanctions_count)
+    return result
+
+
+def _refresh(
+    settings: Settings,
+    sources: ListSources,
+    now: datetime,
+    *,
+    client: httpx.Client | None,
+    allow_shrink: bool,
+    sleep: Sleep,
+    actor: str,
+) -> RefreshResult:
     target = settings.layout.lists_dir / "lists.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     previous = load_lists(target) if target.exists() else None

@@ -59,6 +59,20 @@ RESTORE_DURATION = Histogram(
     "cap_restore_duration_seconds", "Restore duration", buckets=_SLOW, registry=REGISTRY
 )
 
+# --- sanctions-list refresh (ORR P1-CMP-09) ---
+LISTS_REFRESH_TOTAL = Counter(
+    "cap_lists_refresh_total",
+    "List refreshes by result (changed, unchanged, failure)",
+    ["result"],
+    registry=REGISTRY,
+)
+LISTS_REFRESH_LAST_SUCCESS = Gauge(
+    "cap_lists_refresh_last_success_timestamp_seconds",
+    "Unix time of the last refresh that fetched and checked every list",
+    registry=REGISTRY,
+)
+LISTS_KEYS = Gauge("cap_lists_keys", "Screening keys in the lists in force", registry=REGISTRY)
+
 # --- key rotation (seed Track D2) ---
 KEY_ROTATION_PHASE = Gauge("cap_key_rotation_phase", "Current key-rotation phase (0-3)", registry=REGISTRY)
 SIGNATURES_CREATED = Counter(

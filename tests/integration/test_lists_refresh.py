@@ -279,3 +279,27 @@ def test_relative_paths_are_relative_to_the_sources_file_not_the_working_directo
         str(conf / "ofac" / "alt.csv"),
         str(conf / "hr.csv"),
     }
+
+
+def test_refreshes_are_metered_for_the_staleness_alert(settings, publisher):
+    from core.metrics import REGISTRY
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    changed, unchanged, failed = (
+        sample("cap_lists_refresh_total", result=r) for r in ("changed", "unchanged", "failure")
+    )
+    result, _ = refresh(settings, sources(publisher))
+    refresh(settings, sources(publisher))
+    src = sources(publisher)
+    publisher.serve("/un.xml", (404, {}, b"gone"))
+    with pytest.raises(ListFetchError):
+        refresh(settings, src)
+    assert sample("cap_lists_refresh_total", result="changed") == changed + 1
+    assert sample("cap_lists_refresh_total", result="unchanged") == unchanged + 1
+    assert sample("cap_lists_refresh_total", result="failure") == failed + 1
+    assert (
+        sample("cap_lists_refresh_last_success_timestamp_seconds") == NOW.timestamp()
+    )  # the failure did not move it
+    assert sample("cap_lists_keys") == result.sanctions_count
