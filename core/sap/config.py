@@ -129,6 +129,11 @@ class SapConfig(BaseModel):
     ubo_source: UboSourceConfig | None = None
     sanctions: tuple[SanctionsListConfig, ...] = ()
     high_risk: Path | None = None
+    lists_file: Path | None = Field(
+        None,
+        description="A cap-lists.v1 document instead of sanctions/high_risk, e.g. <data>/lists/lists.json "
+        "as `cap lists refresh` installs it",
+    )
     policy: str | None = None
     enforce_mode: EnforcementMode = EnforcementMode.STRICT
     company_id: str = Field(min_length=1)
@@ -143,6 +148,12 @@ class SapConfig(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _one_kind_of_lists(self) -> SapConfig:
+        if self.lists_file is not None and (self.sanctions or self.high_risk is not None):
+            raise ValueError("give lists_file, or sanctions (and high_risk), not both")
+        return self
 
     @field_validator("sap_client")
     @classmethod
@@ -170,6 +181,8 @@ class SapConfig(BaseModel):
         update["sanctions"] = tuple(s.model_copy(update={"path": fix(s.path)}) for s in self.sanctions)
         if self.high_risk is not None:
             update["high_risk"] = fix(self.high_risk)
+        if self.lists_file is not None:
+            update["lists_file"] = fix(self.lists_file)
         if isinstance(self.ubo_source, CsvUboSource):
             update["ubo_source"] = self.ubo_source.model_copy(update={"path": fix(self.ubo_source.path)})
         return self.model_copy(update=update)

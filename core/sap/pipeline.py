@@ -43,7 +43,7 @@ from core.sap.report import (
     possible_matches,
 )
 from core.sap.ubo import UboSet, UboStatus, ubo_collector
-from core.screening import ListsFile, SanctionsList, key_of_normalised, normalise_name
+from core.screening import ListsFile, SanctionsList, key_of_normalised, load_lists, normalise_name
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -155,6 +155,9 @@ def extract_records(
 
 def load_screening_lists(config: SapConfig, now: datetime) -> ScreeningLists | None:
     """The configured sanctions (and high-risk) lists, or None when none are configured."""
+    if config.lists_file is not None:
+        lists = load_lists(config.lists_file)
+        return ScreeningLists(file=lists, sanctions=lists.sanctions_list())
     if not config.sanctions:
         return None
     sources = [(s.path, s.format) for s in config.sanctions]

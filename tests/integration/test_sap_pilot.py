@@ -75,8 +75,8 @@ def write_config(tmp: Path, url: str, **overrides: Any) -> Path:
         high_risk=str((EXAMPLE / doc["high_risk"]).resolve()),
         policy=str(EXAMPLE / doc["policy"]),
         base_url=url,
-        **overrides,
     )
+    doc.update(overrides)
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "sap-ingest.yml"
     path.write_text(yaml.safe_dump({"sap": doc}), encoding="utf-8")
@@ -303,3 +303,29 @@ def test_no_personal_data_leaves_the_adapter(tmp_path, caplog):
         "logs": caplog.text,
     }
     assert {where: leaks(text, values) for where, text in outputs.items()} == {k: [] for k in outputs}
+
+
+def test_installed_lists_file_screens_like_the_raw_sources(tmp_path):
+    """``lists_file`` (what ``cap lists refresh`` installs) instead of ``sanctions``: same roots, same hit."""
+    from core import service
+    from core.sanctions import ListFormat
+
+    doc = yaml.safe_load((EXAMPLE / "sap-ingest.yml").read_text(encoding="utf-8"))["sap"]
+    sources = [((EXAMPLE / s["path"]).resolve(), ListFormat(s["format"])) for s in doc["sanctions"]]
+    lists = service.build_lists_file(sources, (EXAMPLE / doc["high_risk"]).resolve(), NOW)
+    lists_path = service.write_json(tmp_path / "installed" / "lists.json", lists)
+    dataset = add_supplier(pilot_dataset(), SANCTIONED_DEMO_NUMBER, "Trade Center Hesa", "DE")
+
+    raw = run(tmp_path / "raw", dataset)
+    installed = run(tmp_path / "file", dataset, sanctions=[], high_risk=None, lists_file=str(lists_path))
+    assert installed.violations == raw.violations == {"no_sanctioned_suppliers": 1}
+    assert [h.refs for h in installed.screening.hits] == [h.refs for h in raw.screening.hits]
+    assert installed.sanctions_root == raw.sanctions_root == lists.sanctions_root
+
+
+def test_lists_file_and_sanctions_together_are_refused(tmp_path):
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_ingest_config(write_config(tmp_path, "http://127.0.0.1:1", lists_file="lists.json"))
+    assert "give lists_file, or sanctions (and high_risk), not both" in err.value.message
