@@ -154,9 +154,16 @@ class Fetcher:
     """Copies a :class:`Location` to a local file: size-capped, transient HTTP failures retried."""
 
     def __init__(
-        self, client: httpx.Client, *, max_bytes: int, sleep: Sleep = time.sleep, base_delay: float = 1.0
+        self,
+        client: httpx.Client,
+        *,
+        max_bytes: int,
+        sleep: Sleep = time.sleep,
+        clock: Callable[[], float] = time.time,
+        base_delay: float = 1.0,
     ) -> None:
-        self.client, self.max_bytes, self.sleep, self.base_delay = client, max_bytes, sleep, base_delay
+        self.client, self.max_bytes, self.base_delay = client, max_bytes, base_delay
+        self.sleep, self.clock = sleep, clock
 
     def fetch(self, location: Location, dest: Path) -> Path:
         if location.path is not None:
@@ -190,7 +197,7 @@ class Fetcher:
         try:
             with self.client.stream("GET", url) as response:
                 if response.status_code != 200:
-                    hint = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+                    hint = retry_after_seconds(response.headers.get("Retry-After"), self.clock())
                     raise ListFetchError(
                         f"{url} answered HTTP {response.status_code}",
                         transient=response.status_code in TRANSIENT,
@@ -339,3 +346,16 @@ def _refuse_shrink(previous: ListsFile, new: ListsFile, min_kept: float) -> None
             found=new.sanctions_count,
             expected=f">= {int(previous.sanctions_count * min_kept)}",
         )
+
+
+def report_markdown(result: RefreshResult) -> str:
+    """The ``lists-refresh`` artifact: verdict, roots and counts, and every source with its digest."""
+    rows = "\n".join(f"| {s.format} | {s.location} | {s.bytes:,} | `{s.sha3_256}` |" for s in result.sources)
+    verdict = "changed" if result.changed else "unchanged"
+    return (
+        f"# Lists refresh: {verdict}\n\n"
+        f"- sanctions root `{result.sanctions_root}` ({result.sanctions_count:,} screening keys); "
+        f"before `{result.previous_root}` ({result.previous_count})\n"
+        f"- jurisdiction root `{result.jurisdiction_root}`\n- installed at `{result.lists_path}`\n\n"
+        f"| format | source | bytes | SHA3-256 |\n|---|---|---|---|\n{rows}\n"
+    )
