@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _verify_http(quick: bool, s3: bool) -> list[Figure]:
     from bench import verify_http
 
-    return verify_http.run(workers=2, seconds=4 if quick else 15, concurrency=16)
+    return verify_http.run(
+        workers=2, seconds=4 if quick else 15, concurrency=16, large=1_000 if quick else 10_000
+    )
 
 
 def _compile(quick: bool, s3: bool) -> list[Figure]:

@@ -64,6 +64,24 @@ def world(n_suppliers: int, n_listed: int):
     return suppliers, ubos, lists, compiled, manifest, build_s
 
 
+def signed_proof_bytes(n_suppliers: int, n_listed: int, signer: Ed25519Signer) -> bytes:
+    """The stored bytes of a proof over ``n_suppliers`` suppliers screened against ``n_listed`` entries."""
+    suppliers, ubos, lists, compiled, manifest, _ = world(n_suppliers, n_listed)
+    built = build_proof(
+        manifest=manifest,
+        ir=compiled.ir,
+        suppliers=suppliers,
+        ubos=ubos,
+        lists=lists,
+        high_risk={"IR": RiskLevel.HIGH},
+        mode=EnforcementMode.STRICT,
+        enforce=False,
+        signer=signer,
+        created_at="2026-01-01T00:00:00Z",
+    )
+    return proof_file_bytes(built.proof)
+
+
 def measure(n_suppliers: int = 10_000, n_listed: int = 50_000, repeat: int = 3) -> dict[str, float]:
     suppliers, ubos, lists, compiled, manifest, list_s = world(n_suppliers, n_listed)
     signer = Ed25519Signer.from_seed(b"\x01" * 32)

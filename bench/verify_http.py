@@ -134,7 +134,7 @@ async def drive(
                 start = time.perf_counter()
                 r = await client.post("/verify", content=body)
                 latencies.append(time.perf_counter() - start)
-                if r.status_code != 200 or r.json()["result"] != "OK":
+                if r.status_code != 200 or r.json()["result"] == "FAIL":  # WARN: not in the registry
                     errors += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -259,8 +259,52 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def worker_peak_rss_mb(pid: int) -> float:
+    """The largest peak RSS (VmHWM) among ``pid``'s descendants: the API worker that held the big proof."""
+    peak = 0.0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if _descends(int(status.parent.name), pid) and "VmHWM" in fields:
+            peak = max(peak, int(fields["VmHWM"].split()[0]) / 1024)
+    return peak
+
+
+def _descends(child: int, ancestor: int) -> bool:
+    while child > 1:
+        if child == ancestor:
+            return True
+        try:
+            child = int((Path("/proc") / str(child) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
+
+
+def large_proof(url: str, token: str, body: bytes, repeat: int = 5) -> list[float]:
+    """Sequential ``POST /verify`` of one large proof; seconds per request (each must be 200, not FAIL)."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    seconds = []
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            r = client.post("/verify", content=body)
+            seconds.append(time.perf_counter() - start)
+            if r.status_code != 200 or r.json()["result"] == "FAIL":  # WARN: not in the registry
+                raise SystemExit(f"large proof: HTTP {r.status_code} {r.text[:300]}")
+    return seconds
+
+
 def measure(
-    workers: int = 2, seconds: float = 10.0, warmup: float = 2.0, concurrency: int = 16, client: str = "auto"
+    workers: int = 2,
+    seconds: float = 10.0,
+    warmup: float = 2.0,
+    concurrency: int = 16,
+    client: str = "auto",
+    large_suppliers: int = 0,
 ) -> dict:
     """Throughput, latency, errors and CPU of both sides; ``client`` is ``wrk``, ``httpx`` or ``auto``."""
     wrk = wrk_binary() if client in ("auto", "wrk") else None
@@ -281,12 +325,27 @@ def measure(
         cpu0, t0 = server_cpu(proc.pid), time.perf_counter()
         m = load(seconds)
         server_wall, cpu1 = time.perf_counter() - t0, server_cpu(proc.pid)
+        large: dict[str, float] = {}
+        if large_suppliers:
+            from bench.bench_proof import signed_proof_bytes
+
+            data = signed_proof_bytes(large_suppliers, 50_000, world.signer)
+            big = b'{"proof":' + data.rstrip() + b"}"
+            rss0 = worker_peak_rss_mb(proc.pid)
+            times = large_proof(url, token, big)
+            large = {
+                "large_mb": len(big) / 1e6,
+                "large_s": sorted(times)[len(times) // 2],
+                "large_rss_mb": worker_peak_rss_mb(proc.pid),
+                "rss_before_mb": rss0,
+            }
     finally:
         stop_server(proc)
     rate, cpu_ms = in_process_rate(settings, world, min(seconds, 5.0))
     server_cpu_s = cpu1 - cpu0
     return {
         **m,
+        **large,
         "client": "wrk" if wrk is not None else "httpx",
         "bytes": len(body),
         "workers": workers,
@@ -301,9 +360,12 @@ def measure(
     }
 
 
-def run(workers: int = 2, seconds: float = 10.0, concurrency: int = 16, client: str = "auto") -> list[Figure]:
-    """``verify_http_rps`` (≥ 1,000), ``verify_http_p99_ms`` (≤ 50), CPU of both sides, in-process rate."""
-    m = measure(workers, seconds, min(2.0, seconds / 3), concurrency, client)
+def run(
+    workers: int = 2, seconds: float = 10.0, concurrency: int = 16, client: str = "auto", large: int = 10_000
+) -> list[Figure]:
+    """``verify_http_rps`` (≥ 1,000), ``verify_http_p99_ms`` (≤ 50), CPU of both sides, in-process rate, and
+    one ``large``-supplier proof over HTTP (latency and the worker's peak memory)."""
+    m = measure(workers, seconds, min(2.0, seconds / 3), concurrency, client, large)
     note = f"{m['client']}, {m['workers']} workers, {m['concurrency']} connections"
     note += f", {m['requests']} requests in {m['wall']:.0f} s"
     return [
@@ -325,7 +387,24 @@ def run(workers: int = 2, seconds: float = 10.0, concurrency: int = 16, client: 
             "verify_inprocess_rps", m["inprocess_rps"], "verify/s", "verify_document, one thread, registry on"
         ),
         info("verify_inprocess_cpu_ms", m["inprocess_cpu_ms"], "ms", "CPU per in-process verification"),
-    ]
+    ] + (
+        [
+            info(
+                "verify_http_large_s",
+                m["large_s"],
+                "s",
+                f"{large:,}-supplier proof, {m['large_mb']:.1f} MB, median of 5",
+            ),
+            info(
+                "verify_http_large_rss_mb",
+                m["large_rss_mb"],
+                "MB",
+                f"API worker peak RSS (before {m['rss_before_mb']:.0f} MB)",
+            ),
+        ]
+        if large
+        else []
+    )
 
 
 def main() -> None:
@@ -335,8 +414,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    ap.add_argument("--large", type=int, default=0, help="also POST one proof over this many suppliers")
     args = ap.parse_args()
-    m = measure(args.workers, args.seconds, args.warmup, args.concurrency, args.client)
+    m = measure(args.workers, args.seconds, args.warmup, args.concurrency, args.client, args.large)
     print(
         json.dumps(
             {k: m[k] for k in ("client", "bytes", "workers", "concurrency")} | {"cpus": os.cpu_count()}
@@ -356,6 +436,12 @@ def main() -> None:
         f"in-process verify  : {m['inprocess_rps']:8.0f} /s on one thread, "
         f"{m['inprocess_cpu_ms']:.2f} ms CPU each (same proof, registry on)"
     )
+    if args.large:
+        print(
+            f"large proof        : {args.large:,} suppliers, {m['large_mb']:.1f} MB: "
+            f"{m['large_s']:.2f} s per verify, worker peak RSS {m['large_rss_mb']:.0f} MB "
+            f"(before {m['rss_before_mb']:.0f} MB)"
+        )
     print(
         f"CPU-bound ceiling  : {1000 * (os.cpu_count() or 1) / m['server_ms_per_request']:8.0f} req/s "
         "if the server had every core "

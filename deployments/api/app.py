@@ -59,7 +59,9 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, responses=PROTECTED_ERRORS)
     errors.install(app)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=config.max_body_bytes, per_path={"/verify": config.max_verify_body_bytes}
+    )
     app.add_middleware(RequestMetrics)
     _document_token_url(app, config.token_url)
     return app

@@ -19,6 +19,8 @@ from core.settings import Settings
 
 API_VERSION = "0.12.0"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# POST /verify carries the whole proof: ~2.7 KB per screened supplier, so 32 MiB holds ~12,000 suppliers.
+DEFAULT_MAX_VERIFY_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_TOKEN_URL = "https://auth.example.com/oauth/token"  # noqa: S105 - the original's, for the OpenAPI document only
 
 
@@ -42,6 +44,7 @@ class ApiConfig(BaseModel):
     jwks_cooldown_seconds: float = DEFAULT_JWKS_COOLDOWN_S
     leeway_seconds: int = DEFAULT_LEEWAY_S
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_verify_body_bytes: int = DEFAULT_MAX_VERIFY_BODY_BYTES
     metrics_public: bool = False
     backup_uri: str | None = None
     prefect_api_url: str | None = None
@@ -81,6 +84,7 @@ _VARS = {
     "jwks_cooldown_seconds": "CAP_JWKS_COOLDOWN_SECONDS",
     "leeway_seconds": "CAP_JWT_LEEWAY_SECONDS",
     "max_body_bytes": "CAP_MAX_BODY_BYTES",
+    "max_verify_body_bytes": "CAP_MAX_VERIFY_BODY_BYTES",
     "backup_uri": "CAP_BACKUP_URI",
     "prefect_api_url": "PREFECT_API_URL",
     "token_url": "CAP_OAUTH_TOKEN_URL",

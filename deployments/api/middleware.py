@@ -19,18 +19,20 @@ UNMATCHED = "unmatched"
 
 
 class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413 before the app sees them."""
+    """Refuses request bodies over ``limit`` bytes with 413 before the app sees them; ``per_path`` gives
+    exact paths their own limit (``POST /verify`` carries whole proofs, a few KB per screened supplier)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, per_path: dict[str, int] | None = None) -> None:
+        self.app, self.default, self.per_path = app, limit, dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
             return
         body, more = bytearray(), True
         while more:
@@ -39,8 +41,8 @@ class BodyLimit:
                 break
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await _too_large(send, self.limit)
+            if len(body) > limit:
+                await _too_large(send, limit)
                 return
         await self.app(scope, _replay(bytes(body), receive), send)
 

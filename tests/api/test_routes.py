@@ -12,9 +12,11 @@ from fastapi.testclient import TestClient
 
 from core.keyring import entry_from_metadata, load_keyring, save_keyring
 from core.keys import KeyStatus, KeyStore
+from core.proof import proof_file_bytes
 from deployments.api.app import create_app
 from deployments.api.flows import PrefectFlows
 from tests.api.conftest import api_config, bearer
+from tests.world import World
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 COMPAT_POLICY = """id: compat.test
@@ -266,15 +268,34 @@ def test_verify_not_json_is_422(client, issuer):
     assert r.json()["error"] == "invalid_request"
 
 
-def test_body_over_the_limit_is_413(settings, issuer, flows):
-    client = TestClient(create_app(settings, api_config(issuer.jwks_path, max_body_bytes=1000), flows=flows))
+@pytest.mark.parametrize(
+    ("path", "limits"),
+    [
+        pytest.param("/policy/compile", {"max_body_bytes": 1000}, id="general_limit"),
+        pytest.param("/verify", {"max_verify_body_bytes": 1000}, id="verify_limit"),
+    ],
+)
+def test_body_over_the_limit_is_413(settings, issuer, flows, path, limits):
+    client = TestClient(create_app(settings, api_config(issuer.jwks_path, **limits), flows=flows))
     r = client.post(
-        "/verify",
+        path,
         content=b"{" + b" " * 2000 + b"}",
         headers={**auth(issuer), "Content-Type": "application/json"},
     )
     assert r.status_code == 413
     assert r.json()["error"] == "body_too_large"
+
+
+def test_a_proof_over_the_general_limit_still_verifies(client, issuer):
+    """2,000 suppliers make a 1.4 MB proof: over the 1 MiB general limit, inside /verify's own 32 MiB."""
+    csv = "name,jurisdiction,tier\n" + "".join(f"Lieferant {i:05d} GmbH,DE,1\n" for i in range(2000))
+    body = b'{"proof":' + proof_file_bytes(World(suppliers_csv=csv).build().proof).rstrip() + b"}"
+    assert len(body) > 1024 * 1024
+    headers = {**auth(issuer), "Content-Type": "application/json"}
+    r = client.post("/verify", content=body, headers=headers)
+    assert r.status_code == 200, r.text[:300]
+    assert {c["id"] for c in r.json()["checks"] if c["status"] == "fail"} <= {"rule:supplier_count_max"}
+    assert client.post("/policy/compile", content=body, headers=headers).status_code == 413
 
 
 @pytest.mark.parametrize("options", [{"enforce_mode": "audit"}, {"drift_detect": True}])
