@@ -28,7 +28,6 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
@@ -41,7 +40,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prefect")]  # shares th
 EXAMPLES = int(os.environ.get("CAP_FUZZ_EXAMPLES", "20"))
 MIN_REQUESTS = int(os.environ.get("CAP_FUZZ_MIN_REQUESTS", "0"))
 SCHEMA = schemathesis.openapi.from_path(REPO / "openapi" / "openapi.yaml")
-DOCUMENT = yaml.safe_load((REPO / "openapi" / "openapi.yaml").read_text(encoding="utf-8"))
 SENT: Counter[str] = Counter()
 FINDINGS: dict[str, str] = {}
 FINDINGS_FILE = os.environ.get("CAP_FUZZ_FINDINGS")
