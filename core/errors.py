@@ -2,7 +2,7 @@
 
 Every error carries a stable snake_case ``code``, a human message and structured ``details``
 (file, line, field, expected ...). Boundaries (CLI, API, Prefect tasks) map these once:
-the CLI to exit codes, the API to HTTP statuses, Prefect retries only transient storage errors.
+the CLI to exit codes, the API to HTTP statuses, Prefect retries only errors marked ``transient``.
 """
 
 from __future__ import annotations
@@ -11,15 +11,22 @@ from typing import Any
 
 
 class CapError(Exception):
-    """Root of all CAP errors. Subclasses set ``code``; instances can explain themselves."""
+    """Root of all CAP errors. Subclasses set ``code``; instances can explain themselves.
+
+    ``transient=True`` marks a failure worth retrying (network, throttling, a busy lock): the one flag every
+    retry loop and Prefect's retry condition (``tasks/retry.py``) read.
+    """
 
     code: str = "cap_error"
 
-    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, transient: bool = False, **details: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        self.transient = transient
         self.details: dict[str, Any] = {k: v for k, v in details.items() if v is not None}
 
     def diagnostics(self) -> str:
@@ -88,10 +95,6 @@ class RotationError(CapError):
 
 
 class StorageError(CapError):
-    """Storage failed. ``transient=True`` marks a failure worth retrying (network, throttling)."""
+    """Storage failed (``transient=True`` when retrying may help)."""
 
     code = "storage_error"
-
-    def __init__(self, message: str, *, transient: bool = False, **details: Any) -> None:
-        super().__init__(message, **details)
-        self.transient = transient

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from enum import Enum, IntEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -203,7 +204,7 @@ class RotationStep(BaseModel):
 # --- where a rotation stands --------------------------------------------------------------------------
 
 
-def _fail(message: str, code: str, **details: object) -> RotationError:
+def _fail(message: str, code: str, **details: Any) -> RotationError:
     return RotationError(message, code=code, **details)
 
 

@@ -1,6 +1,5 @@
-"""Retry policy of every task that touches storage: only :class:`StorageError` with ``transient=True``.
-
-Verification failures, bad input and configuration errors are final and never retried.
+"""Retry policy of every task: only a :class:`CapError` marked ``transient`` (storage, SAP, the verify API, a
+list download) is retried. Verification failures, bad input and configuration errors are final.
 """
 
 from __future__ import annotations
@@ -10,14 +9,14 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from core.errors import StorageError
+from core.errors import CapError
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry a transient storage error, nothing else."""
+    """Prefect ``retry_condition_fn``: retry a transient :class:`CapError`, nothing else."""
     try:
         state.result()
-    except StorageError as exc:
+    except CapError as exc:
         return exc.transient
     except Exception:  # the failure being judged: anything else is not worth retrying
         return False

@@ -9,7 +9,6 @@ with ``transient=True``); everything else, including a FAIL verdict (a result), 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -18,31 +17,16 @@ from prefect.events import emit_event
 
 from core.commitments import Commitments
 from core.drift import DriftReport, drift_event
-from core.errors import StorageError
 from core.modes import EnforcementMode
 from core.prover import ProofBuild
 from core.registry import RegistryEntry
 from core.sap import pipeline as p
 from core.sap.config import SapConfig
-from core.sap.odata import SapError
-from core.sap.remote_verify import RemoteVerifyError, VerifyOutcome
+from core.sap.remote_verify import VerifyOutcome
 from core.settings import Settings
+from tasks.retry import retry_transient
 
 REPORT_KEY = "sap-ingest-report"
-TRANSIENT = (SapError, StorageError, RemoteVerifyError)
-
-
-def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only SAP, storage or verify-API errors marked ``transient``; every other failure is final."""
-    try:
-        state.result()
-    except TRANSIENT as exc:
-        return bool(exc.transient)
-    except Exception:  # the failure being judged: anything else is not worth retrying
-        return False
-    return False
-
-
 _PRIVATE = {"cache_policy": NO_CACHE, "persist_result": False}
 _IO = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": retry_transient, **_PRIVATE}
 

@@ -19,25 +19,14 @@ from prefect.events import emit_event
 
 from core import reverify, service
 from core.drift import DriftReport, drift_event
-from core.errors import StorageError
 from core.keyring import Keyring
 from core.modes import EnforcementMode
 from core.registry import RegistryEntry
 from core.settings import Settings
 from core.verify import Report
+from tasks.retry import retry_transient
 
 ARTIFACT_KEY = "verification-run"
-
-
-def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only :class:`StorageError` with ``transient=True``; every other failure is final."""
-    try:
-        state.result()
-    except StorageError as exc:
-        return exc.transient
-    except Exception:  # the failure being judged: anything else is not worth retrying
-        return False
-    return False
 
 
 class Trust:

@@ -52,10 +52,6 @@ class SapError(CapError):
 
     code = "sap_error"
 
-    def __init__(self, message: str, *, transient: bool = False, **details: Any) -> None:
-        super().__init__(message, **details)
-        self.transient = transient
-
 
 class SapAuthError(SapError):
     """SAP refused the credentials (401) or the authorisation (403)."""

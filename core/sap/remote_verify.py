@@ -37,10 +37,6 @@ class RemoteVerifyError(CapError):
 
     code = "remote_verify_failed"
 
-    def __init__(self, message: str, *, transient: bool = False, **details: Any) -> None:
-        super().__init__(message, **details)
-        self.transient = transient
-
 
 class VerifyOutcome(BaseModel):
     """What a verification said, reduced to ids and statuses (check messages stay in the report)."""

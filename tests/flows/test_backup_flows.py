@@ -16,7 +16,7 @@ import yaml
 from core import service
 from core.backup import service as backups
 from core.backup.restore import RestoreSaga, journal_path, run_restore
-from core.errors import IntegrityError, StorageError, VerificationError
+from core.errors import VerificationError
 from core.metrics import REGISTRY
 from tests.unit.test_backup_helpers import NOW, tree_digest
 from tests.unit.test_backup_service import real_state
@@ -174,29 +174,6 @@ def test_flow_steps_smoke_failure_swaps_back(tmp_path, monkeypatch):
 
 
 # --- retries, deployments, the shared mutation limit ---------------------------------------------------
-
-
-class _State:
-    def __init__(self, exc):
-        self.exc = exc
-
-    def result(self):
-        raise self.exc
-
-
-@pytest.mark.parametrize(
-    ("exc", "retry"),
-    [
-        pytest.param(StorageError("s3 down", transient=True), True, id="transient_storage"),
-        pytest.param(StorageError("denied"), False, id="permanent_storage"),
-        pytest.param(IntegrityError("flipped"), False, id="integrity"),
-        pytest.param(RuntimeError("bug"), False, id="bug"),
-    ],
-)
-def test_only_transient_storage_errors_are_retried(exc, retry):
-    from tasks.retry import retry_transient
-
-    assert retry_transient(None, None, _State(exc)) is retry
 
 
 def test_storage_tasks_retry_and_local_steps_do_not():

@@ -14,13 +14,9 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from core.errors import StorageError
 from core.metrics import REGISTRY
 from core.modes import CheckStatus
-from core.prover import PolicyFailedError
 from core.registry import Registry
-from core.sap.odata import SapError
-from core.sap.remote_verify import RemoteVerifyError
 from core.settings import Settings
 from deployments.sap_mock import create_app, running_server
 from tests.integration.test_sap_pilot import NOW, SECRET_ENV, leaks, pii_values, pilot_dataset, write_config
@@ -124,30 +120,11 @@ def test_tasks_chain_through_fn(tmp_path):
     assert result.registry_id in markdown and result.company_root in markdown
 
 
-class _State:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
+def test_io_tasks_use_the_shared_retry_condition():
+    from tasks import sap as t
+    from tasks.retry import retry_transient
 
-    def result(self) -> None:
-        raise self.exc
-
-
-@pytest.mark.parametrize(
-    ("exc", "retry"),
-    [
-        pytest.param(SapError("HTTP 503", transient=True), True, id="sap_transient_retried"),
-        pytest.param(SapError("bad payload"), False, id="sap_permanent_not_retried"),
-        pytest.param(StorageError("locked", transient=True), True, id="storage_transient_retried"),
-        pytest.param(RemoteVerifyError("HTTP 502", transient=True), True, id="verify_api_transient_retried"),
-        pytest.param(RemoteVerifyError("HTTP 401"), False, id="verify_api_refusal_not_retried"),
-        pytest.param(PolicyFailedError("FAIL"), False, id="verdicts_never_retried"),
-        pytest.param(ValueError("bug"), False, id="other_errors_not_retried"),
-    ],
-)
-def test_only_transient_errors_are_retried(exc, retry):
-    from tasks.sap import retry_transient
-
-    assert retry_transient(None, None, _State(exc)) is retry
+    assert t.extract.retry_condition_fn is retry_transient and t.extract.retries == 2
 
 
 def test_deployment_entry_matches_the_flow():

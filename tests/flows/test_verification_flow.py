@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 
 from core import service
-from core.errors import StorageError
 from core.keyring import save_keyring
 from core.modes import CheckStatus, EnforcementMode
 from core.settings import Settings
@@ -105,23 +104,8 @@ def test_tasks_chain_through_fn(tmp_path):
     assert [d.score if d else None for d in drifts] == [65, 55, None]
 
 
-class _State:
-    def __init__(self, exc):
-        self.exc = exc
+def test_io_tasks_use_the_shared_retry_condition():
+    from tasks import verification as t
+    from tasks.retry import retry_transient
 
-    def result(self):
-        raise self.exc
-
-
-@pytest.mark.parametrize(
-    ("exc", "retry"),
-    [
-        pytest.param(StorageError("locked", transient=True), True, id="transient_storage_retried"),
-        pytest.param(StorageError("corrupt"), False, id="permanent_storage_not_retried"),
-        pytest.param(ValueError("bug"), False, id="other_errors_not_retried"),
-    ],
-)
-def test_only_transient_storage_errors_are_retried(exc, retry):
-    from tasks.verification import retry_transient
-
-    assert retry_transient(None, None, _State(exc)) is retry
+    assert t.load_entries.retry_condition_fn is retry_transient and t.load_entries.retries == 3

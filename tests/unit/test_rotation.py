@@ -616,30 +616,12 @@ def test_bound_gauges_read_the_live_keyring():
 # --- task wrappers (.fn, no Prefect server) -----------------------------------------------------------------
 
 
-class _State:
-    def __init__(self, exc):
-        self.exc = exc
-
-    def result(self):
-        raise self.exc
-
-
-@pytest.mark.parametrize(
-    ("exc", "retry"),
-    [
-        (StorageError("throttled", transient=True), True),
-        (StorageError("bad bucket"), False),
-        (RotationError("illegal", code="phase_skipped"), False),
-        (ValueError("bug"), False),
-    ],
-)
-def test_tasks_retry_only_transient_storage_errors(exc, retry):
+def test_storage_tasks_use_the_shared_retry_condition_and_steps_do_not_retry():
     from tasks import rotation as t
     from tasks.retry import retry_transient
 
     assert t.write_keyring.retry_condition_fn is retry_transient is t.load_keyring.retry_condition_fn
     assert t.apply.retries == 0 and t.verify_signer.retries == 0
-    assert retry_transient(None, None, _State(exc)) is retry
 
 
 def test_task_fns_call_the_service(settings):
