@@ -6,10 +6,12 @@ it checks.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -70,10 +72,23 @@ def cap_serve_command(port: int, workers: int = 1) -> list[str]:
     ]
 
 
-def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    """Run a server ``command`` until it answers ``/healthz`` on ``port``; yields its URL, stops it after."""
+    proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def prepare_data_dir(env: dict[str, str]) -> None:

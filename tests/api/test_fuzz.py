@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
 
-from tests.live import free_port, prepare_data_dir, run_cap, uvicorn_command, wait_for
+from tests.live import free_port, prepare_data_dir, run_cap, serving, uvicorn_command
 from tests.paths import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prefect")]  # shares the session's Prefect API
@@ -100,23 +99,12 @@ def live(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> Iterato
     env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
     prepare_data_dir(env)
     port = free_port()
-    command = uvicorn_command(port)
-    proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(url, proc)
-        minted = run_cap("token", "--scope", "admin:full", "--ttl", "3600", env=env)
-        assert minted.returncode == 0, minted.stderr
-        yield url, minted.stdout.strip().splitlines()[-1]
+        with serving(uvicorn_command(port), env, port) as url:
+            minted = run_cap("token", "--scope", "admin:full", "--ttl", "3600", env=env)
+            assert minted.returncode == 0, minted.stderr
+            yield url, minted.stdout.strip().splitlines()[-1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         report = "".join(f"--- {key}\n{text}\n" for key, text in sorted(FINDINGS.items()))
         print(f"\nschemathesis: {sum(SENT.values())} requests, by status {dict(sorted(SENT.items()))}")
         print(f"advisory findings ({len(FINDINGS)} distinct):\n{report}")

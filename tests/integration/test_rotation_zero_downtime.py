@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -24,8 +23,7 @@ import pytest
 from core.keys import KeyStore
 from core.proof import proof_file_bytes
 from core.settings import Settings
-from tests.live import cap_serve_command, dev_token, free_port, prepare_data_dir, run_cap, wait_for
-from tests.paths import REPO
+from tests.live import cap_serve_command, dev_token, free_port, prepare_data_dir, run_cap, serving
 from tests.world import World
 
 pytestmark = pytest.mark.slow
@@ -97,21 +95,8 @@ def live(tmp_path: Path):
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     prepare_data_dir(env)
-    command = cap_serve_command(port, workers=2)
-    proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(url, proc)
+    with serving(cap_serve_command(port, workers=2), env, port) as url:
         yield url, env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _proof_by(settings: Settings, kid: str) -> dict:

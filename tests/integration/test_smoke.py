@@ -27,8 +27,8 @@ from tests.live import (
     free_port,
     prepare_data_dir,
     run_cap,
+    serving,
     uvicorn_command,
-    wait_for,
 )
 from tests.paths import REPO
 
@@ -251,20 +251,8 @@ def live_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveApi
     prepare_data_dir(env)
     command = uvicorn_command(port) if request.param == "uvicorn" else cap_serve_command(port)
     token = (lambda scopes: dev_token(env, scopes)) if request.param == "uvicorn" else _cap_token(env)
-    proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(url, proc)
+    with serving(command, env, port) as url:
         yield LiveApi(url, env, token)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow
