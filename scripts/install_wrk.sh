@@ -11,34 +11,14 @@
 set -euo pipefail
 
 DEST="${1:-/usr/local/bin}"
-
-if [[ -x "$DEST/wrk" ]]; then
-  echo "wrk already installed: $DEST/wrk"
-  exit 0
-fi
-if command -v wrk >/dev/null 2>&1; then
-  echo "wrk already installed: $(command -v wrk)"
-  exit 0
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install_wrk: apt-get not found; install wrk from your distribution" >&2
-  exit 1
-fi
-
-if ! apt-cache policy wrk 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-  apt-get update -qq
-fi
+# shellcheck source=scripts/deb_extract.sh
+source "$(dirname "${BASH_SOURCE[0]}")/deb_extract.sh"
+already_installed wrk "$DEST"
 
 LIB="$(cd "$DEST/.." && pwd)/lib/wrk"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-(
-  cd "$work"
-  # apt-get download runs as the _apt user when it can; let it write here.
-  chmod 0777 "$work"
-  apt-get download -qq wrk libluajit-5.1-2 libluajit-5.1-common
-  for deb in ./*.deb; do dpkg -x "$deb" root; done
-)
+deb_extract "$work" wrk libluajit-5.1-2 libluajit-5.1-common
 install -d "$DEST" "$LIB"
 install -m 0755 "$work/root/usr/bin/wrk" "$LIB/wrk"
 cp -a "$work"/root/usr/lib/*/libluajit-5.1.so.2* "$LIB/"
