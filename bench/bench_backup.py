@@ -137,6 +137,19 @@ def shell_restore(archive: Path, dest: Path) -> float:
     return t
 
 
+def _back_up(live: Path, store, wrapper: MasterKeyWrapper, encrypt: bool, work_dir: Path | None = None):
+    return create_backup(
+        DataLayout(live),
+        store,
+        SIGNER,
+        now=NOW,
+        encrypt=encrypt,
+        key_wrapper=wrapper,
+        created_by="bench@host",
+        work_dir=work_dir,
+    )
+
+
 def measure(size_mb: int, *, encrypt: bool = False, s3: bool = False, base: Path | None = None) -> dict:
     """Build ~``size_mb`` MB of state, time backup, restore (full and quick check) and the shell baseline."""
     work = Path(tempfile.mkdtemp(prefix="cap-bench-", dir=base))
@@ -152,18 +165,7 @@ def measure(size_mb: int, *, encrypt: bool = False, s3: bool = False, base: Path
         out["mb"] = sum(p.stat().st_size for p in live.rglob("*") if p.is_file()) / 1e6
         store = FileStore(work / "store")
         wrapper = MasterKeyWrapper(b"\x11" * 32)
-        out["backup_s"], res = _timed(
-            lambda: create_backup(
-                DataLayout(live),
-                store,
-                SIGNER,
-                now=NOW,
-                encrypt=encrypt,
-                key_wrapper=wrapper,
-                created_by="bench@host",
-                work_dir=work,
-            )
-        )
+        out["backup_s"], res = _timed(lambda: _back_up(live, store, wrapper, encrypt, work))
         out["backup_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out["archive_mb"] = res.manifest.archive.size_bytes / 1e6
         target = work / "restored"
@@ -272,17 +274,7 @@ def bench_s3(live: Path, work: Path, wrapper: MasterKeyWrapper, encrypt: bool) -
         client = boto3.client("s3", endpoint_url=f"http://{host}:{port}")
         client.create_bucket(Bucket="bench")
         store = S3Store(client, "bench", "cap")
-        t_b, res = _timed(
-            lambda: create_backup(
-                DataLayout(live),
-                store,
-                SIGNER,
-                now=NOW,
-                encrypt=encrypt,
-                key_wrapper=wrapper,
-                created_by="bench@host",
-            )
-        )
+        t_b, res = _timed(lambda: _back_up(live, store, wrapper, encrypt))
         target = work / "restored-s3"
         shutil.copytree(live, target, symlinks=True)
         opts = RestoreOptions(trusted_keys=None, key_wrapper=wrapper)
