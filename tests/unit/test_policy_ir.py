@@ -20,19 +20,9 @@ from core.policy import (
     load_ir,
     load_policy_text,
 )
+from tests.vectorgen.gen_policy import GOLDEN_V2_TEXT
 
-REFERENCE = """\
-id: lksg.v1
-version: "1.0"
-legal_basis:
-  - directive: LkSG
-description: Minimal LkSG supplier check
-inputs:
-  supplier_hashes: {type: array, items: hex}
-  sanctions_root: {type: hex}
-rules:
-  - {id: no_sanctions, op: non_membership, lhs: supplier_hashes, rhs: sanctions_root}
-"""
+REFERENCE = GOLDEN_V2_TEXT  # the original's reference policy, one copy in the vector generator
 POLICY_HASH = "sha3-256:b98c3db55f874476dc749ea32b70bdf5369a0d7bc5364f236e034f1ddcd94638"
 IR_HASH = "sha3-256:df3a3eeb7c72f6204131397e4b0a4b16235f1e20cc66102153ad6d4ee78f892c"
 GOLDEN_IR = {

@@ -5,19 +5,9 @@ import pytest
 from core.errors import InvalidInputError, NotFoundError
 from core.policy import PolicyV1, PolicyV2, load_policy_file, load_policy_text, policy_v2_hash
 from core.policy.v2 import policy_v2_bytes
+from tests.vectorgen.gen_policy import GOLDEN_V2_TEXT
 
-REFERENCE = """\
-id: lksg.v1
-version: "1.0"
-legal_basis:
-  - directive: LkSG
-description: Minimal LkSG supplier check
-inputs:
-  supplier_hashes: {type: array, items: hex}
-  sanctions_root: {type: hex}
-rules:
-  - {id: no_sanctions, op: non_membership, lhs: supplier_hashes, rhs: sanctions_root}
-"""
+REFERENCE = GOLDEN_V2_TEXT  # the original's reference policy, one copy in the vector generator
 CANONICAL = (
     '{"id":"lksg.v1","version":"1.0","legal_basis":[{"directive":"LkSG"}],'
     '"description":"Minimal LkSG supplier check",'
