@@ -103,16 +103,24 @@ def _checked(value: Any, path: str) -> Any:
     raise InvalidInputError(f"value of type {type(value).__name__} cannot be canonicalised", field=path)
 
 
-def _check_text(value: str, path: str) -> None:
+def lone_surrogate_in(text: str) -> str | None:
+    """Where ``text`` holds a lone surrogate (no UTF-8 form), as ``U+D800 at character 3``; else ``None``."""
     try:
-        value.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError as exc:
+        return f"U+{ord(text[exc.start]):04X} at character {exc.start}"
+    return None
+
+
+def _check_text(value: str, path: str) -> None:
+    found = lone_surrogate_in(value)
+    if found is not None:
         raise InvalidInputError(
             "text holds a lone surrogate, which has no UTF-8 form",
             field=path,
-            found=f"U+{ord(value[exc.start]):04X} at character {exc.start}",
+            found=found,
             expected="valid Unicode text",
-        ) from None
+        )
 
 
 def _prepare(value: Any, path: str) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from core.canonical import lone_surrogate_in
 from core.errors import InvalidInputError
 
 M = TypeVar("M", bound=BaseModel)
@@ -67,14 +68,11 @@ def lone_surrogate(value: Any, path: str = "$") -> tuple[str, str] | None:
 
 def _find_surrogate(value: Any, path: str) -> tuple[str, str] | None:
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return path, f"U+{ord(value[exc.start]):04X} at character {exc.start}"
-        return None
+        found = lone_surrogate_in(value)
+        return (path, found) if found is not None else None
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and _find_surrogate(key, path) is not None:
+            if isinstance(key, str) and lone_surrogate_in(key) is not None:
                 return f"{path} (key {key!a})", "a key with a lone surrogate"
             found = _find_surrogate(item, f"{path}.{key}" if path else str(key))
             if found is not None:
