@@ -68,8 +68,8 @@ def lone_surrogate(value: Any, path: str = "$") -> tuple[str, str] | None:
 
 def _find_surrogate(value: Any, path: str) -> tuple[str, str] | None:
     if isinstance(value, str):
-        found = lone_surrogate_in(value)
-        return (path, found) if found is not None else None
+        where = lone_surrogate_in(value)
+        return (path, where) if where is not None else None
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str) and lone_surrogate_in(key) is not None:
