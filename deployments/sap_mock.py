@@ -7,7 +7,7 @@ orders (items expandable) with ``$top``/``$skip``/``$skiptoken`` paging and next
 ``$count``, basic auth, an OAuth2 client-credentials token endpoint and injectable faults.
 
 Data: SAP's own mock business partners (``sap_odata_v2_a_businesspartner_expanded.json``, see
-``../shared/fixtures/README.md``; they carry e-mail addresses in ``MiddleName``) made into suppliers,
+``tests/shared/fixtures/README.md``; they carry e-mail addresses in ``MiddleName``) made into suppliers,
 plus generated data (:func:`generate_dataset`) full of deliberate PII and invalid rows. Entities are kept
 in the v2 wire form and converted to v4 shapes when served by a v4 app.
 """
