@@ -4,15 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench lint clean demo fuzz soak
+.PHONY: run test install bench lint clean demo fuzz soak zk-setup
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml package-lock.json | $(BIN)/python
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	scripts/install_promtool.sh $(BIN)
+	scripts/zk/install_toolchain.sh
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,7 +24,12 @@ run: install
 demo: install
 	$(BIN)/cap demo
 
-test: install
+# Compile the development circuit and build its (NOT FOR PRODUCTION) setup into the cache (~/.cache/cap-zk):
+# minutes of CPU once per machine, then free. Tests would build it lazily too; this makes the cost visible.
+zk-setup: install
+	nice -n 10 $(BIN)/cap zk setup --dev
+
+test: install zk-setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: install
@@ -36,7 +42,7 @@ lint: install
 	$(BIN)/ruff format --check core tasks flows deployments tests bench
 
 clean:
-	rm -rf $(VENV) build var .pytest_cache
+	rm -rf $(VENV) build var .pytest_cache node_modules
 
 fuzz: install
 	CAP_FUZZ_EXAMPLES=120 CAP_FUZZ_MIN_REQUESTS=1000 CAP_FUZZ_FINDINGS=build/fuzz-findings.txt \

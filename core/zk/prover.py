@@ -1,0 +1,122 @@
+"""Proving v3 screening evidence: committed suppliers → screened leaves → per-batch Groth16 proofs → evidence.
+
+Each batch proof is cached on disk by the hash of everything it depends on (circuit build, vk, gap root, the
+batch's private inputs), so re-proving after adding suppliers or an unchanged list only proves the batches that
+changed. The cache holds only proofs and public values, never keys or salts. Proving is minutes of CPU and runs
+in the ``zk-prove`` flow (flows/zk_prove.py), never on a request path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.commitments import Supplier, supplier_leaf
+from core.errors import VerificationError
+from core.fsio import atomic_write
+from core.screening import screening_key
+from core.zk.ceremony import Setup
+from core.zk.evidence import (
+    BatchProof,
+    ScreeningCommitment,
+    ScreeningEvidence,
+    field_hex,
+    screening_root,
+)
+from core.zk.gaptree import GapTree, key248
+from core.zk.groth16 import proof_from_snarkjs, public_from_snarkjs, verify
+from core.zk.toolchain import cache_dir, calculate_witness, prove
+from core.zk.witness import Circuit, ScreenedLeaf, batch_input, batch_root, batches, blake_field, derive_salt
+
+
+def screened_leaves(suppliers: Sequence[Supplier], salt_seed: bytes) -> list[ScreenedLeaf]:
+    """The circuit's view of each committed supplier, in commitment row order."""
+    return [
+        ScreenedLeaf(key248(screening_key(s.name)), derive_salt(salt_seed, i), blake_field(supplier_leaf(s)))
+        for i, s in enumerate(suppliers)
+    ]
+
+
+def commit(leaves: Sequence[ScreenedLeaf], circuit: Circuit) -> ScreeningCommitment:
+    """The hiding screening commitment over ``leaves`` (what the manifest signs)."""
+    roots = [batch_root(b, circuit) for b in batches(leaves, circuit.batch_size)]
+    return ScreeningCommitment(
+        batch_size=circuit.batch_size, count=len(leaves), screening_root=screening_root(circuit.batch_size, len(leaves), roots)
+    )
+
+
+def batch_key(setup: Setup, gaps: GapTree, batch: Sequence[ScreenedLeaf]) -> str:
+    """The cache key of one batch proof: a hash over its circuit build, vk, gap root and private inputs."""
+    h = hashlib.sha3_256()
+    h.update(setup.compiled.directory.name.encode() + b"\x00" + setup.vk.vk_hash.encode())
+    h.update(gaps.root.to_bytes(32, "big") + len(batch).to_bytes(4, "big"))
+    for leaf in batch:
+        h.update(leaf.key.to_bytes(32, "big") + leaf.salt.to_bytes(32, "big") + leaf.blake_leaf.to_bytes(32, "big"))
+    return h.hexdigest()
+
+
+def prove_batch(
+    setup: Setup, gaps: GapTree, batch: Sequence[ScreenedLeaf], *, seed: bytes | None = None, use_cache: bool = True
+) -> BatchProof:
+    """One batch proof, from the cache when its inputs are unchanged.
+
+    Raises InvalidInputError (code ``listed_key``) when a key is listed, ZkToolError when proving fails, and
+    VerificationError when the fresh proof does not verify (a broken setup must never yield evidence).
+    """
+    circuit = setup.compiled.circuit
+    cached = cache_dir() / "proofs" / f"{batch_key(setup, gaps, batch)}.json"
+    if use_cache and seed is None and cached.is_file():
+        return BatchProof.model_validate_json(cached.read_bytes())
+    inputs = batch_input(batch, circuit, gaps)
+    with tempfile.TemporaryDirectory() as tmp:
+        wtns = Path(tmp) / "batch.wtns"
+        calculate_witness(setup.compiled, inputs, wtns)
+        proof_doc, public_doc = prove(setup.zkey, wtns, seed=seed)
+    proof, public = proof_from_snarkjs(proof_doc), public_from_snarkjs(public_doc)
+    expected = (batch_root(batch, circuit), gaps.root, len(batch))
+    if public != expected or not verify(setup.vk, proof, public):
+        raise VerificationError("fresh batch proof does not verify", code="zk_proof_invalid")
+    result = BatchProof(active_count=len(batch), batch_root=field_hex(public[0]), proof=proof)
+    if use_cache and seed is None:
+        atomic_write(cached, result.model_dump_json().encode())
+    return result
+
+
+def assemble(
+    setup: Setup, gaps: GapTree, leaves: Sequence[ScreenedLeaf], proofs: Sequence[BatchProof]
+) -> ScreeningEvidence:
+    """The evidence over all batches (in order). Raises VerificationError when the proofs do not match."""
+    circuit = setup.compiled.circuit
+    commitment = commit(leaves, circuit)
+    roots = [int(p.batch_root, 16) for p in proofs]
+    if screening_root(circuit.batch_size, len(leaves), roots) != commitment.screening_root:
+        raise VerificationError("batch proofs do not rebuild the screening commitment", code="screening_commitment_mismatch")
+    return ScreeningEvidence(
+        circuit=circuit.name,
+        batch_size=circuit.batch_size,
+        depth=circuit.depth,
+        vk_hash=setup.vk.vk_hash,
+        gap_root=field_hex(gaps.root),
+        count=len(leaves),
+        screening_root=commitment.screening_root,
+        batches=tuple(proofs),
+    )
+
+
+def prove_all(
+    setup: Setup, gaps: GapTree, leaves: Sequence[ScreenedLeaf], *, seed: bytes | None = None
+) -> ScreeningEvidence:
+    """Prove every batch in turn (the flow does the same in parallel) and assemble the evidence."""
+    parts = batches(leaves, setup.compiled.circuit.batch_size)
+    proofs = [
+        prove_batch(setup, gaps, b, seed=None if seed is None else seed + i.to_bytes(4, "big"))
+        for i, b in enumerate(parts)
+    ]
+    return assemble(setup, gaps, leaves, proofs)
+
+
+def dump(ev: ScreeningEvidence) -> bytes:
+    return json.dumps(ev.model_dump(mode="json"), separators=(",", ":")).encode()
