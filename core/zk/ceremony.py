@@ -1,14 +1,14 @@
 """Trusted setup for the v3 circuits: phase 1 (powers of tau) and the per-circuit Groth16 phase 2.
 
 A setup directory holds the numbered phase-2 keys (``0000.zkey`` … ), ``final.zkey``, the exported
-``verification_key.json`` and ``setup.json``, the transcript: where phase 1 came from (an operator-supplied public
-ceremony file checked with ``snarkjs powersoftau verify``, or a *development* file generated here, which is never
-for production because its randomness is a public beacon), each contribution's name and snarkjs hash, the beacon,
-and the vk hash. :func:`verify_setup` re-checks the whole chain with ``snarkjs zkey verify`` from the r1cs and the
-phase-1 file, and that the exported vk is the final key's.
+``verification_key.json`` and ``setup.json``, the transcript: where phase 1 came from (an operator-supplied
+public ceremony file checked with ``snarkjs powersoftau verify``, or a *development* file generated here,
+which is never for production because its randomness is a public beacon), each contribution's name and snarkjs
+hash, the beacon, and the vk hash. :func:`verify_setup` re-checks the whole chain with ``snarkjs zkey verify``
+from the r1cs and the phase-1 file, and that the exported vk is the final key's.
 
-Soundness rests on one honest phase-2 contributor whose randomness is destroyed; the prover must not be the only
-one (docs/adr/0012-zk-trusted-setup.md).
+Soundness rests on one honest phase-2 contributor whose randomness is destroyed; the prover must not be the
+only one (docs/adr/0012-zk-trusted-setup.md).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from core.zk.witness import Circuit
 
 DEV_BEACON = "cap-verifier-dev-beacon-NOT-FOR-PRODUCTION"
 DEV_PHASE1_BEACON = bytes(range(1, 33)).hex()
-"""Public beacon of the development phase 1: everyone knows τ, which is the point of calling it NOT FOR PRODUCTION."""
+"""Public beacon of the development phase 1: everyone knows τ, which is the point of calling it NOT FOR
+PRODUCTION."""
 _HASH_LINE = re.compile(r"Contribution Hash:\s*((?:[0-9a-f]{8}\s*)+)", re.IGNORECASE)
 _BEACON_HEX = re.compile(r"[0-9a-f]{2,128}")
 
@@ -60,10 +61,24 @@ def dev_phase1(power: int) -> Path:
     work.mkdir()
     try:
         snarkjs("powersoftau", "new", "bn128", str(power), str(work / "0.ptau"), what="powersoftau new")
-        snarkjs("powersoftau", "beacon", str(work / "0.ptau"), str(work / "1.ptau"), DEV_PHASE1_BEACON, "10", "-n=dev",
-                what="powersoftau beacon")
-        snarkjs("powersoftau", "prepare", "phase2", str(work / "1.ptau"), str(work / "final.ptau"),
-                what="powersoftau prepare phase2")
+        snarkjs(
+            "powersoftau",
+            "beacon",
+            str(work / "0.ptau"),
+            str(work / "1.ptau"),
+            DEV_PHASE1_BEACON,
+            "10",
+            "-n=dev",
+            what="powersoftau beacon",
+        )
+        snarkjs(
+            "powersoftau",
+            "prepare",
+            "phase2",
+            str(work / "1.ptau"),
+            str(work / "final.ptau"),
+            what="powersoftau prepare phase2",
+        )
         (work / "final.ptau").rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -71,7 +86,8 @@ def dev_phase1(power: int) -> Path:
 
 
 def verify_phase1(ptau: Path) -> None:
-    """Check an operator-supplied phase-1 file. Raises ZkToolError unless snarkjs says ``Powers of Tau Ok!``."""
+    """Check an operator-supplied phase-1 file. Raises ZkToolError unless snarkjs says ``Powers of Tau
+    Ok!``."""
     if not ptau.is_file():
         raise NotFoundError("phase-1 file not found", file=str(ptau))
     out = snarkjs("powersoftau", "verify", str(ptau), what="powersoftau verify")
@@ -108,8 +124,10 @@ def new_setup(compiled: Compiled, ptau: Path, directory: Path, *, production: bo
     if (directory / "setup.json").exists():
         raise InvalidInputError("setup directory already holds a setup", file=str(directory))
     directory.mkdir(parents=True, exist_ok=True)
-    snarkjs("groth16", "setup", str(compiled.r1cs), str(ptau), str(directory / "0000.zkey"), what="groth16 setup")
-    transcript = {
+    snarkjs(
+        "groth16", "setup", str(compiled.r1cs), str(ptau), str(directory / "0000.zkey"), what="groth16 setup"
+    )
+    transcript: dict[str, Any] = {
         "format": "cap-zk-setup.v1",
         "circuit": compiled.directory.name,
         "phase1": {"file": str(ptau), "sha256": _sha256(ptau), "production": production},
@@ -127,15 +145,20 @@ def contribute(directory: Path, name: str, entropy: bytes | None = None) -> str:
     _require_open(transcript, directory)
     source, target = _latest(directory, transcript), directory / f"{len(transcript['steps']) + 1:04d}.zkey"
     secret = (entropy or secrets.token_bytes(64)).hex()
-    out = snarkjs("zkey", "contribute", str(source), str(target), f"--name={name}", "-e", secret,
-                  what="zkey contribute")
+    out = snarkjs(
+        "zkey", "contribute", str(source), str(target), f"--name={name}", "-e", secret, what="zkey contribute"
+    )
     digest = _contribution_hash(out)
-    transcript["steps"].append({"kind": "contribution", "name": name, "hash": digest, "sha256": _sha256(target)})
+    transcript["steps"].append(
+        {"kind": "contribution", "name": name, "hash": digest, "sha256": _sha256(target)}
+    )
     _save(directory, transcript)
     return digest
 
 
-def beacon(directory: Path, beacon_hex: str, iterations_exp: int = 10, name: str = "final beacon") -> dict[str, Any]:
+def beacon(
+    directory: Path, beacon_hex: str, iterations_exp: int = 10, name: str = "final beacon"
+) -> dict[str, Any]:
     """Close phase 2 with a public random beacon, write ``final.zkey`` and ``verification_key.json``."""
     if not _BEACON_HEX.fullmatch(beacon_hex) or len(beacon_hex) % 2:
         raise InvalidInputError("beacon must be hex", field="beacon", expected="even-length lowercase hex")
@@ -144,13 +167,34 @@ def beacon(directory: Path, beacon_hex: str, iterations_exp: int = 10, name: str
     transcript = _transcript(directory)
     _require_open(transcript, directory)
     final = directory / "final.zkey"
-    out = snarkjs("zkey", "beacon", str(_latest(directory, transcript)), str(final), beacon_hex,
-                  str(iterations_exp), f"-n={name}", what="zkey beacon")
-    snarkjs("zkey", "export", "verificationkey", str(final), str(directory / "verification_key.json"),
-            what="zkey export verificationkey")
+    out = snarkjs(
+        "zkey",
+        "beacon",
+        str(_latest(directory, transcript)),
+        str(final),
+        beacon_hex,
+        str(iterations_exp),
+        f"-n={name}",
+        what="zkey beacon",
+    )
+    snarkjs(
+        "zkey",
+        "export",
+        "verificationkey",
+        str(final),
+        str(directory / "verification_key.json"),
+        what="zkey export verificationkey",
+    )
     vk = load_vk(directory)
-    transcript["steps"].append({"kind": "beacon", "name": name, "beacon": beacon_hex,
-                                "iterations_exp": iterations_exp, "hash": _contribution_hash(out)})
+    transcript["steps"].append(
+        {
+            "kind": "beacon",
+            "name": name,
+            "beacon": beacon_hex,
+            "iterations_exp": iterations_exp,
+            "hash": _contribution_hash(out),
+        }
+    )
     transcript["final"] = {"sha256": _sha256(final), "vk_hash": vk.vk_hash}
     _save(directory, transcript)
     return transcript
@@ -169,8 +213,9 @@ def load_vk(directory: Path) -> VerifyingKey:
 
 
 def verify_setup(compiled: Compiled, ptau: Path, directory: Path) -> dict[str, Any]:
-    """Re-check a finished setup: every contribution from the r1cs and phase-1 file (``snarkjs zkey verify``), the
-    final key's hash, and that ``verification_key.json`` is the final key's. Raises ZkToolError on any mismatch."""
+    """Re-check a finished setup: every contribution from the r1cs and phase-1 file (``snarkjs zkey verify``),
+    the final key's hash, and that ``verification_key.json`` is the final key's. Raises ZkToolError on any
+    mismatch."""
     transcript = _transcript(directory)
     final = directory / "final.zkey"
     if transcript["final"] is None or not final.is_file():
@@ -183,7 +228,9 @@ def verify_setup(compiled: Compiled, ptau: Path, directory: Path) -> dict[str, A
     if _sha256(final) != transcript["final"]["sha256"]:
         raise ZkToolError("final.zkey is not the key the transcript recorded", file=str(final))
     exported = directory / ".vk-check.json"
-    snarkjs("zkey", "export", "verificationkey", str(final), str(exported), what="zkey export verificationkey")
+    snarkjs(
+        "zkey", "export", "verificationkey", str(final), str(exported), what="zkey export verificationkey"
+    )
     fresh = vk_from_snarkjs(json.loads(exported.read_text()))
     exported.unlink()
     if fresh != load_vk(directory) or fresh.vk_hash != transcript["final"]["vk_hash"]:
@@ -212,7 +259,8 @@ class Setup:
 
 
 def open_setup(compiled: Compiled, directory: Path) -> Setup:
-    """A finished setup directory for ``compiled``. Raises NotFoundError / InvalidInputError when it is not."""
+    """A finished setup directory for ``compiled``. Raises NotFoundError / InvalidInputError when it is
+    not."""
     transcript = _transcript(directory)
     if transcript["circuit"] != compiled.directory.name:
         raise InvalidInputError(
@@ -224,8 +272,9 @@ def open_setup(compiled: Compiled, directory: Path) -> Setup:
 
 
 def dev_setup(circuit: Circuit) -> Setup:
-    """The cached development setup of ``circuit``: local phase 1 and a beacon-only phase 2, fully deterministic
-    (so golden vectors regenerate byte-identically) and therefore NOT FOR PRODUCTION: anyone can forge proofs."""
+    """The cached development setup of ``circuit``: local phase 1 and a beacon-only phase 2, fully
+    deterministic (so golden vectors regenerate byte-identically) and therefore NOT FOR PRODUCTION: anyone can
+    forge proofs."""
     compiled = compile_circuit(circuit)
     directory = cache_dir() / "setups" / compiled.directory.name / "dev"
     if (directory / "setup.json").is_file() and _transcript(directory)["final"] is not None:

@@ -1,11 +1,12 @@
 """The v3 screening evidence and its verification: every committed supplier is outside the trusted list.
 
 What a verifier sees (docs/formats/proof_v3.md): the circuit shape, the vk hash, the sanctions gap root, the
-supplier count, the screening root and, per batch, its active count, its Poseidon batch root and a Groth16 proof.
-Batch roots are trees of salted Poseidon commitments, so they reveal nothing about which suppliers they hold.
+supplier count, the screening root and, per batch, its active count, its Poseidon batch root and a Groth16
+proof. Batch roots are trees of salted Poseidon commitments, so they reveal nothing about which suppliers they
+hold.
 
-All acceptance rules are here, without I/O: :func:`check_screening` returns a :class:`ScreeningCheck` naming each
-failed rule; :func:`verify_screening` raises :class:`~core.errors.VerificationError` with the first one.
+All acceptance rules are here, without I/O: :func:`check_screening` returns a :class:`ScreeningCheck` naming
+each failed rule; :func:`verify_screening` raises :class:`~core.errors.VerificationError` with the first one.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def parse_field(text: str, name: str) -> int:
 
 
 def screening_root(batch_size: int, count: int, batch_roots: Sequence[int]) -> str:
-    """BLAKE3 over the batch size, the supplier count and the batch roots in order: the value the manifest signs."""
+    """BLAKE3 over the batch size, the supplier count and the batch roots in order: the value the manifest
+    signs."""
     h = blake3.blake3(_ROOT_DOMAIN)
     h.update(batch_size.to_bytes(4, "big") + count.to_bytes(8, "big") + len(batch_roots).to_bytes(4, "big"))
     for root in batch_roots:
@@ -54,7 +56,8 @@ def screening_root(batch_size: int, count: int, batch_roots: Sequence[int]) -> s
 
 
 class ScreeningCommitment(BaseModel):
-    """The signed, hiding commitment to the screened suppliers (coexists with the BLAKE3 ``supplier_root``)."""
+    """The signed, hiding commitment to the screened suppliers (coexists with the BLAKE3
+    ``supplier_root``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -131,12 +134,19 @@ def _expected_counts(count: int, batch_size: int) -> list[int]:
 def _layout_failures(ev: ScreeningEvidence, commitment: ScreeningCommitment) -> list[tuple[Failure, str]]:
     out: list[tuple[Failure, str]] = []
     if ev.count != commitment.count:
-        out.append((Failure.COUNT_MISMATCH, f"proof screens {ev.count} suppliers, commitment holds {commitment.count}"))
+        out.append(
+            (
+                Failure.COUNT_MISMATCH,
+                f"proof screens {ev.count} suppliers, commitment holds {commitment.count}",
+            )
+        )
     if ev.batch_size != commitment.batch_size:
         out.append((Failure.BATCH_LAYOUT, "batch size differs from the commitment's"))
     counts = [b.active_count for b in ev.batches]
     if counts != _expected_counts(ev.count, ev.batch_size):
-        out.append((Failure.BATCH_LAYOUT, f"batch counts {counts[:8]} do not cover {ev.count} suppliers in order"))
+        out.append(
+            (Failure.BATCH_LAYOUT, f"batch counts {counts[:8]} do not cover {ev.count} suppliers in order")
+        )
     return out
 
 
@@ -164,7 +174,9 @@ def check_screening(
     except InvalidInputError as exc:
         return ScreeningCheck((*failures, (Failure.MALFORMED, exc.diagnostics())))
     recomputed = screening_root(ev.batch_size, ev.count, roots)
-    if not (digests_equal(recomputed, ev.screening_root) and digests_equal(recomputed, commitment.screening_root)):
+    if not (
+        digests_equal(recomputed, ev.screening_root) and digests_equal(recomputed, commitment.screening_root)
+    ):
         failures.append((Failure.COMMITMENT_MISMATCH, "batch roots do not rebuild the signed screening root"))
     if failures or trusted is None:
         return ScreeningCheck(tuple(failures))

@@ -1,9 +1,10 @@
 """The sanctions gap tree: a fixed-depth Poseidon tree over the gaps between sorted listed keys.
 
-The listed keys are the first 31 bytes (``key248``, big-endian) of the ``cap-lists.v1`` screening keys, sorted and
-de-duplicated. With the sentinels 0 and 2^248 they bound ``m + 1`` gaps; gap ``i`` is the leaf
-``Poseidon(lo_i, hi_i)``. Leaves are padded with 0 to ``2^depth``. A key is unlisted iff it lies strictly inside
-some gap, which is what the v3 circuit proves for every committed supplier (circuits/screen_batch.circom).
+The listed keys are the first 31 bytes (``key248``, big-endian) of the ``cap-lists.v1`` screening keys, sorted
+and de-duplicated. With the sentinels 0 and 2^248 they bound ``m + 1`` gaps; gap ``i`` is the leaf
+``Poseidon(lo_i, hi_i)``. Leaves are padded with 0 to ``2^depth``. A key is unlisted iff it lies strictly
+inside some gap, which is what the v3 circuit proves for every committed supplier
+(circuits/screen_batch.circom).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class GapPath:
 class GapTree:
     """The gap tree over ``keys`` (already ``key248`` integers) at a fixed ``depth``.
 
-    Raises InvalidInputError when two keys share a 248-bit prefix (so the list cannot be represented), when a key
-    is out of range, or when ``len(keys) + 1`` gaps do not fit ``2^depth`` leaves.
+    Raises InvalidInputError when two keys share a 248-bit prefix (so the list cannot be represented), when a
+    key is out of range, or when ``len(keys) + 1`` gaps do not fit ``2^depth`` leaves.
     """
 
     def __init__(self, keys: Iterable[int], depth: int) -> None:
@@ -55,7 +56,7 @@ class GapTree:
                 field="keys",
                 expected="distinct 31-byte key prefixes",
             )
-        if ordered and not (0 < ordered[0] and ordered[-1] < UPPER_SENTINEL):
+        if ordered and not (ordered[0] > 0 and ordered[-1] < UPPER_SENTINEL):
             raise InvalidInputError("listed key out of range", field="keys", expected="0 < key248 < 2^248")
         if len(ordered) + 1 > 1 << depth:
             raise InvalidInputError(

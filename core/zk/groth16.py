@@ -1,10 +1,10 @@
 """Groth16 over BN254 (snarkjs ``bn128``): the verifying key, the proof, single and batch verification.
 
-Verification runs on mcl through the ``mclbn256`` wheel's shared library, wrapped here in the one place that knows
-its quirks (see :mod:`core.zk.mcl`). Every acceptance rule lives here without I/O: a proof is accepted only if its
-points decode onto the right curve and subgroup, every public signal is a canonical scalar (< r), and the pairing
-equation holds. :func:`batch_verify` checks many proofs under one key with a random linear combination
-(n + 3 Miller loops, one final exponentiation); a ``False`` says *some* proof failed, not which.
+Verification runs on mcl through the ``mclbn256`` wheel's shared library, wrapped here in the one place that
+knows its quirks (see :mod:`core.zk.mcl`). Every acceptance rule lives here without I/O: a proof is accepted
+only if its points decode onto the right curve and subgroup, every public signal is a canonical scalar (< r),
+and the pairing equation holds. :func:`batch_verify` checks many proofs under one key with a random linear
+combination (n + 3 Miller loops, one final exponentiation); a ``False`` says *some* proof failed, not which.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def _g1(value: Any, field: str) -> G1Text:
 
 def _g2(value: Any, field: str) -> G2Text:
     if not isinstance(value, list) or len(value) != 3 or value[2] != ["1", "0"]:
-        raise InvalidInputError("not an affine G2 point", field=field, expected='[[x0, x1], [y0, y1], ["1", "0"]]')
+        raise InvalidInputError(
+            "not an affine G2 point", field=field, expected='[[x0, x1], [y0, y1], ["1", "0"]]'
+        )
     pair = []
     for i in (0, 1):
         if not isinstance(value[i], list) or len(value[i]) != 2:
@@ -98,7 +100,9 @@ def proof_from_snarkjs(doc: Mapping[str, Any]) -> Proof:
     """Read snarkjs' ``proof.json``. Raises InvalidInputError naming the field."""
     if doc.get("protocol", "groth16") != "groth16":
         raise InvalidInputError("not a Groth16 proof", field="protocol")
-    return Proof(a=_g1(doc.get("pi_a"), "pi_a"), b=_g2(doc.get("pi_b"), "pi_b"), c=_g1(doc.get("pi_c"), "pi_c"))
+    return Proof(
+        a=_g1(doc.get("pi_a"), "pi_a"), b=_g2(doc.get("pi_b"), "pi_b"), c=_g1(doc.get("pi_c"), "pi_c")
+    )
 
 
 def public_from_snarkjs(values: Sequence[Any]) -> tuple[int, ...]:
@@ -131,7 +135,8 @@ def _publics_ok(pk: _PreparedKey, public: Sequence[int]) -> bool:
 
 
 def verify(vk: VerifyingKey, proof: Proof, public: Sequence[int]) -> bool:
-    """Whether ``proof`` proves ``public`` under ``vk``. Malformed points or scalars are ``False``, never raised."""
+    """Whether ``proof`` proves ``public`` under ``vk``. Malformed points or scalars are ``False``, never
+    raised."""
     return batch_verify(vk, [(proof, public)], rng=lambda: 1)
 
 

@@ -5,9 +5,10 @@ Quirks, each handled here and nowhere else:
 * the wheel ships the shared object hex-encoded inside ``mclbn256/mclbn256.py`` and loads it from a temporary
   directory at import. We pin that file by SHA-256 (:data:`PINNED_SHA256`) and refuse to load anything else;
 * it initialises mcl to ``CurveFp254BNb``, a *different* BN254 curve from the one circom/snarkjs use. We
-  re-initialise to ``MCL_BN_SNARK1`` (alt_bn128, curve id 4) and check the generator-independent facts we rely on;
-* it leaves subgroup checks off. We turn on ``mclBn_verifyOrderG1/G2`` so every decoded point is on the curve *and*
-  in the prime-order subgroup (G2 has a large cofactor on BN254).
+  re-initialise to ``MCL_BN_SNARK1`` (alt_bn128, curve id 4); tests/zk/test_groth16.py checks a snarkjs proof
+  verifies here and under py_ecc;
+* it leaves subgroup checks off. We turn on ``mclBn_verifyOrderG1/G2`` so every decoded point is on the
+  curve *and* in the prime-order subgroup (G2 has a large cofactor on BN254).
 
 Only affine decimal coordinates enter (``setStr`` in io mode 10); scalars are reduced by the caller.
 """
@@ -26,7 +27,8 @@ from typing import Any
 from core.errors import ConfigError
 
 PINNED_SHA256 = "59bf7a2781c5a737d91a3511e92e5342fc1f41d1edb483b1a695177f841ed1bc"
-"""SHA-256 of ``mclbn256/mclbn256.py`` in mclbn256 1.3.5 (wheel sha256 ac84fa8f…bc37), which embeds the .so."""
+"""SHA-256 of ``mclbn256/mclbn256.py`` in mclbn256 1.3.5 (wheel sha256 ac84fa8f…bc37), which embeds the
+.so."""
 
 _CURVE_SNARK1 = 4
 _COMPILED_TIME_VAR = 44  # MCLBN_FP_UNIT_SIZE * 10 + MCLBN_FR_UNIT_SIZE, both 4
@@ -56,11 +58,14 @@ class Fr(ctypes.Structure):
 
 @cache
 def library() -> Any:
-    """The initialised mcl library. Raises ConfigError when the wheel is missing, altered or will not initialise."""
+    """The initialised mcl library. Raises ConfigError when the wheel is missing, altered or will not
+    initialise."""
     with _lock:
         spec = importlib.util.find_spec("mclbn256.mclbn256")
         if spec is None or spec.origin is None:
-            raise ConfigError("mclbn256 is not installed", expected="pip install mclbn256==1.3.5 (make install)")
+            raise ConfigError(
+                "mclbn256 is not installed", expected="pip install mclbn256==1.3.5 (make install)"
+            )
         digest = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()
         if digest != PINNED_SHA256:
             raise ConfigError(
@@ -68,7 +73,7 @@ def library() -> Any:
                 file=spec.origin,
                 expected=f"sha256 {PINNED_SHA256}",
             )
-        from mclbn256 import mclbn256 as wheel  # noqa: PLC0415  (import only after the pin check)
+        from mclbn256 import mclbn256 as wheel  # type: ignore[import-untyped]  # only after the pin check
 
         lib = wheel.load_library("libmclbn256")
         if lib.mclBn_init(_CURVE_SNARK1, _COMPILED_TIME_VAR) != 0:

@@ -1,8 +1,8 @@
 """circomlib-compatible Poseidon over the BN254 scalar field (arity 1..4).
 
-The constants are circomlibjs@0.1.7's optimised tables (``poseidon_constants.json``, copied verbatim; the sparse-
-matrix form of the partial rounds), so ``poseidon([a, b])`` equals circomlib's ``Poseidon(2)`` in a circuit and
-``circomlibjs.buildPoseidon()`` in node. tests/unit/test_zk_poseidon.py checks both against node.
+The constants are circomlibjs@0.1.7's optimised tables (``poseidon_constants.json``, copied verbatim; the
+sparse- matrix form of the partial rounds), so ``poseidon([a, b])`` equals circomlib's ``Poseidon(2)`` in a
+circuit and ``circomlibjs.buildPoseidon()`` in node. tests/unit/test_zk_poseidon.py checks both against node.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def _mix(state: list[int], matrix: tuple[tuple[int, ...], ...]) -> list[int]:
     return [sum(matrix[j][i] * state[j] for j in range(t)) % P for i in range(t)]
 
 
-def _full_round(state: list[int], c: tuple[int, ...], offset: int | None, matrix: tuple[tuple[int, ...], ...]) -> list[int]:
+def _full_round(
+    state: list[int], c: tuple[int, ...], offset: int | None, matrix: tuple[tuple[int, ...], ...]
+) -> list[int]:
     state = [pow(a, 5, P) for a in state]
     if offset is not None:
         state = [(a + c[offset + i]) % P for i, a in enumerate(state)]
@@ -68,7 +70,9 @@ def poseidon(inputs: Sequence[int]) -> int:
     """
     arity = len(inputs)
     if not 1 <= arity <= 4:
-        raise InvalidInputError("Poseidon takes 1 to 4 inputs", field="inputs", expected="1..4 field elements")
+        raise InvalidInputError(
+            "Poseidon takes 1 to 4 inputs", field="inputs", expected="1..4 field elements"
+        )
     for value in inputs:
         if not 0 <= value < P:
             raise InvalidInputError("Poseidon input is not a BN254 field element", expected="0 <= x < p")

@@ -1,19 +1,19 @@
 """Proving v3 screening evidence: committed suppliers → screened leaves → per-batch Groth16 proofs → evidence.
 
 Each batch proof is cached on disk by the hash of everything it depends on (circuit build, vk, gap root, the
-batch's private inputs), so re-proving after adding suppliers or an unchanged list only proves the batches that
-changed. The cache holds only proofs and public values, never keys or salts. Proving is minutes of CPU and runs
-in the ``zk-prove`` flow (flows/zk_prove.py), never on a request path.
+batch's private inputs), so re-proving after adding suppliers or an unchanged list only proves the batches
+that changed. The cache holds only proofs and public values, never keys or salts. Proving is minutes of CPU
+and runs in the ``zk-prove`` flow (flows/zk_prove.py), never on a request path.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.canonical import canonical_bytes
 from core.commitments import Supplier, supplier_leaf
 from core.errors import VerificationError
 from core.fsio import atomic_write
@@ -28,7 +28,7 @@ from core.zk.evidence import (
 )
 from core.zk.gaptree import GapTree, key248
 from core.zk.groth16 import proof_from_snarkjs, public_from_snarkjs, verify
-from core.zk.toolchain import cache_dir, calculate_witness, prove
+from core.zk.toolchain import calculate_witness, prove
 from core.zk.witness import Circuit, ScreenedLeaf, batch_input, batch_root, batches, blake_field, derive_salt
 
 
@@ -44,7 +44,9 @@ def commit(leaves: Sequence[ScreenedLeaf], circuit: Circuit) -> ScreeningCommitm
     """The hiding screening commitment over ``leaves`` (what the manifest signs)."""
     roots = [batch_root(b, circuit) for b in batches(leaves, circuit.batch_size)]
     return ScreeningCommitment(
-        batch_size=circuit.batch_size, count=len(leaves), screening_root=screening_root(circuit.batch_size, len(leaves), roots)
+        batch_size=circuit.batch_size,
+        count=len(leaves),
+        screening_root=screening_root(circuit.batch_size, len(leaves), roots),
     )
 
 
@@ -54,21 +56,28 @@ def batch_key(setup: Setup, gaps: GapTree, batch: Sequence[ScreenedLeaf]) -> str
     h.update(setup.compiled.directory.name.encode() + b"\x00" + setup.vk.vk_hash.encode())
     h.update(gaps.root.to_bytes(32, "big") + len(batch).to_bytes(4, "big"))
     for leaf in batch:
-        h.update(leaf.key.to_bytes(32, "big") + leaf.salt.to_bytes(32, "big") + leaf.blake_leaf.to_bytes(32, "big"))
+        h.update(
+            leaf.key.to_bytes(32, "big") + leaf.salt.to_bytes(32, "big") + leaf.blake_leaf.to_bytes(32, "big")
+        )
     return h.hexdigest()
 
 
 def prove_batch(
-    setup: Setup, gaps: GapTree, batch: Sequence[ScreenedLeaf], *, seed: bytes | None = None, use_cache: bool = True
+    setup: Setup,
+    gaps: GapTree,
+    batch: Sequence[ScreenedLeaf],
+    *,
+    cache: Path | None = None,
+    seed: bytes | None = None,
 ) -> BatchProof:
-    """One batch proof, from the cache when its inputs are unchanged.
+    """One batch proof, read from ``cache`` (a directory) when a proof of the same inputs is there.
 
     Raises InvalidInputError (code ``listed_key``) when a key is listed, ZkToolError when proving fails, and
     VerificationError when the fresh proof does not verify (a broken setup must never yield evidence).
     """
     circuit = setup.compiled.circuit
-    cached = cache_dir() / "proofs" / f"{batch_key(setup, gaps, batch)}.json"
-    if use_cache and seed is None and cached.is_file():
+    cached = None if cache is None or seed is not None else cache / f"{batch_key(setup, gaps, batch)}.json"
+    if cached is not None and cached.is_file():
         return BatchProof.model_validate_json(cached.read_bytes())
     inputs = batch_input(batch, circuit, gaps)
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +89,7 @@ def prove_batch(
     if public != expected or not verify(setup.vk, proof, public):
         raise VerificationError("fresh batch proof does not verify", code="zk_proof_invalid")
     result = BatchProof(active_count=len(batch), batch_root=field_hex(public[0]), proof=proof)
-    if use_cache and seed is None:
+    if cached is not None:
         atomic_write(cached, result.model_dump_json().encode())
     return result
 
@@ -93,7 +102,9 @@ def assemble(
     commitment = commit(leaves, circuit)
     roots = [int(p.batch_root, 16) for p in proofs]
     if screening_root(circuit.batch_size, len(leaves), roots) != commitment.screening_root:
-        raise VerificationError("batch proofs do not rebuild the screening commitment", code="screening_commitment_mismatch")
+        raise VerificationError(
+            "batch proofs do not rebuild the screening commitment", code="screening_commitment_mismatch"
+        )
     return ScreeningEvidence(
         circuit=circuit.name,
         batch_size=circuit.batch_size,
@@ -107,16 +118,22 @@ def assemble(
 
 
 def prove_all(
-    setup: Setup, gaps: GapTree, leaves: Sequence[ScreenedLeaf], *, seed: bytes | None = None
+    setup: Setup,
+    gaps: GapTree,
+    leaves: Sequence[ScreenedLeaf],
+    *,
+    cache: Path | None = None,
+    seed: bytes | None = None,
 ) -> ScreeningEvidence:
     """Prove every batch in turn (the flow does the same in parallel) and assemble the evidence."""
     parts = batches(leaves, setup.compiled.circuit.batch_size)
     proofs = [
-        prove_batch(setup, gaps, b, seed=None if seed is None else seed + i.to_bytes(4, "big"))
+        prove_batch(setup, gaps, b, cache=cache, seed=None if seed is None else seed + i.to_bytes(4, "big"))
         for i, b in enumerate(parts)
     ]
     return assemble(setup, gaps, leaves, proofs)
 
 
 def dump(ev: ScreeningEvidence) -> bytes:
-    return json.dumps(ev.model_dump(mode="json"), separators=(",", ":")).encode()
+    """Canonical JSON bytes of the evidence."""
+    return canonical_bytes(ev)

@@ -1,10 +1,10 @@
 """The circom/snarkjs toolchain as subprocesses: locate it, compile circuits into the cache, witness, prove.
 
 The toolchain is the npm packages pinned in ``package.json``/``package-lock.json`` and installed by ``npm ci``
-(``make install``). Compiled circuits live in the artifact cache (``$CAP_ZK_CACHE``, default ``~/.cache/cap-zk``),
-keyed by a hash of the circuit source, its parameters and the toolchain lock file, so a changed circuit is never
-confused with an old build. Every directory is built under a temporary name and renamed into place: a crash never
-leaves a half-built artifact that looks complete.
+(``make install``). Compiled circuits live in the artifact cache (``$CAP_ZK_CACHE``, default
+``~/.cache/cap-zk``), keyed by a hash of the circuit source, its parameters and the toolchain lock file, so a
+changed circuit is never confused with an old build. Every directory is built under a temporary name and
+renamed into place: a crash never leaves a half-built artifact that looks complete.
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ def cache_dir() -> Path:
 def node_modules() -> Path:
     """The installed toolchain. Raises ConfigError when ``npm ci`` has not run."""
     modules = ROOT / "node_modules"
-    if not (modules / "snarkjs" / "build" / "cli.cjs").is_file() or not (modules / "circom2" / "cli.js").is_file():
+    if (
+        not (modules / "snarkjs" / "build" / "cli.cjs").is_file()
+        or not (modules / "circom2" / "cli.js").is_file()
+    ):
         raise ConfigError(
             "the zero-knowledge toolchain is not installed",
             file=str(modules),
@@ -54,7 +57,8 @@ def node_modules() -> Path:
 
 
 def run_node(args: Sequence[str], *, cwd: Path | None = None, what: str) -> str:
-    """Run ``node args`` and return stdout. Raises ZkToolError naming ``what`` with the tool's last output lines."""
+    """Run ``node args`` and return stdout. Raises ZkToolError naming ``what`` with the tool's last output
+    lines."""
     node = shutil.which("node")
     if node is None:
         raise ConfigError("node is not installed", expected="node >= 18 on PATH")
@@ -127,12 +131,24 @@ def compile_circuit(circuit: Circuit) -> Compiled:
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
         # circom2 (WASI) only reaches files below its working directory: stage the sources there.
-        shutil.copytree(modules / "circomlib" / "circuits", work / "lib", ignore=shutil.ignore_patterns("*.js"))
+        shutil.copytree(
+            modules / "circomlib" / "circuits", work / "lib", ignore=shutil.ignore_patterns("*.js")
+        )
         shutil.copy2(CIRCUIT_SOURCE, work / "lib" / CIRCUIT_SOURCE.name)
         (work / "main.circom").write_text(_main_source(circuit))
         run_node(
-            [str(modules / "circom2" / "cli.js"), "main.circom", "--r1cs", "--wasm", "--sym", "--O2",
-             "-l", "lib", "-o", "."],
+            [
+                str(modules / "circom2" / "cli.js"),
+                "main.circom",
+                "--r1cs",
+                "--wasm",
+                "--sym",
+                "--O2",
+                "-l",
+                "lib",
+                "-o",
+                ".",
+            ],
             cwd=work,
             what=f"circom compile {circuit.name}",
         )
@@ -184,8 +200,9 @@ def check_witness(compiled: Compiled, wtns: Path) -> None:
 def prove(zkey: Path, wtns: Path, *, seed: bytes | None = None) -> tuple[dict[str, Any], list[str]]:
     """Groth16-prove a witness; returns snarkjs' proof JSON and public signals.
 
-    ``seed`` (tests and golden vectors only) makes the prover's blinding scalars deterministic: such a proof is
-    still sound, but anyone holding the seed can strip its zero-knowledge blinding. Production never passes it.
+    ``seed`` (tests and golden vectors only) makes the prover's blinding scalars deterministic: such a proof
+    is still sound, but anyone holding the seed can strip its zero-knowledge blinding. Production never passes
+    it.
     """
     script = ROOT / "scripts" / "zk" / "prove.cjs"
     args = [str(script), str(node_modules() / "snarkjs" / "build" / "main.cjs"), str(zkey), str(wtns)]

@@ -1,9 +1,9 @@
 """Batch witness inputs for the v3 screening circuit, and the Poseidon values the circuit recomputes.
 
-A committed supplier enters the circuit as a :class:`ScreenedLeaf`: its ``key248``, a 248-bit salt derived from the
-prover's secret salt seed, and its BLAKE3 supplier leaf reduced mod p. The slot commitment
-``Poseidon(key248, salt, blake_leaf)`` binds the screening key to the same record the BLAKE3 commitment holds, so an
-auditor given one opening can check both trees agree.
+A committed supplier enters the circuit as a :class:`ScreenedLeaf`: its ``key248``, a 248-bit salt derived
+from the prover's secret salt seed, and its BLAKE3 supplier leaf reduced mod p. The slot commitment
+``Poseidon(key248, salt, blake_leaf)`` binds the screening key to the same record the BLAKE3 commitment holds,
+so an auditor given one opening can check both trees agree.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class Circuit:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_size & (self.batch_size - 1):
-            raise InvalidInputError("batch size must be a power of two", field="batch_size", expected="1, 2, 4, ...")
+            raise InvalidInputError(
+                "batch size must be a power of two", field="batch_size", expected="1, 2, 4, ..."
+            )
         if not 1 <= self.depth <= 32:
             raise InvalidInputError("gap tree depth out of range", field="depth", expected="1..32")
 
@@ -66,7 +68,9 @@ def derive_salt(seed: bytes, index: int) -> int:
     """The 248-bit salt of committed row ``index``, derived from the prover's secret 32-byte ``seed``."""
     if len(seed) != 32:
         raise InvalidInputError("salt seed must be 32 bytes", field="salt_seed", expected="32 random bytes")
-    mac = blake3.blake3(index.to_bytes(8, "big"), key=blake3.blake3(seed, derive_key_context=_SALT_CONTEXT).digest())
+    mac = blake3.blake3(
+        index.to_bytes(8, "big"), key=blake3.blake3(seed, derive_key_context=_SALT_CONTEXT).digest()
+    )
     return int.from_bytes(mac.digest()[:KEY_BYTES], "big")
 
 
@@ -89,9 +93,13 @@ def batch_input(batch: Sequence[ScreenedLeaf], circuit: Circuit, gaps: GapTree) 
     """
     _check_batch(batch, circuit)
     if gaps.depth != circuit.depth:
-        raise InvalidInputError("gap tree depth does not match the circuit", field="depth", expected=str(circuit.depth))
+        raise InvalidInputError(
+            "gap tree depth does not match the circuit", field="depth", expected=str(circuit.depth)
+        )
     zero_path = ["0"] * circuit.depth
-    rows: dict[str, list[Any]] = {k: [] for k in ("enabled", "key", "salt", "blakeLeaf", "lo", "hi", "siblings", "pathBits")}
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("enabled", "key", "salt", "blakeLeaf", "lo", "hi", "siblings", "pathBits")
+    }
     for slot in range(circuit.batch_size):
         if slot < len(batch):
             leaf = batch[slot]
@@ -109,4 +117,6 @@ def batch_input(batch: Sequence[ScreenedLeaf], circuit: Circuit, gaps: GapTree) 
 
 def _check_batch(batch: Sequence[ScreenedLeaf], circuit: Circuit) -> None:
     if len(batch) > circuit.batch_size:
-        raise InvalidInputError("batch larger than the circuit", field="batch", expected=f"<= {circuit.batch_size}")
+        raise InvalidInputError(
+            "batch larger than the circuit", field="batch", expected=f"<= {circuit.batch_size}"
+        )

@@ -23,12 +23,19 @@ const { buildPoseidonReference } = require("circomlibjs");
 })();
 """
     arg = json.dumps([[str(v) for v in case] for case in inputs])
-    done = subprocess.run(["node", "-e", script, arg], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        ["node", "-e", script, arg], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
+    )
     return [int(v) for v in json.loads(done.stdout)]
 
 
 def run_json(script: str, *args: Any) -> Any:
     done = subprocess.run(
-        ["node", "-e", script, *map(str, args)], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
+        ["node", "-e", script, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     return json.loads(done.stdout)

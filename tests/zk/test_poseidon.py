@@ -29,7 +29,11 @@ def test_matches_circomlibjs_reference_for_arities_1_to_4():
 
 @pytest.mark.parametrize(
     "inputs",
-    [pytest.param([], id="no_inputs"), pytest.param([1] * 5, id="five_inputs"), pytest.param([P], id="not_reduced")],
+    [
+        pytest.param([], id="no_inputs"),
+        pytest.param([1] * 5, id="five_inputs"),
+        pytest.param([P], id="not_reduced"),
+    ],
 )
 def test_rejects_bad_inputs(inputs):
     with pytest.raises(InvalidInputError):

@@ -1,0 +1,166 @@
+"""v3 screening evidence: the golden vector verifies, and each way of breaking it fails on the rule it breaks.
+
+Every case is the committed golden evidence changed in one way (no proving needed). Failures are named by
+:class:`core.zk.evidence.Failure`; the pairing check is reached only when every cheap rule passed, so the cases
+that tamper with what the proof proves (public inputs) must fail on ``zk_proof_invalid`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from core.errors import VerificationError
+from core.zk.evidence import (
+    BatchProof,
+    Failure,
+    ScreeningCommitment,
+    ScreeningEvidence,
+    check_screening,
+    field_hex,
+    screening_root,
+    verify_screening,
+)
+from core.zk.groth16 import VerifyingKey
+from core.zk.poseidon import P
+from tests.zk import golden
+
+
+def _check(ev: ScreeningEvidence, commitment: ScreeningCommitment | None = None, trusted=None, roots=None):
+    return check_screening(
+        ev,
+        commitment or golden.commitment(),
+        trusted if trusted is not None else golden.trusted(),
+        roots if roots is not None else [golden.doc()["gap_root"]],
+    )
+
+
+def test_golden_evidence_verifies():
+    result = _check(golden.evidence())
+    assert result.ok, result.failures
+    verify_screening(golden.evidence(), golden.commitment(), golden.trusted(), [golden.doc()["gap_root"]])
+
+
+def _with_batches(ev: ScreeningEvidence, batches: list[BatchProof], **changes) -> ScreeningEvidence:
+    return ev.model_copy(update={"batches": tuple(batches), **changes})
+
+
+def _consistent(
+    ev: ScreeningEvidence, batches: list[BatchProof], count: int
+) -> tuple[ScreeningEvidence, ScreeningCommitment]:
+    """Evidence and a commitment that agree on ``batches`` (as a lying prover would sign them)."""
+    roots = [int(b.batch_root, 16) for b in batches]
+    root = screening_root(ev.batch_size, count, roots)
+    changed = _with_batches(ev, batches, count=count, screening_root=root)
+    return changed, ScreeningCommitment(batch_size=ev.batch_size, count=count, screening_root=root)
+
+
+def _swap_public_root(ev: ScreeningEvidence) -> tuple[ScreeningEvidence, ScreeningCommitment]:
+    # A prover claiming batch 0 has another root (and signing the matching commitment): only the pairing sees it.
+    batches = list(ev.batches)
+    batches[0] = batches[0].model_copy(
+        update={"batch_root": field_hex((int(batches[0].batch_root, 16) + 1) % P)}
+    )
+    return _consistent(ev, batches, ev.count)
+
+
+def _last_count_raised(ev: ScreeningEvidence) -> tuple[ScreeningEvidence, ScreeningCommitment]:
+    # Claim the partial last batch holds 2 suppliers instead of 1, with a commitment signed for 6: the layout
+    # rules pass, the proof (made for activeCount = 1) must not.
+    batches = list(ev.batches)
+    batches[-1] = batches[-1].model_copy(update={"active_count": 2})
+    return _consistent(ev, batches, ev.count + 1)
+
+
+def _proof_of_other_batch(ev: ScreeningEvidence) -> tuple[ScreeningEvidence, ScreeningCommitment]:
+    batches = list(ev.batches)
+    batches[1] = batches[1].model_copy(update={"proof": batches[0].proof})
+    return ev.model_copy(update={"batches": tuple(batches)}), golden.commitment()
+
+
+CASES: list[
+    tuple[str, Callable[[ScreeningEvidence], tuple[ScreeningEvidence, ScreeningCommitment]], Failure]
+] = [
+    ("tampered_batch_root_with_matching_commitment", _swap_public_root, Failure.PROOF_INVALID),
+    ("last_batch_count_raised_consistently", _last_count_raised, Failure.PROOF_INVALID),
+    ("proof_moved_to_another_batch", _proof_of_other_batch, Failure.PROOF_INVALID),
+]
+
+
+@pytest.mark.parametrize(("mutate", "failure"), [pytest.param(m, f, id=i) for i, m, f in CASES])
+def test_tampered_public_inputs_fail_the_pairing_check(mutate, failure):
+    ev, commitment = mutate(golden.evidence())
+    result = _check(ev, commitment)
+    assert [f for f, _ in result.failures] == [failure]
+
+
+def test_other_list_root_is_untrusted_and_does_not_verify_either():
+    ev = golden.evidence()
+    other = field_hex(12345)
+    # untrusted: the verifier only accepts list roots it trusts
+    assert Failure.UNTRUSTED_LIST_ROOT in [
+        f for f, _ in _check(ev.model_copy(update={"gap_root": other})).failures
+    ]
+    # even a verifier that trusted the other root rejects: the proofs were made against the real one
+    result = _check(ev.model_copy(update={"gap_root": other}), roots=[other])
+    assert [f for f, _ in result.failures] == [Failure.PROOF_INVALID]
+
+
+def test_other_commitment_is_rejected():
+    other = golden.commitment().model_copy(update={"screening_root": "0x" + "ab" * 32})
+    assert [f for f, _ in _check(golden.evidence(), other).failures] == [Failure.COMMITMENT_MISMATCH]
+
+
+def test_wrong_count_is_rejected():
+    other = golden.commitment().model_copy(update={"count": 6})
+    failures = [f for f, _ in _check(golden.evidence(), other).failures]
+    assert Failure.COUNT_MISMATCH in failures
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda b: b[:-1], id="last_batch_omitted"),
+        pytest.param(lambda b: b[1:], id="first_batch_omitted"),
+        pytest.param(lambda b: [b[0], b[0], b[2]], id="batch_duplicated_in_place_of_another"),
+        pytest.param(lambda b: [*b, b[2]], id="batch_duplicated_appended"),
+        pytest.param(lambda b: [b[1], b[0], b[2]], id="batches_reordered"),
+    ],
+)
+def test_omitted_duplicated_or_reordered_batches_are_rejected(edit):
+    ev = golden.evidence()
+    changed = _with_batches(ev, edit(list(ev.batches)))
+    result = _check(changed)
+    assert not result.ok
+    assert {f for f, _ in result.failures} <= {Failure.BATCH_LAYOUT, Failure.COMMITMENT_MISMATCH}
+
+
+def test_untrusted_vk_is_rejected_before_any_pairing():
+    result = _check(golden.evidence(), trusted={})
+    assert [f for f, _ in result.failures] == [Failure.UNTRUSTED_VK]
+    with pytest.raises(VerificationError) as err:
+        verify_screening(golden.evidence(), golden.commitment(), {}, [golden.doc()["gap_root"]])
+    assert err.value.code == "untrusted_vk"
+
+
+def test_a_different_vk_under_the_claimed_hash_is_rejected():
+    # A verifier whose pin table maps the proof's vk hash to some other key must not use that key.
+    vk = golden.vk()
+    other = VerifyingKey.model_validate({**vk.model_dump(), "ic": (vk.ic[1], vk.ic[0], *vk.ic[2:])})
+    pins = {vk.vk_hash: golden.trusted(other)[other.vk_hash]}
+    assert [f for f, _ in _check(golden.evidence(), trusted=pins).failures] == [Failure.UNTRUSTED_VK]
+
+
+def test_vk_pinned_for_another_circuit_shape_is_rejected():
+    pins = golden.trusted()
+    (entry,) = pins.values()
+    pins = {golden.vk().vk_hash: entry.__class__(entry.vk, "screen-b4-d3", 4, 3, production=False)}
+    assert [f for f, _ in _check(golden.evidence(), trusted=pins).failures] == [Failure.UNTRUSTED_VK]
+
+
+def test_malformed_batch_root_is_reported_not_raised():
+    ev = golden.evidence()
+    batches = list(ev.batches)
+    batches[0] = batches[0].model_copy(update={"batch_root": field_hex(P)[:-1] + "z"})
+    assert Failure.MALFORMED in [f for f, _ in _check(_with_batches(ev, batches)).failures]
