@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import blake3
@@ -54,7 +55,7 @@ class ScreenedLeaf:
     salt: int
     blake_leaf: int
 
-    @property
+    @cached_property
     def commitment(self) -> int:
         return poseidon((self.key, self.salt, self.blake_leaf))
 
