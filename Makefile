@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench lint clean demo fuzz soak zk-setup
+.PHONY: run test install bench lint clean demo fuzz soak zk-setup test-zk-ceremony
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: install
 # minutes of CPU once per machine, then free. Tests would build it lazily too; this makes the cost visible.
 zk-setup: install
 	nice -n 10 $(BIN)/cap zk setup --dev
+
+# A whole phase-2 ceremony through the CLI (setup from a checked ptau, two contributions, beacon, verify-setup,
+# tampering): minutes of CPU, so not part of `make test`.
+test-zk-ceremony: zk-setup
+	CAP_ZK_CEREMONY_TESTS=1 $(BIN)/python -m pytest tests/cli/test_cli_zk.py -q -n 0
 
 test: install zk-setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q

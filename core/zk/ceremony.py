@@ -22,18 +22,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import InvalidInputError, NotFoundError, VerificationError
 from core.fsio import atomic_write
 from core.zk.groth16 import VerifyingKey, vk_from_snarkjs
 from core.zk.toolchain import Compiled, ZkToolError, cache_dir, compile_circuit, snarkjs
 from core.zk.witness import Circuit
 
 DEV_BEACON = "cap-verifier-dev-beacon-NOT-FOR-PRODUCTION"
-DEV_PHASE1_BEACON = bytes(range(1, 33)).hex()
+DEV_PHASE1_BEACON = bytes(range(1, 32)).hex()
 """Public beacon of the development phase 1: everyone knows τ, which is the point of calling it NOT FOR
 PRODUCTION."""
 _HASH_LINE = re.compile(r"Contribution Hash:\s*((?:[0-9a-f]{8}\s*)+)", re.IGNORECASE)
 _BEACON_HEX = re.compile(r"[0-9a-f]{2,128}")
+
+
+class SetupInvalidError(VerificationError):
+    """A trusted-setup artefact does not verify (phase-1 file, contribution chain, final key or vk)."""
+
+    code = "zk_setup_invalid"
+
+
+def _checked(ok_text: str, what: str, file: Path, *args: str) -> str:
+    """Run a snarkjs verification; any failure (non-zero exit or no ``ok_text``) is SetupInvalidError."""
+    try:
+        out = snarkjs(*args, what=what)
+    except ZkToolError as exc:
+        raise SetupInvalidError(f"{what}: {exc.message}", file=str(file)) from exc
+    if ok_text not in out:
+        raise SetupInvalidError(f"{what} did not report {ok_text!r}", file=str(file))
+    return out
 
 
 def _sha256(path: Path) -> str:
@@ -85,14 +102,13 @@ def dev_phase1(power: int) -> Path:
     return target
 
 
-def verify_phase1(ptau: Path) -> None:
-    """Check an operator-supplied phase-1 file. Raises ZkToolError unless snarkjs says ``Powers of Tau
-    Ok!``."""
+def verify_phase1(ptau: Path) -> bool:
+    """Check an operator-supplied phase-1 file; returns whether it may serve production, i.e. is not our own
+    development file. Raises SetupInvalidError unless snarkjs says ``Powers of Tau Ok!``."""
     if not ptau.is_file():
         raise NotFoundError("phase-1 file not found", file=str(ptau))
-    out = snarkjs("powersoftau", "verify", str(ptau), what="powersoftau verify")
-    if "Powers of Tau Ok!" not in out:
-        raise ZkToolError("phase-1 file did not verify", file=str(ptau))
+    out = _checked("Powers of Tau Ok!", "powersoftau verify", ptau, "powersoftau", "verify", str(ptau))
+    return f"Beacon generator: {DEV_PHASE1_BEACON}" not in out
 
 
 def _hex(text: str) -> str:
@@ -104,7 +120,7 @@ def _contribution_hash(output: str) -> str:
     return " ".join(found[-1].split()) if found else ""
 
 
-def _transcript(directory: Path) -> dict[str, Any]:
+def read_transcript(directory: Path) -> dict[str, Any]:
     path = directory / "setup.json"
     if not path.is_file():
         raise NotFoundError("not a setup directory (no setup.json)", file=str(directory))
@@ -130,6 +146,8 @@ def new_setup(compiled: Compiled, ptau: Path, directory: Path, *, production: bo
     transcript: dict[str, Any] = {
         "format": "cap-zk-setup.v1",
         "circuit": compiled.directory.name,
+        "batch_size": compiled.circuit.batch_size,
+        "depth": compiled.circuit.depth,
         "phase1": {"file": str(ptau), "sha256": _sha256(ptau), "production": production},
         "steps": [],
         "final": None,
@@ -141,12 +159,18 @@ def new_setup(compiled: Compiled, ptau: Path, directory: Path, *, production: bo
 def contribute(directory: Path, name: str, entropy: bytes | None = None) -> str:
     """Add one phase-2 contribution; returns its snarkjs contribution hash. ``entropy`` defaults to 64 fresh
     random bytes that exist only in this call (never logged, never stored)."""
-    transcript = _transcript(directory)
+    transcript = read_transcript(directory)
     _require_open(transcript, directory)
     source, target = _latest(directory, transcript), directory / f"{len(transcript['steps']) + 1:04d}.zkey"
     secret = (entropy or secrets.token_bytes(64)).hex()
     out = snarkjs(
-        "zkey", "contribute", str(source), str(target), f"--name={name}", "-e", secret, what="zkey contribute"
+        "zkey",
+        "contribute",
+        str(source),
+        str(target),
+        f"--name={name}",
+        what="zkey contribute",
+        stdin=secret + "\n",
     )
     digest = _contribution_hash(out)
     transcript["steps"].append(
@@ -164,7 +188,7 @@ def beacon(
         raise InvalidInputError("beacon must be hex", field="beacon", expected="even-length lowercase hex")
     if not 10 <= iterations_exp <= 63:
         raise InvalidInputError("beacon iterations out of range", field="iterations", expected="10..63")
-    transcript = _transcript(directory)
+    transcript = read_transcript(directory)
     _require_open(transcript, directory)
     final = directory / "final.zkey"
     out = snarkjs(
@@ -205,6 +229,12 @@ def _require_open(transcript: dict[str, Any], directory: Path) -> None:
         raise InvalidInputError("setup is already closed by a beacon", file=str(directory))
 
 
+def setup_circuit(directory: Path) -> Circuit:
+    """The circuit shape a setup directory was made for (from its transcript)."""
+    transcript = read_transcript(directory)
+    return Circuit(int(transcript["batch_size"]), int(transcript["depth"]))
+
+
 def load_vk(directory: Path) -> VerifyingKey:
     path = directory / "verification_key.json"
     if not path.is_file():
@@ -214,19 +244,17 @@ def load_vk(directory: Path) -> VerifyingKey:
 
 def verify_setup(compiled: Compiled, ptau: Path, directory: Path) -> dict[str, Any]:
     """Re-check a finished setup: every contribution from the r1cs and phase-1 file (``snarkjs zkey verify``),
-    the final key's hash, and that ``verification_key.json`` is the final key's. Raises ZkToolError on any
-    mismatch."""
-    transcript = _transcript(directory)
+    the final key's hash, and that ``verification_key.json`` is the final key's. Raises SetupInvalidError on
+    any mismatch."""
+    transcript = read_transcript(directory)
     final = directory / "final.zkey"
     if transcript["final"] is None or not final.is_file():
-        raise ZkToolError("setup is not finished (no beacon)", file=str(directory))
+        raise SetupInvalidError("setup is not finished (no beacon)", file=str(directory))
     if _sha256(ptau) != transcript["phase1"]["sha256"]:
-        raise ZkToolError("phase-1 file is not the one this setup was built from", file=str(ptau))
-    out = snarkjs("zkey", "verify", str(compiled.r1cs), str(ptau), str(final), what="zkey verify")
-    if "ZKey Ok!" not in out:
-        raise ZkToolError("phase-2 key did not verify", file=str(final))
-    if _sha256(final) != transcript["final"]["sha256"]:
-        raise ZkToolError("final.zkey is not the key the transcript recorded", file=str(final))
+        raise SetupInvalidError("phase-1 file is not the one this setup was built from", file=str(ptau))
+    if _sha256(final) != transcript["final"]["sha256"]:  # cheap refusals first
+        raise SetupInvalidError("final.zkey is not the key the transcript recorded", file=str(final))
+    _checked("ZKey Ok!", "zkey verify", final, "zkey", "verify", str(compiled.r1cs), str(ptau), str(final))
     exported = directory / ".vk-check.json"
     snarkjs(
         "zkey", "export", "verificationkey", str(final), str(exported), what="zkey export verificationkey"
@@ -234,7 +262,7 @@ def verify_setup(compiled: Compiled, ptau: Path, directory: Path) -> dict[str, A
     fresh = vk_from_snarkjs(json.loads(exported.read_text()))
     exported.unlink()
     if fresh != load_vk(directory) or fresh.vk_hash != transcript["final"]["vk_hash"]:
-        raise ZkToolError("verification_key.json is not the final key's", file=str(directory))
+        raise SetupInvalidError("verification_key.json is not the final key's", file=str(directory))
     return transcript
 
 
@@ -255,13 +283,13 @@ class Setup:
 
     @property
     def transcript(self) -> dict[str, Any]:
-        return _transcript(self.directory)
+        return read_transcript(self.directory)
 
 
 def open_setup(compiled: Compiled, directory: Path) -> Setup:
     """A finished setup directory for ``compiled``. Raises NotFoundError / InvalidInputError when it is
     not."""
-    transcript = _transcript(directory)
+    transcript = read_transcript(directory)
     if transcript["circuit"] != compiled.directory.name:
         raise InvalidInputError(
             "setup was made for another circuit build", file=str(directory), expected=compiled.directory.name
@@ -277,7 +305,7 @@ def dev_setup(circuit: Circuit) -> Setup:
     forge proofs."""
     compiled = compile_circuit(circuit)
     directory = cache_dir() / "setups" / compiled.directory.name / "dev"
-    if (directory / "setup.json").is_file() and _transcript(directory)["final"] is not None:
+    if (directory / "setup.json").is_file() and read_transcript(directory)["final"] is not None:
         return Setup(compiled, directory)
     ptau = dev_phase1(ptau_power(compiled))
     work = directory.with_name(f".dev.{secrets.token_hex(4)}")

@@ -56,7 +56,7 @@ def node_modules() -> Path:
     return modules
 
 
-def run_node(args: Sequence[str], *, cwd: Path | None = None, what: str) -> str:
+def run_node(args: Sequence[str], *, cwd: Path | None = None, what: str, stdin: str | None = None) -> str:
     """Run ``node args`` and return stdout. Raises ZkToolError naming ``what`` with the tool's last output
     lines."""
     node = shutil.which("node")
@@ -64,7 +64,13 @@ def run_node(args: Sequence[str], *, cwd: Path | None = None, what: str) -> str:
         raise ConfigError("node is not installed", expected="node >= 18 on PATH")
     try:
         done = subprocess.run(
-            [node, *args], cwd=cwd, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
+            [node, *args],
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise ZkToolError(f"{what} timed out", transient=True) from exc
@@ -74,8 +80,9 @@ def run_node(args: Sequence[str], *, cwd: Path | None = None, what: str) -> str:
     return done.stdout
 
 
-def snarkjs(*args: str, what: str) -> str:
-    return run_node([str(node_modules() / "snarkjs" / "build" / "cli.cjs"), *args], what=what)
+def snarkjs(*args: str, what: str, stdin: str | None = None) -> str:
+    """Run the snarkjs CLI. Secrets go through ``stdin`` (never argv, which other local users can read)."""
+    return run_node([str(node_modules() / "snarkjs" / "build" / "cli.cjs"), *args], what=what, stdin=stdin)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ def _register_optional() -> None:
     from deployments.cli import drift
 
     app.command("drift")(drift.drift)
+    from deployments.cli import zk
+
+    app.add_typer(zk.app, name="zk")
 
 
 _register_optional()

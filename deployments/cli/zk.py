@@ -1,0 +1,85 @@
+"""``cap zk``: the trusted-setup ceremony for cap-proof.v3 circuits (docs/runbooks/zk_setup.md).
+
+Each command calls one function of :mod:`core.zk.service`. Contribution randomness never leaves the process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.zk import service
+from core.zk.witness import Circuit
+from deployments.cli.output import JsonFlag, emit, err, kv_table, out
+
+app = typer.Typer(help="Zero-knowledge screening: circuits and trusted setup (cap-proof.v3).", no_args_is_help=True)
+
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Suppliers per proof (power of two).")]
+Depth = Annotated[int, typer.Option("--depth", min=1, max=32, help="Sanctions gap-tree depth.")]
+SetupDir = Annotated[Path, typer.Argument(help="Setup directory (holds setup.json).")]
+
+
+@app.command("setup")
+def setup(
+    ptau: Annotated[Path | None, typer.Option(help="Prepared phase-1 file from a public ceremony.")] = None,
+    dev: Annotated[bool, typer.Option("--dev", help="Local phase 1 + beacon only: NOT FOR PRODUCTION.")] = False,
+    batch_size: BatchSize = 2,
+    depth: Depth = 3,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Setup directory (default in the cache).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compile the circuit and start phase 2 from --ptau (checked), or build the --dev setup."""
+    circuit = Circuit(batch_size, depth)
+    if dev == (ptau is not None):
+        raise typer.BadParameter("give exactly one of --ptau FILE or --dev")
+    if dev:
+        s = service.setup_dev(circuit)
+        info = {"directory": str(s.directory), "vk_hash": s.vk.vk_hash, "production": False}
+        err.print("[bold yellow]development setup: NOT FOR PRODUCTION (anyone can forge proofs under it)[/]")
+    else:
+        assert ptau is not None
+        info = service.setup_from_ptau(circuit, ptau, out_dir)
+    emit(as_json, info, lambda: out.print(kv_table(f"setup {circuit.name}", info)))
+
+
+@app.command("contribute")
+def contribute(
+    directory: SetupDir,
+    name: Annotated[str, typer.Option(help="Who contributes (recorded in the transcript).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Add one phase-2 contribution with fresh randomness; publish the printed hash."""
+    digest = service.contribute(directory, name)
+    emit(as_json, {"contribution_hash": digest}, lambda: out.print(f"contribution hash: {digest}"))
+
+
+@app.command("beacon")
+def beacon(
+    directory: SetupDir,
+    beacon_hex: Annotated[str, typer.Option("--beacon", help="Public beacon value (hex), announced in advance.")],
+    iterations: Annotated[int, typer.Option(min=10, max=63, help="log2 of the beacon hash iterations.")] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Close phase 2 with a public beacon and export the verifying key."""
+    transcript = service.beacon(directory, beacon_hex, iterations)
+    emit(as_json, transcript, lambda: out.print(f"vk hash: {transcript['final']['vk_hash']}"))
+
+
+@app.command("verify-setup")
+def verify_setup(
+    directory: SetupDir,
+    ptau: Annotated[Path | None, typer.Option(help="Phase-1 file (default: the one in the transcript).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-check every contribution, the final key and the exported vk; exit 3 if anything does not verify."""
+    transcript = service.verify_setup(directory, ptau)
+    emit(
+        as_json,
+        transcript,
+        lambda: out.print(
+            f"setup ok: {len(transcript['steps'])} steps, vk hash {transcript['final']['vk_hash']}"
+            + ("" if transcript["phase1"]["production"] else "  [bold yellow](NOT FOR PRODUCTION)[/]")
+        ),
+    )
