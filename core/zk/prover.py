@@ -15,9 +15,9 @@ from pathlib import Path
 
 from core.canonical import canonical_bytes
 from core.commitments import Supplier, supplier_leaf
-from core.errors import VerificationError
+from core.errors import InvalidInputError, NotFoundError, VerificationError
 from core.fsio import atomic_write
-from core.screening import screening_key
+from core.screening import ListsFile, screening_key
 from core.zk.ceremony import Setup
 from core.zk.evidence import (
     BatchProof,
@@ -30,6 +30,37 @@ from core.zk.gaptree import GapTree, key248
 from core.zk.groth16 import proof_from_snarkjs, public_from_snarkjs, verify
 from core.zk.toolchain import calculate_witness, prove
 from core.zk.witness import Circuit, ScreenedLeaf, batch_input, batch_root, batches, blake_field, derive_salt
+
+
+def gap_tree(lists: ListsFile, depth: int) -> GapTree:
+    """The Poseidon gap tree over a ``cap-lists.v1`` file's screening keys (same keys, same order)."""
+    return GapTree((key248(bytes.fromhex(k[2:])) for k in lists.keys), depth)
+
+
+def read_salt_seed(path: Path) -> bytes:
+    """The prover's secret 32-byte salt seed (64 hex characters in a file). Raises
+    InvalidInputError/NotFoundError."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError as exc:
+        raise NotFoundError("salt seed file not found", file=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            "salt seed is not hex text", file=str(path), expected="64 hex characters"
+        ) from exc
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise InvalidInputError(
+            "salt seed must be 64 lowercase hex characters", file=str(path), expected="32 bytes"
+        )
+    return bytes.fromhex(text)
+
+
+def cached_proof(
+    setup: Setup, gaps: GapTree, batch: Sequence[ScreenedLeaf], cache: Path
+) -> BatchProof | None:
+    """The cached proof of exactly these inputs, if any."""
+    path = cache / f"{batch_key(setup, gaps, batch)}.json"
+    return BatchProof.model_validate_json(path.read_bytes()) if path.is_file() else None
 
 
 def screened_leaves(suppliers: Sequence[Supplier], salt_seed: bytes) -> list[ScreenedLeaf]:
@@ -79,6 +110,8 @@ def prove_batch(
     cached = None if cache is None or seed is not None else cache / f"{batch_key(setup, gaps, batch)}.json"
     if cached is not None and cached.is_file():
         return BatchProof.model_validate_json(cached.read_bytes())
+    if cache is not None and seed is None:
+        cache.mkdir(parents=True, exist_ok=True)
     inputs = batch_input(batch, circuit, gaps)
     with tempfile.TemporaryDirectory() as tmp:
         wtns = Path(tmp) / "batch.wtns"

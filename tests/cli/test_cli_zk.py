@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from core.zk.ceremony import dev_phase1
 from deployments.errors import EXIT_FAIL, EXIT_INPUT
+from tests.cli.conftest import Result
+from tests.paths import REPO
 from tests.zk import world
 
 CEREMONY = pytest.mark.skipif(
@@ -22,9 +26,28 @@ CEREMONY = pytest.mark.skipif(
 pytestmark = pytest.mark.slow
 
 
+class _Slow:
+    """The shared ``cap`` runner with a timeout fit for ceremony steps (snarkjs verification is minutes)."""
+
+    def __init__(self, cap) -> None:
+        self.cap = cap
+
+    def __call__(self, *args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "deployments.cli", *map(str, args)],
+            cwd=REPO,
+            env=self.cap.env,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
 @CEREMONY
 @pytest.mark.timeout(1800)
 def test_ceremony_setup_contribute_beacon_verify_and_tampering(cap, tmp_path):
+    cap = _Slow(cap)
     world.setup()  # the compiled circuit and development phase 1 are cached
     ptau = dev_phase1(12)
     setup_dir = tmp_path / "setup"
@@ -58,6 +81,7 @@ def test_ceremony_setup_contribute_beacon_verify_and_tampering(cap, tmp_path):
 
 @CEREMONY
 def test_setup_refuses_a_corrupted_phase1_file(cap, tmp_path):
+    cap = _Slow(cap)
     bad = tmp_path / "bad.ptau"
     data = bytearray(dev_phase1(12).read_bytes())
     data[len(data) // 2] ^= 0x01
