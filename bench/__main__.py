@@ -90,6 +90,12 @@ def _sap(quick: bool, s3: bool) -> list[Figure]:
     return bench_sap_ingest.run(2_000, 8_000) if quick else bench_sap_ingest.run()
 
 
+def _zk(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_zk
+
+    return bench_zk.run(quick)
+
+
 def _prefect(quick: bool, s3: bool) -> list[Figure]:
     from bench import bench_prefect
 
@@ -108,6 +114,7 @@ SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
     "screening": (_screening, ()),
     "sap": (_sap, ()),
     "prefect": (_prefect, ("prefect_flow_overhead_s",)),
+    "zk": (_zk, ("zk_verify_10k_ms", "zk_proof_10k_kb")),
 }
 
 

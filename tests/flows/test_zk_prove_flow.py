@@ -67,3 +67,20 @@ def test_zk_prove_proves_in_parallel_caches_unchanged_batches_and_reproves_only_
     evidence = ScreeningEvidence.model_validate(json.loads((tmp_path / "grown.json").read_text()))
     commitment = commit(screened_leaves(more, world.SALT_SEED), world.CIRCUIT)
     assert check_screening(evidence, commitment, world.trusted(), [evidence.gap_root]).ok
+
+
+def test_deployment_entry_matches_the_flow_signature():
+    import inspect
+
+    import yaml
+
+    from flows.zk_prove import zk_prove
+    from tests.paths import REPO
+
+    (entry,) = [
+        d
+        for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+        if d["name"] == "zk-prove"
+    ]
+    assert entry["entrypoint"] == "flows/zk_prove.py:zk_prove"
+    assert set(entry["parameters"]) == set(inspect.signature(zk_prove.fn).parameters)
