@@ -46,7 +46,7 @@ def _compiled_for(directory: Path) -> Compiled:
 
 
 def contribute(directory: Path, name: str) -> str:
-    """Add one phase-2 contribution with fresh local randomness; returns its hash for the contributor to publish."""
+    """Add one phase-2 contribution with fresh local randomness; returns the hash to publish."""
     if not name.strip():
         raise InvalidInputError("contributor name is empty", field="name", expected="who contributes")
     return ceremony.contribute(directory, name)

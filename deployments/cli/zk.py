@@ -14,7 +14,9 @@ from core.zk import service
 from core.zk.witness import Circuit
 from deployments.cli.output import JsonFlag, emit, err, kv_table, out
 
-app = typer.Typer(help="Zero-knowledge screening: circuits and trusted setup (cap-proof.v3).", no_args_is_help=True)
+app = typer.Typer(
+    help="Zero-knowledge screening: circuits and trusted setup (cap-proof.v3).", no_args_is_help=True
+)
 
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Suppliers per proof (power of two).")]
 Depth = Annotated[int, typer.Option("--depth", min=1, max=32, help="Sanctions gap-tree depth.")]
@@ -24,10 +26,14 @@ SetupDir = Annotated[Path, typer.Argument(help="Setup directory (holds setup.jso
 @app.command("setup")
 def setup(
     ptau: Annotated[Path | None, typer.Option(help="Prepared phase-1 file from a public ceremony.")] = None,
-    dev: Annotated[bool, typer.Option("--dev", help="Local phase 1 + beacon only: NOT FOR PRODUCTION.")] = False,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Local phase 1 + beacon only: NOT FOR PRODUCTION.")
+    ] = False,
     batch_size: BatchSize = 2,
     depth: Depth = 3,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Setup directory (default in the cache).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Setup directory (default in the cache).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Compile the circuit and start phase 2 from --ptau (checked), or build the --dev setup."""
@@ -58,7 +64,9 @@ def contribute(
 @app.command("beacon")
 def beacon(
     directory: SetupDir,
-    beacon_hex: Annotated[str, typer.Option("--beacon", help="Public beacon value (hex), announced in advance.")],
+    beacon_hex: Annotated[
+        str, typer.Option("--beacon", help="Public beacon value (hex), announced in advance.")
+    ],
     iterations: Annotated[int, typer.Option(min=10, max=63, help="log2 of the beacon hash iterations.")] = 10,
     as_json: JsonFlag = False,
 ) -> None:
@@ -70,7 +78,9 @@ def beacon(
 @app.command("verify-setup")
 def verify_setup(
     directory: SetupDir,
-    ptau: Annotated[Path | None, typer.Option(help="Phase-1 file (default: the one in the transcript).")] = None,
+    ptau: Annotated[
+        Path | None, typer.Option(help="Phase-1 file (default: the one in the transcript).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Re-check every contribution, the final key and the exported vk; exit 3 if anything does not verify."""

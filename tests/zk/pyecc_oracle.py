@@ -51,10 +51,8 @@ def fq2_sqrt(a: FQ2) -> FQ2 | None:
     a1 = a ** ((p - 3) // 4)
     alpha = a1 * a1 * a
     x0 = a1 * a
-    if alpha == FQ2([p - 1, 0]):
-        root = FQ2([0, 1]) * x0
-    else:
-        root = (FQ2.one() + alpha) ** ((p - 1) // 2) * x0
+    minus_one = alpha == FQ2([p - 1, 0])
+    root = FQ2([0, 1]) * x0 if minus_one else (FQ2.one() + alpha) ** ((p - 1) // 2) * x0
     return root if root * root == a else None
 
 

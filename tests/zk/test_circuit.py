@@ -25,7 +25,8 @@ from tests.zk import r1cs, world
 
 
 def _at(template: str, statement: str) -> str:
-    """A pattern for the generator's error at ``statement`` (located in the circuit source, not hard-coded)."""
+    """A pattern for the generator's error at ``statement`` (located in the circuit source, not
+    hard-coded)."""
     lines = CIRCUIT_SOURCE.read_text().splitlines()
     (line,) = [i + 1 for i, text in enumerate(lines) if text.strip() == statement]
     return rf"{template}_\d+ line: {line}\b"

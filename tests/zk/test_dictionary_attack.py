@@ -1,10 +1,11 @@
 """A verifier who knows every real supplier name tries to recover suppliers from a v3 proof: it must get 0.
 
-The attacker derives, for every candidate record, everything the prover could have leaked (screening key in hex,
-key248 in hex and decimal, the BLAKE3 supplier leaf and its field form, the unsalted Poseidon leaf) and searches
-the evidence and the commitment for it; then it tries every pair of candidates against every batch root under
-guessable salts. The control runs the same attack on the same suppliers committed without salts (and on a
-key-disclosing v2-style evidence) and must recover all of them, so a 0 means the salts work, not a blind attack.
+The attacker derives, for every candidate record, everything the prover could have leaked (screening key in
+hex, key248 in hex and decimal, the BLAKE3 supplier leaf and its field form, the unsalted Poseidon leaf) and
+searches the evidence and the commitment for it; then it tries every pair of candidates against every batch
+root under guessable salts. The control runs the same attack on the same suppliers committed without salts
+(and on a key-disclosing v2-style evidence) and must recover all of them, so a 0 means the salts work, not a
+blind attack.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """v3 screening evidence: the golden vector verifies, and each way of breaking it fails on the rule it breaks.
 
 Every case is the committed golden evidence changed in one way (no proving needed). Failures are named by
-:class:`core.zk.evidence.Failure`; the pairing check is reached only when every cheap rule passed, so the cases
-that tamper with what the proof proves (public inputs) must fail on ``zk_proof_invalid`` itself.
+:class:`core.zk.evidence.Failure`; the pairing check is reached only when every cheap rule passed, so the
+cases that tamper with what the proof proves (public inputs) must fail on ``zk_proof_invalid`` itself.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _consistent(
 
 
 def _swap_public_root(ev: ScreeningEvidence) -> tuple[ScreeningEvidence, ScreeningCommitment]:
-    # A prover claiming batch 0 has another root (and signing the matching commitment): only the pairing sees it.
+    # A prover claims another root for batch 0 and signs the matching commitment: only the pairing sees it.
     batches = list(ev.batches)
     batches[0] = batches[0].model_copy(
         update={"batch_root": field_hex((int(batches[0].batch_root, 16) + 1) % P)}

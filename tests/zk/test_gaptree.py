@@ -1,4 +1,5 @@
-"""The sanctions gap tree: gaps, paths, padding and the refusals that keep the circuit's range argument sound."""
+"""The sanctions gap tree: gaps, paths, padding and the refusals that keep the circuit's range argument
+sound."""
 
 from __future__ import annotations
 

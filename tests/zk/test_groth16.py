@@ -1,4 +1,5 @@
-"""The mcl Groth16 verifier: agrees with py_ecc, batch verification, and the guards around the mclbn256 wheel."""
+"""The mcl Groth16 verifier: agrees with py_ecc, batch verification, and the guards around the mclbn256
+wheel."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The fixed v3 scenario shared by the zk tests and the golden-vector generator.
 
-Development circuit: batches of 2, gap tree of depth 3 (up to 7 listed keys). Five committed suppliers give three
-batches (2, 2, 1), so omitted, duplicated and partial batches can all be exercised. The setup is the cached,
-deterministic development setup (NOT FOR PRODUCTION); proofs use seeded blinding so they regenerate byte-identically.
+Development circuit: batches of 2, gap tree of depth 3 (up to 7 listed keys). Five committed suppliers give
+three batches (2, 2, 1), so omitted, duplicated and partial batches can all be exercised. The setup is the
+cached, deterministic development setup (NOT FOR PRODUCTION); proofs use seeded blinding so they regenerate
+byte-identically.
 """
 
 from __future__ import annotations
