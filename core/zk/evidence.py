@@ -155,8 +155,14 @@ def check_screening(
     commitment: ScreeningCommitment,
     trusted_vks: Mapping[str, TrustedVk],
     trusted_gap_roots: Sequence[str],
+    *,
+    allow_development: bool = False,
 ) -> ScreeningCheck:
-    """Every rule, in order of cost; the pairing check runs only when every cheap rule passed."""
+    """Every rule, in order of cost; the pairing check runs only when every cheap rule passed.
+
+    A vk pinned as a development key (``production=False``: anyone can forge under it) is refused unless
+    ``allow_development`` (tests, demos).
+    """
     failures: list[tuple[Failure, str]] = []
     if ev.scheme != SCHEME or commitment.scheme != SCHEME:
         return ScreeningCheck(((Failure.WRONG_SCHEME, f"expected {SCHEME}"),))
@@ -165,6 +171,8 @@ def check_screening(
         failures.append((Failure.UNTRUSTED_VK, f"vk {ev.vk_hash} is not pinned by this verifier"))
     elif (trusted.circuit, trusted.batch_size, trusted.depth) != (ev.circuit, ev.batch_size, ev.depth):
         failures.append((Failure.UNTRUSTED_VK, "vk is pinned for another circuit shape"))
+    elif not trusted.production and not allow_development:
+        failures.append((Failure.UNTRUSTED_VK, "vk is a development key (NOT FOR PRODUCTION)"))
     if not any(digests_equal(ev.gap_root, root) for root in trusted_gap_roots):
         failures.append((Failure.UNTRUSTED_LIST_ROOT, f"gap root {ev.gap_root} is not a trusted list root"))
     failures += _layout_failures(ev, commitment)
@@ -191,9 +199,11 @@ def verify_screening(
     commitment: ScreeningCommitment,
     trusted_vks: Mapping[str, TrustedVk],
     trusted_gap_roots: Sequence[str],
+    *,
+    allow_development: bool = False,
 ) -> None:
     """Raise VerificationError (code of the first failed rule) unless :func:`check_screening` passes."""
-    result = check_screening(ev, commitment, trusted_vks, trusted_gap_roots)
+    result = check_screening(ev, commitment, trusted_vks, trusted_gap_roots, allow_development=allow_development)
     if not result.ok:
         code, message = result.failures[0]
         raise VerificationError(message, code=code.value, failures=[c.value for c, _ in result.failures])

@@ -33,13 +33,27 @@ def _check(ev: ScreeningEvidence, commitment: ScreeningCommitment | None = None,
         commitment or golden.commitment(),
         trusted if trusted is not None else golden.trusted(),
         roots if roots is not None else [golden.doc()["gap_root"]],
+        allow_development=True,
     )
 
 
 def test_golden_evidence_verifies():
     result = _check(golden.evidence())
     assert result.ok, result.failures
-    verify_screening(golden.evidence(), golden.commitment(), golden.trusted(), [golden.doc()["gap_root"]])
+    verify_screening(
+        golden.evidence(),
+        golden.commitment(),
+        golden.trusted(),
+        [golden.doc()["gap_root"]],
+        allow_development=True,
+    )
+
+
+def test_development_vk_is_refused_unless_allowed():
+    ev, roots = golden.evidence(), [golden.doc()["gap_root"]]
+    result = check_screening(ev, golden.commitment(), golden.trusted(), roots)
+    assert [f for f, _ in result.failures] == [Failure.UNTRUSTED_VK]
+    assert "development" in result.failures[0][1]
 
 
 def _with_batches(ev: ScreeningEvidence, batches: list[BatchProof], **changes) -> ScreeningEvidence:
