@@ -203,7 +203,9 @@ def verify_screening(
     allow_development: bool = False,
 ) -> None:
     """Raise VerificationError (code of the first failed rule) unless :func:`check_screening` passes."""
-    result = check_screening(ev, commitment, trusted_vks, trusted_gap_roots, allow_development=allow_development)
+    result = check_screening(
+        ev, commitment, trusted_vks, trusted_gap_roots, allow_development=allow_development
+    )
     if not result.ok:
         code, message = result.failures[0]
         raise VerificationError(message, code=code.value, failures=[c.value for c, _ in result.failures])
