@@ -7,8 +7,9 @@ Quirks, each handled here and nowhere else:
 * it initialises mcl to ``CurveFp254BNb``, a *different* BN254 curve from the one circom/snarkjs use. We
   re-initialise to ``MCL_BN_SNARK1`` (alt_bn128, curve id 4); tests/zk/test_groth16.py checks a snarkjs proof
   verifies here and under py_ecc;
-* it leaves subgroup checks off. We turn on ``mclBn_verifyOrderG1/G2`` so every decoded point is on the
-  curve *and* in the prime-order subgroup (G2 has a large cofactor on BN254).
+* it leaves subgroup checks off. We turn on ``mclBn_verifyOrderG2`` so every decoded G2 point is in the
+  prime-order subgroup (G2 has a large cofactor on BN254); G1 has cofactor 1, so mcl's on-curve check on every
+  decoded G1 point already places it in the subgroup.
 
 Only affine decimal coordinates enter (``setStr`` in io mode 10); scalars are reduced by the caller.
 """
@@ -78,7 +79,9 @@ def library() -> Any:
         lib = wheel.load_library("libmclbn256")
         if lib.mclBn_init(_CURVE_SNARK1, _COMPILED_TIME_VAR) != 0:
             raise ConfigError("mcl refused to initialise the alt_bn128 curve")
-        lib.mclBn_verifyOrderG1(1)
+        # G1 of BN254 has cofactor 1: on the curve (always checked by setStr) means in the subgroup, so the
+        # order check would only cost a scalar multiplication per point. G2's cofactor is huge: check it.
+        lib.mclBn_verifyOrderG1(0)
         lib.mclBn_verifyOrderG2(1)
         lib.mclBnGT_isOne.restype = ctypes.c_int
         return lib
