@@ -33,6 +33,7 @@ DEV_PHASE1_BEACON = bytes(range(1, 32)).hex()
 """Public beacon of the development phase 1: everyone knows τ, which is the point of calling it NOT FOR
 PRODUCTION."""
 _HASH_LINE = re.compile(r"Contribution Hash:\s*((?:[0-9a-f]{8}\s*)+)", re.IGNORECASE)
+_TRANSCRIPT_FIELDS = ("format", "circuit", "batch_size", "depth", "phase1", "steps", "final")
 _BEACON_HEX = re.compile(r"[0-9a-f]{2,128}")
 
 
@@ -121,10 +122,20 @@ def _contribution_hash(output: str) -> str:
 
 
 def read_transcript(directory: Path) -> dict[str, Any]:
+    """The transcript ``setup.json``. Raises NotFoundError, or InvalidInputError naming a missing field."""
     path = directory / "setup.json"
     if not path.is_file():
         raise NotFoundError("not a setup directory (no setup.json)", file=str(directory))
-    return dict(json.loads(path.read_text()))
+    try:
+        transcript = dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError("setup.json is not a JSON object", file=str(path)) from exc
+    for name in _TRANSCRIPT_FIELDS:
+        if name not in transcript:
+            raise InvalidInputError(
+                "setup.json lacks a field", file=str(path), field=name, expected="cap-zk-setup.v1"
+            )
+    return transcript
 
 
 def _save(directory: Path, transcript: dict[str, Any]) -> None:
@@ -305,8 +316,11 @@ def dev_setup(circuit: Circuit) -> Setup:
     forge proofs."""
     compiled = compile_circuit(circuit)
     directory = cache_dir() / "setups" / compiled.directory.name / "dev"
-    if (directory / "setup.json").is_file() and read_transcript(directory)["final"] is not None:
-        return Setup(compiled, directory)
+    try:
+        if read_transcript(directory)["final"] is not None:
+            return Setup(compiled, directory)
+    except (NotFoundError, InvalidInputError):
+        pass  # absent, or left by an older build of this tool: rebuild (deterministic, same keys)
     ptau = dev_phase1(ptau_power(compiled))
     work = directory.with_name(f".dev.{secrets.token_hex(4)}")
     try:

@@ -1,5 +1,6 @@
 """One function per zero-knowledge use case, called alike by the ``cap zk`` CLI and the Prefect tasks.
 
+Verify: :func:`check_evidence` (v3 evidence against a commitment, pinned setups, trusted gap roots).
 Setup: :func:`setup_dev` (cached development setup, NOT FOR PRODUCTION), :func:`setup_from_ptau` (phase 2 from
 an operator-supplied public phase-1 file), :func:`contribute`, :func:`beacon`, :func:`verify_setup`.
 """
@@ -7,13 +8,24 @@ an operator-supplied public phase-1 file), :func:`contribute`, :func:`beacon`, :
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from core.errors import InvalidInputError
+from pydantic import BaseModel, ValidationError
+
+from core.errors import InvalidInputError, NotFoundError
 from core.zk import ceremony
 from core.zk.ceremony import Setup
+from core.zk.evidence import (
+    ScreeningCheck,
+    ScreeningCommitment,
+    ScreeningEvidence,
+    TrustedVk,
+    check_screening,
+)
 from core.zk.toolchain import Compiled, cache_dir, compile_circuit
 from core.zk.witness import Circuit
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def setup_dev(circuit: Circuit) -> Setup:
@@ -63,3 +75,43 @@ def verify_setup(directory: Path, ptau: Path | None = None) -> dict[str, Any]:
     transcript = ceremony.read_transcript(directory)
     source = ptau or Path(transcript["phase1"]["file"])
     return ceremony.verify_setup(compiled, source, directory)
+
+
+def trusted_vk(directory: Path) -> TrustedVk:
+    """Pin the verifying key of a finished setup directory, with the circuit shape and production flag."""
+    transcript = ceremony.read_transcript(directory)
+    circuit = ceremony.setup_circuit(directory)
+    vk = ceremony.load_vk(directory)
+    if transcript["final"] is None or transcript["final"]["vk_hash"] != vk.vk_hash:
+        raise ceremony.SetupInvalidError(
+            "verification_key.json is not the transcript's final key", file=str(directory)
+        )
+    production = bool(transcript["phase1"]["production"])
+    return TrustedVk(vk, circuit.name, circuit.batch_size, circuit.depth, production=production)
+
+
+def _read_json(path: Path, model: type[_M]) -> _M:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFoundError("file not found", file=str(path)) from exc
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(f"{first['msg']}", file=str(path), field=where) from exc
+
+
+def check_evidence(
+    evidence: Path, commitment: Path, setups: list[Path], gap_roots: list[str], *, allow_development: bool
+) -> ScreeningCheck:
+    """Check v3 screening evidence against a signed commitment, pinned setups and trusted gap roots."""
+    pins = {t.vk.vk_hash: t for t in (trusted_vk(d) for d in setups)}
+    return check_screening(
+        _read_json(evidence, ScreeningEvidence),
+        _read_json(commitment, ScreeningCommitment),
+        pins,
+        gap_roots,
+        allow_development=allow_development,
+    )

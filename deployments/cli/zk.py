@@ -13,6 +13,7 @@ import typer
 from core.zk import service
 from core.zk.witness import Circuit
 from deployments.cli.output import JsonFlag, emit, err, kv_table, out
+from deployments.errors import EXIT_FAIL
 
 app = typer.Typer(
     help="Zero-knowledge screening: circuits and trusted setup (cap-proof.v3).", no_args_is_help=True
@@ -93,3 +94,28 @@ def verify_setup(
             + ("" if transcript["phase1"]["production"] else "  [bold yellow](NOT FOR PRODUCTION)[/]")
         ),
     )
+
+
+@app.command("verify")
+def verify(
+    evidence: Annotated[Path, typer.Argument(help="v3 screening evidence JSON.")],
+    commitment: Annotated[Path, typer.Option(help="The signed screening commitment JSON.")],
+    setup_dirs: Annotated[list[Path], typer.Option("--setup", help="Pinned setup directory (repeatable).")],
+    gap_roots: Annotated[
+        list[str], typer.Option("--gap-root", help="Trusted sanctions gap root (repeatable).")
+    ],
+    allow_dev: Annotated[
+        bool, typer.Option("--allow-dev", help="Accept development vks (tests only).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify v3 screening evidence; exit 3 naming every failed rule."""
+    result = service.check_evidence(evidence, commitment, setup_dirs, gap_roots, allow_development=allow_dev)
+    report = {"ok": result.ok, "failures": [{"code": c.value, "message": m} for c, m in result.failures]}
+    emit(
+        as_json,
+        report,
+        lambda: out.print("ok" if result.ok else "\n".join(f"FAIL {c}: {m}" for c, m in result.failures)),
+    )
+    if not result.ok:
+        raise typer.Exit(EXIT_FAIL)

@@ -94,3 +94,45 @@ def test_setup_refuses_a_corrupted_phase1_file(cap, tmp_path):
 
 def test_setup_needs_exactly_one_phase1_source(cap):
     assert cap("zk", "setup").code == EXIT_INPUT
+
+
+def test_verify_golden_evidence_and_refusals(cap, tmp_path):
+    import json
+
+    from tests.zk import golden
+
+    doc = golden.doc()
+    evidence, commitment = tmp_path / "evidence.json", tmp_path / "commitment.json"
+    evidence.write_text(json.dumps(doc["evidence"]))
+    commitment.write_text(json.dumps(doc["commitment"]))
+    setup = world.setup().directory
+    args = (
+        "zk",
+        "verify",
+        evidence,
+        "--commitment",
+        commitment,
+        "--setup",
+        setup,
+        "--gap-root",
+        doc["gap_root"],
+    )
+
+    ok = cap(*args, "--allow-dev", "--json")
+    assert ok.code == 0, ok.stderr
+    assert ok.json() == {"ok": True, "failures": []}
+
+    production_only = cap(*args, "--json")
+    assert production_only.code == EXIT_FAIL
+    assert [f["code"] for f in production_only.json()["failures"]] == ["untrusted_vk"]
+
+    tampered = dict(doc["evidence"], count=4)
+    evidence.write_text(json.dumps(tampered))
+    refused = cap(*args, "--allow-dev", "--json")
+    assert refused.code == EXIT_FAIL
+    assert "count_mismatch" in [f["code"] for f in refused.json()["failures"]]
+
+    evidence.write_text(json.dumps({**doc["evidence"], "batches": "nope"}))
+    malformed = cap(*args, "--allow-dev")
+    assert malformed.code == EXIT_INPUT
+    assert "batches" in malformed.stderr and "evidence.json" in malformed.stderr
