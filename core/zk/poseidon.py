@@ -32,6 +32,11 @@ class _Tables:
     p: tuple[tuple[int, ...], ...]
 
 
+def _columns(matrix: Sequence[Sequence[str]]) -> tuple[tuple[int, ...], ...]:
+    size = len(matrix)
+    return tuple(tuple(int(matrix[j][i], 16) for j in range(size)) for i in range(size))
+
+
 @cache
 def _tables(arity: int) -> _Tables:
     raw = json.loads(_CONSTANTS.read_text(encoding="utf-8"))["arity"][str(arity)]
@@ -44,23 +49,28 @@ def _tables(arity: int) -> _Tables:
         rounds_p=int(raw["rounds_p"]),
         c=ints(raw["C"]),
         s=ints(raw["S"]),
-        m=tuple(ints(row) for row in raw["M"]),
-        p=tuple(ints(row) for row in raw["P"]),
+        m=_columns(raw["M"]),
+        p=_columns(raw["P"]),
     )
 
 
-def _mix(state: list[int], matrix: tuple[tuple[int, ...], ...]) -> list[int]:
-    t = len(state)
-    return [sum(matrix[j][i] * state[j] for j in range(t)) % P for i in range(t)]
+def _mix(state: list[int], columns: tuple[tuple[int, ...], ...]) -> list[int]:
+    """``state × M`` with ``columns[i]`` the i-th column of M (sum first, one reduction per output)."""
+    return [sum(m * s for m, s in zip(column, state, strict=True)) % P for column in columns]
+
+
+def _sbox(x: int) -> int:
+    x2 = x * x % P
+    return x2 * x2 % P * x % P
 
 
 def _full_round(
-    state: list[int], c: tuple[int, ...], offset: int | None, matrix: tuple[tuple[int, ...], ...]
+    state: list[int], c: tuple[int, ...], offset: int | None, columns: tuple[tuple[int, ...], ...]
 ) -> list[int]:
-    state = [pow(a, 5, P) for a in state]
+    state = [_sbox(a) for a in state]
     if offset is not None:
-        state = [(a + c[offset + i]) % P for i, a in enumerate(state)]
-    return _mix(state, matrix)
+        state = [a + c[offset + i] for i, a in enumerate(state)]  # reduced by the mix
+    return _mix(state, columns)
 
 
 def poseidon(inputs: Sequence[int]) -> int:
