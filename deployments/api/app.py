@@ -17,7 +17,7 @@ from deployments.api import errors
 from deployments.api.config import API_VERSION, ApiConfig
 from deployments.api.deps import OAUTH2_SCHEME_NAME
 from deployments.api.flows import FlowGateway
-from deployments.api.middleware import BodyLimit, RequestMetrics
+from deployments.api.middleware import AuthGate, BodyLimit, RequestMetrics
 from deployments.api.models import ErrorBody
 from deployments.api.routes import backups, health, keys, policy, restores, runs, verify
 from deployments.api.state import ApiState, utc_now
@@ -60,8 +60,13 @@ def create_app(
         app.include_router(router, responses=PROTECTED_ERRORS)
     errors.install(app)
     app.add_middleware(
-        BodyLimit, limit=config.max_body_bytes, per_path={"/verify": config.max_verify_body_bytes}
+        BodyLimit,
+        limit=config.max_body_bytes,
+        per_path={"/verify": config.max_verify_body_bytes},
+        large_slots=config.max_large_bodies,
     )
+    # Outside BodyLimit: an anonymous caller learns nothing but 401, and no body byte is read before it.
+    app.add_middleware(AuthGate, routes=[route for router in ROUTERS for route in router.routes])
     app.add_middleware(RequestMetrics)
     _document_token_url(app, config.token_url)
     return app

@@ -6,6 +6,7 @@ client-credentials scheme with the 16 scopes). ``admin:full`` satisfies every sc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -53,13 +54,22 @@ NowDep = Annotated[datetime, Depends(get_now)]
 OAUTH2 = oauth2_scheme(DEFAULT_TOKEN_URL)
 
 
+def authenticate(state: ApiState, authorization: str | None, scopes: Sequence[str]) -> Principal:
+    """The caller behind an ``Authorization`` header, holding every scope in ``scopes``.
+
+    Raises AuthError / InsufficientScopeError. Used by :func:`principal` and, before a body is read, by
+    :class:`deployments.api.middleware.AuthGate`.
+    """
+    caller = state.tokens.validate(bearer_token(authorization))
+    caller.require(*scopes)
+    return caller
+
+
 async def principal(
     security: SecurityScopes, state: StateDep, authorization: Annotated[str | None, Security(OAUTH2)]
 ) -> Principal:
     """The caller, holding every scope in ``security``. Raises AuthError / InsufficientScopeError."""
-    caller = state.tokens.validate(bearer_token(authorization))
-    caller.require(*security.scopes)
-    return caller
+    return authenticate(state, authorization, security.scopes)
 
 
 def require_any(caller: Principal, *scopes: str) -> None:

@@ -107,10 +107,13 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-        exc.status_code, "http_error"
-    )
-    return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+    code = getattr(exc, "code", None) or {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+    }.get(exc.status_code, "http_error")
+    details = getattr(exc, "details", None)
+    return JSONResponse(error_body(code, str(exc.detail), details), exc.status_code, headers=exc.headers)
 
 
 async def internal_error(_: Request, exc: Exception) -> JSONResponse:
