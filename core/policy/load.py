@@ -1,7 +1,8 @@
 """Reading policy documents: YAML or JSON text → :class:`PolicyV1` or :class:`PolicyV2`.
 
 Owns the YAML dialect (safe loader; timestamps stay strings and only true/false are booleans, as in
-the original's YAML 1.2 reader; duplicate keys are refused), the v1-vs-v2 decision and the one
+the original's YAML 1.2 reader; duplicate keys are refused in linear time; size, count and depth limits
+of :mod:`core.policy.limits`), the v1-vs-v2 decision and the one
 place where YAML and pydantic errors become :class:`InvalidInputError` with file, line, field and
 expected. :func:`load_policy_file` is the only function that touches the file system.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +20,15 @@ from pydantic import BaseModel, ValidationError
 
 from core.errors import InvalidInputError, NotFoundError
 from core.policy.ir import validation_error
+from core.policy.limits import (
+    DEFAULT_LIMITS,
+    PolicyLimits,
+    check_data,
+    check_nodes,
+    check_rules,
+    check_text,
+    refuse,
+)
 from core.policy.v1 import PolicyV1
 from core.policy.v2 import PolicyV2
 
@@ -59,11 +70,16 @@ _PolicyLoader.add_implicit_resolver(
 )
 
 
-def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+def _parse_yaml(text: str, source: str, limits: PolicyLimits) -> tuple[Any, yaml.Node | None]:
     loader = _PolicyLoader(text)
     try:
         node = loader.get_single_node()
-        return (loader.construct_document(node) if node is not None else None), node
+        if node is None:
+            return None, None
+        check_nodes(node, source, limits)  # aliases, counts and depth, before anything is constructed
+        return loader.construct_document(node), node
+    except RecursionError as exc:
+        raise refuse("depth", limits.max_depth, "deeper than the parser's stack", source) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -77,16 +93,18 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
-def _parse_json(text: str, source: str) -> Any:
+def _parse_json(text: str, source: str, limits: PolicyLimits) -> Any:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in items]
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
-        if duplicates:
-            raise InvalidInputError(f"duplicate key {duplicates[0]!r}", file=source, expected="unique keys")
-        return dict(items)
+        mapping = dict(items)
+        if len(mapping) != len(items):  # linear: a dict drops duplicates, so the sizes differ
+            duplicate = _first_duplicate(key for key, _ in items)
+            raise InvalidInputError(f"duplicate key {duplicate!r}", file=source, expected="unique keys")
+        return mapping
 
     try:
-        return json.loads(text, object_pairs_hook=pairs)
+        data = json.loads(text, object_pairs_hook=pairs)
+    except RecursionError as exc:
+        raise refuse("depth", limits.max_depth, "deeper than the parser's stack", source) from exc
     except json.JSONDecodeError as exc:
         raise InvalidInputError(
             f"JSON syntax error: {exc.msg}",
@@ -95,6 +113,17 @@ def _parse_json(text: str, source: str) -> Any:
             column=exc.colno,
             expected="a JSON policy document",
         ) from exc
+    check_data(data, source, limits)
+    return data
+
+
+def _first_duplicate(keys: Iterable[str]) -> str | None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 
 def _lines_of(text: str) -> yaml.Node | None:
@@ -105,12 +134,19 @@ def _lines_of(text: str) -> yaml.Node | None:
         return None
 
 
-def parse_document(text: str, source: str) -> tuple[dict[str, Any], yaml.Node | None]:
-    """The document as a mapping plus its node tree (for line numbers). Raises InvalidInputError."""
+def parse_document(
+    text: str, source: str, limits: PolicyLimits = DEFAULT_LIMITS
+) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The document as a mapping plus its node tree (for line numbers).
+
+    Raises InvalidInputError; its :mod:`core.policy.limits` kinds when the text, keys, items, rules,
+    strings or nesting exceed ``limits`` (checked before or while parsing, never after the expensive work).
+    """
+    check_text(text, source, limits)
     if text.lstrip().startswith("{"):
-        data, node = _parse_json(text, source), _lines_of(text)
+        data, node = _parse_json(text, source, limits), _lines_of(text)
     else:
-        data, node = _parse_yaml(text, source)
+        data, node = _parse_yaml(text, source, limits)
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         line = node.start_mark.line + 1 if node is not None else None
@@ -120,6 +156,7 @@ def parse_document(text: str, source: str) -> tuple[dict[str, Any], yaml.Node | 
             line=line,
             expected="a mapping with version, name/id, ...",
         )
+    check_rules(data, source, limits)
     return data, node
 
 

@@ -27,6 +27,7 @@ from core.errors import (
     VerificationError,
 )
 from core.metrics import API_AUTH_FAILURES
+from core.policy.limits import PolicyLimitError, PolicyTooLargeError
 from core.policy.lint import PolicyLintError
 from deployments.api.flows import FlowsUnavailableError
 
@@ -36,6 +37,8 @@ STATUS_TABLE: tuple[tuple[type[CapError], int], ...] = (
     (AuthError, 401),
     (InsufficientScopeError, 403),
     (PolicyLintError, 422),
+    (PolicyTooLargeError, 413),
+    (PolicyLimitError, 422),
     (NotFoundError, 404),
     (ConflictError, 409),
     (RotationError, 409),
