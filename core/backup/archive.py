@@ -39,6 +39,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 BLOCK = 4 << 20
 READ_CHUNK = 1 << 20
+PAX_ALLOWANCE = 3 * 512  # header block + PAX header block + one block of PAX records
+BOUND_MARGIN = 64 * 1024
 GZIP_LEVEL = 1
 FILE_MODE = 0o640
 _END = object()
@@ -238,18 +240,39 @@ def write_archive(
     return entries
 
 
-def iter_gunzip(chunks: Iterable[bytes], *, max_out: int = BLOCK) -> Iterator[bytes]:
-    """Decompress a (multi-member) gzip stream in bounded pieces.
+def tar_size_bound(files: Iterable[ManifestFile]) -> int:
+    """The most bytes a tar of ``files`` as :func:`write_archive` writes it can take, plus a margin.
 
-    Raises :class:`IntegrityError` on corrupt data, a truncated member or an empty stream.
+    Per file: its data rounded up to a block, a header block and a PAX header (long or non-ASCII names);
+    then the end-of-archive blocks, a tar record of padding and 64 KiB to spare. A decompression bomb stops
+    here however its manifest was made.
     """
-    dec, started, members = zlib.decompressobj(31), False, 0
+    per_file = sum(-(-f.size_bytes // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE + PAX_ALLOWANCE for f in files)
+    return per_file + 2 * tarfile.BLOCKSIZE + tarfile.RECORDSIZE + BOUND_MARGIN
+
+
+def iter_gunzip(
+    chunks: Iterable[bytes], *, max_out: int = BLOCK, max_total: int | None = None
+) -> Iterator[bytes]:
+    """Decompress a (multi-member) gzip stream in bounded pieces, at most ``max_total`` bytes in all.
+
+    Raises :class:`IntegrityError` on corrupt data, a truncated member, an empty stream, or
+    (``backup_too_large``) output beyond ``max_total``.
+    """
+    dec, started, members, total = zlib.decompressobj(31), False, 0, 0
     try:
         for chunk in chunks:
             data = chunk
             while data or started:
                 started = True
                 out = dec.decompress(data, max_out)
+                total += len(out)
+                if max_total is not None and total > max_total:
+                    raise IntegrityError(
+                        "archive decompresses beyond the size its manifest declares",
+                        code="backup_too_large",
+                        limit=max_total,
+                    )
                 if out:
                     yield out
                 data = dec.unconsumed_tail

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Final, Literal
 
@@ -196,6 +197,9 @@ class TrustedKey(_Frozen):
     kid: str
     public_key: str
     status: KeyStatus = KeyStatus.ACTIVE
+    valid_from: str | None = None
+    valid_to: str | None = None
+    retired_at: str | None = None
 
 
 class KeyringView(_Frozen):
@@ -226,6 +230,7 @@ class SignatureStatus(StrEnum):
     MISSING = "missing"
     UNKNOWN_KID = "unknown_kid"
     REVOKED = "revoked"
+    NOT_ACTIVE = "key_not_active"
     INVALID = "invalid"
 
 
@@ -245,6 +250,9 @@ def check_manifest_signature(manifest: BackupManifest, keys: tuple[TrustedKey, .
         return SignatureCheck(status=SignatureStatus.UNKNOWN_KID, kid=sig.kid, message="unknown signing kid")
     if key.status is KeyStatus.REVOKED:
         return SignatureCheck(status=SignatureStatus.REVOKED, kid=sig.kid, message="signing key is revoked")
+    inactive = _inactive_when_signed(key, manifest.created_at)
+    if inactive is not None:
+        return SignatureCheck(status=SignatureStatus.NOT_ACTIVE, kid=sig.kid, message=inactive)
     try:
         raw = base64.b64decode(sig.sig, validate=True)
     except (binascii.Error, ValueError):
@@ -254,6 +262,32 @@ def check_manifest_signature(manifest: BackupManifest, keys: tuple[TrustedKey, .
             status=SignatureStatus.INVALID, kid=sig.kid, message="signature does not verify"
         )
     return SignatureCheck(status=SignatureStatus.OK, kid=sig.kid, message="manifest signature valid")
+
+
+def _inactive_when_signed(key: TrustedKey, created_at: str) -> str | None:
+    """Why ``key`` could not have signed at ``created_at``, or None if it was active then.
+
+    A pending key never signs; a retired key signed only before its ``retired_at`` (unknown: refused);
+    any key only inside its ``valid_from`` .. ``valid_to`` window where the keyring states one.
+    """
+    when = _instant(created_at)
+    if key.status is KeyStatus.PENDING:
+        return "signing key is pending (it never signs)"
+    if key.status is KeyStatus.RETIRED and (key.retired_at is None or when >= _instant(key.retired_at)):
+        retired = key.retired_at or "date unknown"
+        return f"signing key was retired ({retired}) when the manifest was made ({created_at})"
+    if key.valid_from is not None and when < _instant(key.valid_from):
+        return f"signing key is not valid before {key.valid_from}; the manifest was made {created_at}"
+    if key.valid_to is not None and when > _instant(key.valid_to):
+        return f"signing key expired at {key.valid_to}; the manifest was made {created_at}"
+    return None
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise IntegrityError("keyring or manifest time is not an ISO 8601 instant", found=text[:40]) from exc
 
 
 def verify_manifest_signature(manifest: BackupManifest, keys: tuple[TrustedKey, ...]) -> SignatureCheck:

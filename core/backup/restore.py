@@ -1,17 +1,19 @@
 """Restore as a saga of eight steps over a :class:`RestoreContext`, with a journal and an atomic swap.
 
-Steps: 1 fetch + manifest signature, 2 verify integrity (decrypt, decompress, safe extract, every
-digest), 3 prepare staging beside the live dir, 4 registry, 5 policy store, 6 key metadata (no
-keyring rollback), 7 completeness + atomic swap, 8 smoke checks with swap-back on failure. Each step
-is a separate function with a compensation, so a flow can run each as a task; :class:`RestoreSaga`
-orders them, records timings and compensates in reverse, for :func:`run_restore` and the Prefect flow
-alike. The journalled swap and crash recovery live in :mod:`core.backup.swap`.
+Steps: 1 fetch + manifest signature, 2 verify integrity (archive digest over the stored bytes first,
+then decrypt, bounded decompress, safe extract, every file digest), 3 prepare staging beside the live
+dir, 4 registry, 5 policy store, 6 key metadata (no keyring rollback), 7 completeness + atomic swap,
+8 smoke checks with swap-back on failure. Each step is a separate function with a compensation, so a
+flow can run each as a task; :class:`RestoreSaga` orders them, records timings and compensates in
+reverse, for :func:`run_restore` and the Prefect flow alike. The journalled swap and crash recovery
+live in :mod:`core.backup.swap`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -25,9 +27,10 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from core.backup.archive import READ_CHUNK, extract_archive, iter_gunzip, read_stream
+from core.backup.archive import READ_CHUNK, extract_archive, iter_gunzip, read_stream, tar_size_bound
 from core.backup.crypto import KeyWrapper, decrypt_stream, load_master_key
 from core.backup.manifest import (
+    ArchiveInfo,
     BackupManifest,
     Encryption,
     FileType,
@@ -190,36 +193,49 @@ def discard_fetch(ctx: RestoreContext) -> None:
 
 
 # -- step 2 ------------------------------------------------------------------------------------------
-def _archive_pieces(path: Path, manifest: BackupManifest, wrapper: KeyWrapper | None) -> Iterator[bytes]:
+def check_archive_digest(path: Path, archive: ArchiveInfo) -> None:
+    """Hash the stored archive's raw bytes and compare size and SHA3-256 with the signed manifest.
+
+    Runs before anything is decrypted or decompressed, reading in ``READ_CHUNK`` pieces and stopping as
+    soon as the file grows past the declared size.
+    Raises :class:`IntegrityError` (``backup_digest_mismatch``).
+    """
     digest, size = hashlib.sha3_256(), 0
     with open(path, "rb") as fh:
-
-        def read(n: int) -> bytes:
-            nonlocal size
-            data = fh.read(n)
+        while size <= archive.size_bytes and (data := fh.read(READ_CHUNK)):
             digest.update(data)
             size += len(data)
-            return data
+    found = "0x" + digest.hexdigest()
+    if size != archive.size_bytes or not hmac.compare_digest(found, archive.sha3_256):
+        raise IntegrityError(
+            "archive digest or size differs from the signed manifest; nothing was decrypted or decompressed",
+            code="backup_digest_mismatch",
+            file=archive.name,
+        )
 
+
+def _archive_pieces(path: Path, manifest: BackupManifest, wrapper: KeyWrapper | None) -> Iterator[bytes]:
+    bound = tar_size_bound(manifest.files)
+    with open(path, "rb") as fh:
         if wrapper is not None:
-            yield from iter_gunzip(decrypt_stream(read, wrapper, manifest.backup_id))
+            yield from iter_gunzip(decrypt_stream(fh.read, wrapper, manifest.backup_id), max_total=bound)
         else:
-            yield from iter_gunzip(iter(lambda: read(READ_CHUNK), b""))
+            yield from iter_gunzip(iter(lambda: fh.read(READ_CHUNK), b""), max_total=bound)
         if fh.read(1):
             raise IntegrityError("trailing data after archive", code="backup_corrupt")
-    if size != manifest.archive.size_bytes or "0x" + digest.hexdigest() != manifest.archive.sha3_256:
-        raise IntegrityError("archive digest or size differs from manifest", code="backup_digest_mismatch")
 
 
 def verify_integrity(ctx: RestoreContext, key_wrapper: KeyWrapper | None = None) -> None:
-    """Step 2: decrypt, decompress and safely extract into the work dir, checking every file.
+    """Step 2: check the stored archive's digest, then decrypt, decompress (no further than the manifest
+    declares) and safely extract into the work dir, checking every file.
 
-    Raises :class:`IntegrityError` (any mismatch, extra or missing file, unsafe member) or
+    Raises :class:`IntegrityError` (any mismatch, extra or missing file, unsafe member, too large) or
     :class:`ConfigError` (no or wrong decryption key).
     """
     manifest, path = ctx.need_manifest(), ctx.archive_path
     if path is None:
         raise ConfigError("restore step run before fetch", field="archive_path")
+    check_archive_digest(path, manifest.archive)
     wrapper = None
     if manifest.encryption is Encryption.AES_256_GCM:
         wrapper = key_wrapper or load_master_key()
