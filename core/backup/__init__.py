@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.backup.archive import GZIP_LEVEL, BackupSource, select_sources, snapshot_sources, write_archive
 from core.backup.crypto import ChunkEncryptor, KeyWrapper, load_master_key
+from core.backup.fingerprints import KeyFingerprints
 from core.backup.manifest import (
     ArchiveInfo,
     BackupManifest,
@@ -61,9 +62,10 @@ def default_creator() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def scan_sources(sources: list[BackupSource]) -> ScanReport:
-    """Run the private-key and PII scanners over snapshotted sources."""
-    findings = [f for src in sources for f in scan_file(src.arcname, src.path, src.type)]
+def scan_sources(sources: list[BackupSource], keys: KeyFingerprints | None = None) -> ScanReport:
+    """Run the private-key and PII scanners over snapshotted sources; with ``keys``, also look for those
+    private keys in any encoding in every file."""
+    findings = [f for src in sources for f in scan_file(src.arcname, src.path, src.type, keys)]
     return ScanReport(files_scanned=len(sources), findings=tuple(findings))
 
 
@@ -169,7 +171,8 @@ def create_backup(
         with file_errors("staging snapshot", tmp):
             frozen, infos = snapshot_sources(sources, tmp)
         report_phase("snapshot")
-        report = enforce(scan_sources(frozen), PiiMode(pii))
+        keys = KeyFingerprints.from_key_dir(layout.keys_dir)
+        report = enforce(scan_sources(frozen, keys), PiiMode(pii))
         report_phase("scan")
         encryptor = ChunkEncryptor(wrapper, bid) if wrapper else None
         name = f"{bid}.tar.gz" + (".enc" if encryptor else "")

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from core.backup.fingerprints import KeyFingerprints
 from core.backup.manifest import FileType
 from core.errors import InvalidInputError
 
@@ -53,6 +54,7 @@ class PiiMode(StrEnum):
 class FindingKind(StrEnum):
     PRIVATE_KEY_PEM = "private_key_pem"
     PRIVATE_KEY_SEED = "private_key_seed"
+    PRIVATE_KEY_MATCH = "private_key_match"  # a key from keys/ itself, in some encoding
     EMAIL = "email"
     PHONE = "phone"
     IBAN = "iban"
@@ -60,7 +62,9 @@ class FindingKind(StrEnum):
     PERSON_NAME = "person_name"
 
 
-PRIVATE_KINDS = frozenset({FindingKind.PRIVATE_KEY_PEM, FindingKind.PRIVATE_KEY_SEED})
+PRIVATE_KINDS = frozenset(
+    {FindingKind.PRIVATE_KEY_PEM, FindingKind.PRIVATE_KEY_SEED, FindingKind.PRIVATE_KEY_MATCH}
+)
 
 
 class Finding(BaseModel):
@@ -210,12 +214,16 @@ def scan_sqlite(name: str, path: Path, *, pii: bool, sample_rows: int = SQLITE_S
     return findings
 
 
-def scan_file(name: str, path: Path, kind: FileType) -> list[Finding]:
-    """All findings for one file about to be backed up (PII included unless it is a list)."""
+def scan_file(name: str, path: Path, kind: FileType, keys: KeyFingerprints | None = None) -> list[Finding]:
+    """All findings for one file about to be backed up (PII included unless it is a list); with ``keys``,
+    also any of those private keys in any encoding in the file's bytes (:mod:`core.backup.fingerprints`)."""
     pii = kind is not FileType.LISTS
+    found = []
+    if keys and (encoding := keys.encoding_in_file(path)):
+        found.append(Finding(file=name, field=f"<{encoding} bytes>", kind=FindingKind.PRIVATE_KEY_MATCH))
     if kind in (FileType.DATABASE, FileType.POLICY_STORE):
-        return scan_sqlite(name, path, pii=pii)
-    return _scan_text_file(name, path.read_bytes(), kind, pii=pii)
+        return found + scan_sqlite(name, path, pii=pii)
+    return found + _scan_text_file(name, path.read_bytes(), kind, pii=pii)
 
 
 def enforce(report: ScanReport, mode: PiiMode) -> ScanReport:
@@ -224,9 +232,12 @@ def enforce(report: ScanReport, mode: PiiMode) -> ScanReport:
     Raises :class:`InvalidInputError` with code ``backup_private_key_material`` or ``backup_pii_detected``.
     """
     if report.private:
+        first = report.private[0]
         raise InvalidInputError(
-            "private key material found; backups never contain private keys",
+            f"private key material found in {first.file}; backups never contain private keys",
             code="backup_private_key_material",
+            file=first.file,
+            field=first.field,
             findings=[f.model_dump(mode="json") for f in report.private],
         )
     if report.pii and mode is PiiMode.REFUSE:

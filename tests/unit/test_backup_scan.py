@@ -81,23 +81,29 @@ def test_pem_inside_sqlite_blob_refused(tmp_path):
     assert not [p for p in (tmp_path / "store").glob("*")]
 
 
-def test_private_key_files_are_never_opened(tmp_path):
-    """An audit hook records every file opened during the backup: no ``.pem`` among them."""
+def test_private_key_files_are_only_read_for_fingerprints_never_archived(tmp_path):
+    """An audit hook records every file opened during the backup: ``.pem`` files are opened read-only (the
+    scan fingerprints them, core/backup/fingerprints.py) and none of their bytes reach the store."""
     live = make_state(tmp_path / "var")
-    opened: list[str] = []
+    opened: list[tuple[str, str]] = []
     active = [True]
 
     def hook(event, args):
         if active[0] and event == "open" and isinstance(args[0], str):
-            opened.append(args[0])
+            opened.append((args[0], str(args[1] or "r")))
 
     sys.addaudithook(hook)
     try:
-        backup(live, tmp_path / "store")
+        _, result = backup(live, tmp_path / "store")
     finally:
         active[0] = False
-    assert any(p.endswith("keyring.json") for p in opened)
-    assert not [p for p in opened if p.endswith(".pem")]
+    assert any(p.endswith("keyring.json") for p, _ in opened)
+    pem_opens = [(p, mode) for p, mode in opened if p.endswith(".pem")]
+    assert pem_opens, "the scan fingerprints the key directory's private keys"
+    assert all(mode in ("r", "rb") for _, mode in pem_opens)
+    assert not [f for f in result.manifest.files if f.path.endswith(".pem")]
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "store").glob("*"))
+    assert SIGNER.to_pem() not in stored
 
 
 @pytest.mark.parametrize(
