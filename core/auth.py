@@ -3,8 +3,10 @@
 Owns the 16 scopes of the original API (``admin:full`` implies every other), :class:`Principal`,
 :class:`JwksCache` (keys from a URL or a file, cached for a TTL, re-fetched on an unknown ``kid`` at most
 once per cool-down) and :class:`TokenValidator` (RS256/ES256 only; ``iss``, ``aud``, ``exp``, ``nbf``
-checked with a small leeway). Every rejection is an :class:`AuthError` whose ``reason`` is a stable label
-(metrics ``cap_api_auth_failures_total{reason}``).
+checked with a small leeway; numeric dates only as numbers; ``exp`` at most ``max_lifetime`` (24 h) after
+``iat`` and after now; an ``Authorization`` header over 8 KiB refused unparsed; no token text echoed in
+errors). Every rejection is an :class:`AuthError` whose ``reason`` is a stable label (metrics
+``cap_api_auth_failures_total{reason}``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
 DEFAULT_LEEWAY_S = 30
 DEFAULT_JWKS_TTL_S = 300.0
 DEFAULT_JWKS_COOLDOWN_S = 30.0
+DEFAULT_MAX_LIFETIME_S = 24 * 3600
+MAX_TOKEN_CHARS = 8 * 1024  # a real access token is under 2 KB; anything longer is refused unparsed
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 _TOKEN_CACHE_MAX = 4096
 
 
@@ -85,6 +90,9 @@ class AuthReason(StrEnum):
     ISSUER = "wrong_issuer"
     AUDIENCE = "wrong_audience"
     MISSING_CLAIM = "missing_claim"
+    CLAIM_TYPE = "claim_not_numeric"
+    LIFETIME = "lifetime_too_long"
+    TOO_LARGE = "token_too_large"
     SCOPE = "insufficient_scope"
 
 
@@ -142,6 +150,8 @@ def bearer_token(authorization: str | None) -> str:
     """The token of an ``Authorization: Bearer …`` header. Raises :class:`AuthError`."""
     if not authorization:
         raise AuthError("no bearer token", AuthReason.MISSING)
+    if len(authorization) > MAX_TOKEN_CHARS:
+        raise AuthError("authorization header is too long", AuthReason.TOO_LARGE, limit=MAX_TOKEN_CHARS)
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("authorization scheme must be Bearer", AuthReason.SCHEME)
@@ -235,7 +245,7 @@ class JwksCache:
                 self._load(now, must=False)
                 keys = self._keys or {}
         if kid not in keys:
-            raise AuthError("token signed by an unknown key", AuthReason.UNKNOWN_KID, kid=kid)
+            raise AuthError("token signed by an unknown key", AuthReason.UNKNOWN_KID)
         return keys[kid]
 
     def ready(self) -> bool:
@@ -290,6 +300,7 @@ class TokenValidator:
         issuer: str,
         audience: str,
         leeway: int = DEFAULT_LEEWAY_S,
+        max_lifetime: int = DEFAULT_MAX_LIFETIME_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.keys, self.issuer, self.audience, self.leeway, self._clock = (
@@ -299,6 +310,7 @@ class TokenValidator:
             leeway,
             clock,
         )
+        self.max_lifetime = max_lifetime
         self._accepted: dict[str, tuple[Principal, float]] = {}
         self._generation = -1
 
@@ -325,11 +337,27 @@ class TokenValidator:
             raise AuthError("token header has no kid", AuthReason.NO_KID)
         jwk = self.keys.key_for(kid)
         if jwk.algorithm_name != alg:
-            raise AuthError("token algorithm does not match its key", AuthReason.KEY_MISMATCH, kid=kid)
+            raise AuthError("token algorithm does not match its key", AuthReason.KEY_MISMATCH)
         claims = self._claims(token, jwk, alg)
+        self._check_dates(claims)
         return Principal(
             subject=str(claims.get("sub", "")), scopes=scopes_of(claims), expires_at=int(claims["exp"])
         )
+
+    def _check_dates(self, claims: Mapping[str, Any]) -> None:
+        """Numeric dates are JSON numbers (not strings, not booleans); ``exp`` is at most ``max_lifetime``
+        after ``iat`` and after now (year-9999 tokens never expire in practice). Raises :class:`AuthError`."""
+        for name in NUMERIC_DATE_CLAIMS:
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise AuthError(f"token claim {name} must be a number", AuthReason.CLAIM_TYPE, claim=name)
+        exp, iat = claims["exp"], claims.get("iat")
+        if exp - self._clock() > self.max_lifetime + self.leeway or (
+            iat is not None and exp - iat > self.max_lifetime
+        ):
+            raise AuthError(
+                "token lifetime exceeds the maximum", AuthReason.LIFETIME, max_seconds=self.max_lifetime
+            )
 
     def _claims(self, token: str, jwk: jwt.PyJWK, alg: str) -> dict[str, Any]:
         try:

@@ -12,7 +12,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from core.auth import DEFAULT_JWKS_COOLDOWN_S, DEFAULT_JWKS_TTL_S, DEFAULT_LEEWAY_S
+from core.auth import (
+    DEFAULT_JWKS_COOLDOWN_S,
+    DEFAULT_JWKS_TTL_S,
+    DEFAULT_LEEWAY_S,
+    DEFAULT_MAX_LIFETIME_S,
+)
 from core.dev_issuer import DEV_AUDIENCE, DEV_ISSUER, DevIssuer, require_dev
 from core.errors import ConfigError
 from core.settings import Settings
@@ -45,6 +50,7 @@ class ApiConfig(BaseModel):
     jwks_ttl_seconds: float = DEFAULT_JWKS_TTL_S
     jwks_cooldown_seconds: float = DEFAULT_JWKS_COOLDOWN_S
     leeway_seconds: int = DEFAULT_LEEWAY_S
+    max_token_lifetime_seconds: int = DEFAULT_MAX_LIFETIME_S
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_verify_body_bytes: int = DEFAULT_MAX_VERIFY_BODY_BYTES
     max_large_bodies: int = DEFAULT_MAX_LARGE_BODIES
@@ -86,6 +92,7 @@ _VARS = {
     "jwks_ttl_seconds": "CAP_JWKS_TTL_SECONDS",
     "jwks_cooldown_seconds": "CAP_JWKS_COOLDOWN_SECONDS",
     "leeway_seconds": "CAP_JWT_LEEWAY_SECONDS",
+    "max_token_lifetime_seconds": "CAP_JWT_MAX_LIFETIME_SECONDS",
     "max_body_bytes": "CAP_MAX_BODY_BYTES",
     "max_verify_body_bytes": "CAP_MAX_VERIFY_BODY_BYTES",
     "max_large_bodies": "CAP_MAX_LARGE_BODIES",

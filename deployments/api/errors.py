@@ -1,12 +1,15 @@
 """The API's one error mapping: CapError → HTTP status, JSON body ``{error, message, details}``.
 
-Nothing else in the API turns errors into responses. Unexpected exceptions become a 500 with code
-``internal_error`` and no trace; auth failures are counted by reason.
+Nothing else in the API turns errors into responses; no error body carries an absolute server path.
+Unexpected exceptions become a 500 with code ``internal_error`` and no trace; auth failures are counted
+by reason.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -65,6 +68,22 @@ def status_for(exc: CapError) -> int:
     return next((status for kind, status in STATUS_TABLE if isinstance(exc, kind)), 500)
 
 
+# An absolute file path (or file:// URI) not inside a URL: a client sees only its last part.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])(?:file://)?/(?:[^\s/'\"<>]+/)+([^\s/'\"<>]*)")
+
+
+def without_paths(value: Any) -> Any:
+    """``value`` with every absolute path replaced by its last part (server layout is not the client's
+    business): applied to every error body the API sends."""
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "<dir>", value)
+    if isinstance(value, dict):
+        return {k: without_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_paths(v) for v in value]
+    return value
+
+
 def error_body(code: str, message: str, details: dict[str, object] | None = None) -> dict[str, object]:
     return {"error": code, "message": message, "details": details or {}}
 
@@ -94,7 +113,7 @@ async def cap_error(_: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status >= 500:
         log.warning("%s: %s", exc.code, exc.diagnostics())
-    return JSONResponse(exc.to_dict(), status_code=status, headers=_auth_headers(exc))
+    return JSONResponse(without_paths(exc.to_dict()), status_code=status, headers=_auth_headers(exc))
 
 
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -73,4 +73,10 @@ def token_validator(config: ApiConfig) -> TokenValidator:
         assert config.jwks_file is not None
         fetch, source = file_fetcher(config.jwks_file), str(config.jwks_file)
     keys = JwksCache(fetch, source=source, ttl=config.jwks_ttl_seconds, cooldown=config.jwks_cooldown_seconds)
-    return TokenValidator(keys, issuer=config.issuer, audience=config.audience, leeway=config.leeway_seconds)
+    return TokenValidator(
+        keys,
+        issuer=config.issuer,
+        audience=config.audience,
+        leeway=config.leeway_seconds,
+        max_lifetime=config.max_token_lifetime_seconds,
+    )

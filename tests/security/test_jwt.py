@@ -1,4 +1,5 @@
-"""Every class of bad credential is refused with 401 (or 403 for a missing scope), and counted by reason."""
+"""Attack: forged, confused, oversized and overlong bearer tokens. Every class of bad credential is refused
+with 401 (or 403 for a missing scope), counted by reason, and nothing the attacker wrote is echoed back."""
 
 from __future__ import annotations
 
@@ -44,6 +45,23 @@ def _foreign_signature(issuer) -> str:
     return jwt.encode(issuer.claims("admin:full"), other, algorithm="RS256", headers={"kid": issuer.rsa_kid})
 
 
+def _embedded_key(issuer, where: str) -> str:
+    """Signed by the attacker's own key, which the header offers (``jwk``) or points at (``jku``)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(RSAAlgorithm.to_jwk(attacker.public_key()))
+    offered = {"jwk": public} if where == "jwk" else {"jku": "https://evil.test/jwks.json"}
+    return jwt.encode(
+        issuer.claims("admin:full"), attacker, algorithm="RS256", headers={"kid": issuer.rsa_kid, **offered}
+    )
+
+
+def _header_padded(issuer, size: int) -> str:
+    return issuer.token("admin:full", kid=issuer.rsa_kid) + "A" * size
+
+
 BAD_TOKENS = [
     pytest.param(lambda i: None, "missing_token", id="no_token"),
     pytest.param(lambda i: "Basic dXNlcjpwYXNz", "wrong_scheme", id="wrong_scheme"),
@@ -66,6 +84,29 @@ BAD_TOKENS = [
         "key_algorithm_mismatch",
         id="es256_token_rsa_kid",
     ),
+    pytest.param(
+        lambda i: f"Bearer {i.token(alg='RS256', kid=i.ec_kid)}",
+        "key_algorithm_mismatch",
+        id="rs256_token_ec_kid",
+    ),
+    pytest.param(lambda i: f"Bearer {_embedded_key(i, 'jwk')}", "bad_signature", id="embedded_jwk"),
+    pytest.param(lambda i: f"Bearer {_embedded_key(i, 'jku')}", "bad_signature", id="jku_url"),
+    pytest.param(lambda i: f"Bearer {i.token(exp=253402300799)}", "lifetime_too_long", id="exp_year_9999"),
+    pytest.param(
+        lambda i: f"Bearer {i.token(iat=int(time.time()) - 10, exp=int(time.time()) + 25 * 3600)}",
+        "lifetime_too_long",
+        id="lifetime_25h",
+    ),
+    pytest.param(
+        lambda i: f"Bearer {i.token(exp=str(int(time.time()) + 300))}",
+        "claim_not_numeric",
+        id="exp_as_string",
+    ),
+    pytest.param(
+        lambda i: f"Bearer {i.token(nbf=str(int(time.time()) - 1))}", "claim_not_numeric", id="nbf_as_string"
+    ),
+    pytest.param(lambda i: f"Bearer {i.token(iat=True)}", "claim_not_numeric", id="iat_as_bool"),
+    pytest.param(lambda i: f"Bearer {_header_padded(i, 1_300_000)}", "token_too_large", id="header_1_3_mb"),
 ]
 
 
@@ -124,3 +165,66 @@ def test_rotated_jwks_is_refetched_on_unknown_kid(settings, issuer, flows):
     issuer.rotate_rsa("rsa-2")
     r = client.get("/admin/keys", headers=bearer(issuer.token("keys:read")))
     assert r.status_code == 200, r.text
+
+
+def test_a_token_within_the_maximum_lifetime_is_accepted(client, issuer):
+    now = int(time.time())
+    token = issuer.token("keys:read", iat=now, exp=now + 24 * 3600)
+    assert client.get("/admin/keys", headers=bearer(token)).status_code == 200
+
+
+def test_maximum_lifetime_is_configurable(settings, issuer, flows):
+    from fastapi.testclient import TestClient
+
+    from deployments.api.app import create_app
+    from tests.api.conftest import api_config
+
+    config = api_config(issuer.jwks_path, max_token_lifetime_seconds=60)
+    client = TestClient(create_app(settings, config, flows=flows))
+    r = client.get("/admin/keys", headers=bearer(issuer.token("keys:read")))  # exp = now + 300
+    assert r.status_code == 401
+    assert r.json()["details"]["reason"] == "lifetime_too_long"
+
+
+@pytest.mark.parametrize("kid", ["<script>alert(1)</script>", "x" * 500, "../../etc/passwd"])
+def test_attacker_kid_is_not_echoed(client, issuer, kid):
+    r = client.get("/admin/keys", headers=bearer(issuer.token(kid=kid)))
+    assert r.status_code == 401
+    assert r.json()["details"]["reason"] == "unknown_kid"
+    assert kid not in r.text
+    assert kid not in r.headers["www-authenticate"]
+
+
+def test_oversized_header_is_refused_before_parsing(client, issuer, monkeypatch):
+    """1.3 MB of token: refused on its length; the JWT parser is never called."""
+    calls = []
+    monkeypatch.setattr(jwt, "get_unverified_header", lambda *a, **k: calls.append(1) or {})
+    r = client.get("/admin/keys", headers={"Authorization": "Bearer " + "A" * 1_300_000})
+    assert r.status_code == 401
+    assert r.json()["details"] == {"reason": "token_too_large", "limit": 8192}
+    assert calls == []
+
+
+def test_jwks_file_path_is_not_in_the_503(client, issuer):
+    issuer.jwks_path.unlink()
+    r = client.get("/admin/keys", headers=bearer(issuer.token("keys:read")))
+    assert r.status_code == 503
+    assert r.json()["error"] == "jwks_unavailable"
+    assert str(issuer.jwks_path.parent) not in r.text
+    assert r.json()["details"]["file"] == "jwks.json"
+
+
+def test_backup_store_path_is_not_in_a_storage_error(client, issuer, settings, monkeypatch):
+    """A real OSError of the file store, translated once (core/backup/storage.file_errors), names its path:
+    the client sees only the last part of it."""
+    from core.backup.storage import FileStore, file_errors
+
+    def failing_list(store):
+        with file_errors("list backups", store.root):
+            raise PermissionError(13, "Permission denied", str(store.root))
+
+    monkeypatch.setattr(FileStore, "list_backups", failing_list)
+    r = client.get("/admin/backups", headers=bearer(issuer.token("backup:read")))
+    assert r.status_code == 503
+    assert str(settings.layout.root.resolve()) not in r.text, r.text
+    assert "/" not in r.json()["details"]["file"]
