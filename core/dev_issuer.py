@@ -25,7 +25,7 @@ DEV_ISSUER = "cap-dev-issuer"
 DEV_AUDIENCE = "cap-verifier"
 DEV_ENV = "dev"
 PRIVATE_MODE = 0o600
-MAX_TTL_S = 7 * 24 * 3600
+MAX_TTL_S = 24 * 3600  # the API refuses longer-lived tokens (core.auth.DEFAULT_MAX_LIFETIME_S)
 
 
 def require_dev(settings: Settings) -> None:

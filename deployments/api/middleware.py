@@ -166,14 +166,15 @@ def gated_scopes(route: BaseRoute) -> tuple[str, ...] | None:
     """The scopes a body-taking route requires of its caller; None for routes without a body or a caller."""
     if not isinstance(route, APIRoute) or not route.dependant.body_params:
         return None
-    return _principal_scopes(route.dependant, ())
+    return required_scopes(route.dependant, ())
 
 
-def _principal_scopes(dependant: Dependant, parent: tuple[str, ...]) -> tuple[str, ...] | None:
+def required_scopes(dependant: Dependant, parent: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The scopes ``principal`` is asked for in ``dependant``'s tree; None if it is absent."""
     scopes = (*parent, *(dependant.own_oauth_scopes or ()))
     if dependant.call is principal:
         return scopes
-    found = [s for d in dependant.dependencies if (s := _principal_scopes(d, scopes)) is not None]
+    found = [s for d in dependant.dependencies if (s := required_scopes(d, scopes)) is not None]
     return tuple(dict.fromkeys(s for group in found for s in group)) if found else None
 
 

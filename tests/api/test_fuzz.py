@@ -8,9 +8,10 @@ development issuer (``cap token --scope admin:full``). Each generated case runs 
 checks against the committed document (which ``test_openapi.py`` keeps equal to the app's).
 
 Checks are split in two. **Invariants** fail the test: no server error at all (every dependency is up, so
-any 5xx is a bug), and status code, content type, headers and body conform to the schema. **Advisories**
-(schemathesis's positive/negative data acceptance, auth and method probes) are recorded and printed as
-findings — they point at places where the schema is looser or stricter than the app — and written to
+any 5xx is a bug); status code, content type, headers and body conform to the schema; data the schema
+forbids is refused (negative-data rejection); and no operation that declares security answers a request
+without credentials (ignored auth). **Advisories** (positive-data acceptance, missing-header and method
+probes) are recorded and printed as findings — they point at places where the schema is looser or stricter than the app — and written to
 ``build/fuzz-findings.txt`` by ``make fuzz``.
 
 The example count is bounded: ``CAP_FUZZ_EXAMPLES`` per operation (default 20 in ``make test``); ``make fuzz``
@@ -67,13 +68,13 @@ INVARIANTS = [
     checks.content_type_conformance,
     checks.response_headers_conformance,
     checks.response_schema_conformance,
+    checks.negative_data_rejection,  # data the schema forbids must be refused (4xx), never accepted
+    checks.ignored_auth,  # every operation that declares security refuses a request without it
 ]
 ADVISORIES = [
     checks.positive_data_acceptance,
-    checks.negative_data_rejection,
     checks.missing_required_header,
     checks.unsupported_method,
-    checks.ignored_auth,
 ]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import tarfile
 import tracemalloc
@@ -127,35 +126,3 @@ def test_manifest_signer_must_have_been_active_when_it_signed(tmp_path, entry, r
         _verify(store, result.manifest.backup_id, live)
     assert caught.value.code == "backup_signature_invalid"
     assert caught.value.details["kid"] == SIGNER.kid
-
-
-def test_tar_duplicate_members_are_refused():
-    """Held up (tests/unit/test_backup_tamper.py covers traversal, links, devices): listed here for the
-    suite's table; a repeated member is refused even when both copies match the manifest."""
-    from core.backup.archive import extract_archive
-    from core.backup.manifest import FileType, ManifestFile
-
-    data = b"x"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for _ in range(2):
-            info = tarfile.TarInfo("a.txt")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    entry = ManifestFile(
-        path="a.txt",
-        sha3_256="0x" + hashlib.sha3_256(data).hexdigest(),
-        size_bytes=1,
-        type=FileType.CONFIGURATION,
-    )
-    buf.seek(0)
-    with pytest.raises(IntegrityError) as caught:
-        extract_archive(buf, _tmp_dir(), [entry])
-    assert caught.value.code == "backup_extra_file"
-
-
-def _tmp_dir():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp())
