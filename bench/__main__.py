@@ -102,6 +102,12 @@ def _prefect(quick: bool, s3: bool) -> list[Figure]:
     return bench_prefect.run(runs=5 if quick else 20)
 
 
+def _hostile(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_hostile
+
+    return bench_hostile.run()
+
+
 Suite = Callable[[bool, bool], list[Figure]]
 SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
     "verify_http": (_verify_http, ("verify_http_rps", "verify_http_p99_ms", "verify_inprocess_rps")),
@@ -115,6 +121,10 @@ SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
     "sap": (_sap, ()),
     "prefect": (_prefect, ("prefect_flow_overhead_s",)),
     "zk": (_zk, ("zk_verify_10k_ms", "zk_proof_10k_kb")),
+    "hostile": (
+        _hostile,
+        ("hostile_anon_28mib_verify_ms", "hostile_policy_60k_keys_ms", "hostile_swapped_archive_ms"),
+    ),
 }
 
 

@@ -94,7 +94,13 @@ def _parse_yaml(text: str, source: str, limits: PolicyLimits) -> tuple[Any, yaml
 
 
 def _parse_json(text: str, source: str, limits: PolicyLimits) -> Any:
+    keys = 0
+
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal keys
+        keys += len(items)
+        if keys > limits.max_keys:  # refused before the mapping is even built
+            raise refuse("keys", limits.max_keys, f"more than {limits.max_keys}", source)
         mapping = dict(items)
         if len(mapping) != len(items):  # linear: a dict drops duplicates, so the sizes differ
             duplicate = _first_duplicate(key for key, _ in items)
@@ -137,14 +143,15 @@ def _lines_of(text: str) -> yaml.Node | None:
 def parse_document(
     text: str, source: str, limits: PolicyLimits = DEFAULT_LIMITS
 ) -> tuple[dict[str, Any], yaml.Node | None]:
-    """The document as a mapping plus its node tree (for line numbers).
+    """The document as a mapping plus its node tree (for line numbers; None for JSON, whose tree is
+    composed only when an error needs a line, see :func:`validate_as`).
 
     Raises InvalidInputError; its :mod:`core.policy.limits` kinds when the text, keys, items, rules,
     strings or nesting exceed ``limits`` (checked before or while parsing, never after the expensive work).
     """
     check_text(text, source, limits)
     if text.lstrip().startswith("{"):
-        data, node = _parse_json(text, source, limits), _lines_of(text)
+        data, node = _parse_json(text, source, limits), None  # lines only when an error needs one
     else:
         data, node = _parse_yaml(text, source, limits)
     if not isinstance(data, dict):
@@ -175,13 +182,17 @@ def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def validate_as(model: type[M], data: dict[str, Any], source: str, node: yaml.Node | None) -> M:
-    """``model.model_validate(data)``; a ValidationError becomes InvalidInputError with file and line."""
+def validate_as(
+    model: type[M], data: dict[str, Any], source: str, node: yaml.Node | None, text: str | None = None
+) -> M:
+    """``model.model_validate(data)``; a ValidationError becomes InvalidInputError with file and line
+    (from ``node``, or from composing ``text`` when no node was kept)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         loc = tuple(exc.errors(include_url=False)[0]["loc"])
-        raise validation_error(exc, source, line_of(node, loc)) from exc
+        lines = node if node is not None or text is None else _lines_of(text)
+        raise validation_error(exc, source, line_of(lines, loc)) from exc
 
 
 def is_v1(data: dict[str, Any]) -> bool:
@@ -198,8 +209,8 @@ def load_policy_text(text: str, source: str = "<policy>") -> PolicyV1 | PolicyV2
     """Parse a YAML or JSON policy. Raises :class:`InvalidInputError` naming file, line, field, expected."""
     data, node = parse_document(text, source)
     if is_v1(data):
-        return validate_as(PolicyV1, data, source, node)
-    return validate_as(PolicyV2, data, source, node)
+        return validate_as(PolicyV1, data, source, node, text)
+    return validate_as(PolicyV2, data, source, node, text)
 
 
 def load_policy_file(path: str | Path) -> PolicyV1 | PolicyV2:
