@@ -143,22 +143,24 @@ class AuthGate:
         self.gated = [(route, scopes) for route in routes if (scopes := gated_scopes(route)) is not None]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scopes = self._required(scope) if scope["type"] == "http" else None
-        if scopes is not None:
+        gated = self._gated(scope) if scope["type"] == "http" else None
+        if gated is not None:
+            route, scopes = gated
             headers = dict(scope.get("headers") or [])
             authorization = headers.get(b"authorization", b"").decode("latin-1") or None
             try:
                 authenticate(scope["app"].state.cap, authorization, scopes)
             except CapError as exc:
+                scope["route"] = route  # metrics label the refusal by its route template
                 response = await cap_error(Request(scope), exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _required(self, scope: Scope) -> tuple[str, ...] | None:
+    def _gated(self, scope: Scope) -> tuple[BaseRoute, tuple[str, ...]] | None:
         for route, scopes in self.gated:
             if route.matches(scope)[0] is Match.FULL:
-                return scopes
+                return route, scopes
         return None
 
 
