@@ -62,7 +62,7 @@ def create_app(
     app.add_middleware(
         BodyLimit,
         limit=config.max_body_bytes,
-        per_path={"/verify": config.max_verify_body_bytes},
+        per_path={"/verify": config.max_verify_body_bytes, "/admin/": config.max_admin_body_bytes},
         large_slots=config.max_large_bodies,
     )
     # Outside BodyLimit: an anonymous caller learns nothing but 401, and no body byte is read before it.

@@ -26,6 +26,8 @@ API_VERSION = "0.12.0"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # POST /verify carries the whole proof: ~2.7 KB per screened supplier, so 32 MiB holds ~12,000 suppliers.
 DEFAULT_MAX_VERIFY_BODY_BYTES = 32 * 1024 * 1024
+# Admin routes take a handful of parameters (backup id, key kid, reason): 64 KiB is generous.
+DEFAULT_MAX_ADMIN_BODY_BYTES = 64 * 1024
 # Bodies over 1 MiB read at once per worker; the next one is 503 ``busy`` (a 32 MiB proof peaks ~340 MB).
 DEFAULT_MAX_LARGE_BODIES = 4
 DEFAULT_TOKEN_URL = "https://auth.example.com/oauth/token"  # noqa: S105 - the original's, for the OpenAPI document only
@@ -54,6 +56,7 @@ class ApiConfig(BaseModel):
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_verify_body_bytes: int = DEFAULT_MAX_VERIFY_BODY_BYTES
     max_large_bodies: int = DEFAULT_MAX_LARGE_BODIES
+    max_admin_body_bytes: int = DEFAULT_MAX_ADMIN_BODY_BYTES
     metrics_public: bool = False
     backup_uri: str | None = None
     prefect_api_url: str | None = None
@@ -96,6 +99,7 @@ _VARS = {
     "max_body_bytes": "CAP_MAX_BODY_BYTES",
     "max_verify_body_bytes": "CAP_MAX_VERIFY_BODY_BYTES",
     "max_large_bodies": "CAP_MAX_LARGE_BODIES",
+    "max_admin_body_bytes": "CAP_MAX_ADMIN_BODY_BYTES",
     "backup_uri": "CAP_BACKUP_URI",
     "prefect_api_url": "PREFECT_API_URL",
     "token_url": "CAP_OAUTH_TOKEN_URL",

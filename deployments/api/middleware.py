@@ -49,7 +49,8 @@ class BodyLimit:
     A declared ``Content-Length`` over the limit is refused before any byte is read; a chunked body is
     refused at the chunk that crosses the limit, so no more than ``limit`` + one chunk is ever held. A body
     that grows past ``large`` bytes needs one of ``large_slots`` per worker (503 ``busy`` when none is free).
-    ``per_path`` gives exact paths their own limit (``POST /verify`` carries whole proofs).
+    ``per_path`` gives paths their own limit: exact, or a prefix ending in ``/`` (``POST /verify`` carries
+    whole proofs; ``/admin/`` routes take a few parameters).
     """
 
     def __init__(
@@ -68,7 +69,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get(scope.get("path", ""), self.default)
+        limit = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)
@@ -93,6 +94,13 @@ class BodyLimit:
         finally:
             if held:
                 self.large_in_flight -= 1
+
+    def limit_for(self, path: str) -> int:
+        """An exact ``per_path`` entry, else the longest entry ending in ``/`` that prefixes ``path``."""
+        if path in self.per_path:
+            return self.per_path[path]
+        prefixes = [p for p in self.per_path if p.endswith("/") and path.startswith(p)]
+        return self.per_path[max(prefixes, key=len)] if prefixes else self.default
 
     def _take_large_slot(self) -> bool:
         """One event loop per worker, no await in between: a plain counter is race-free here."""

@@ -51,7 +51,15 @@ def test_garbage_token_is_401_before_the_body_is_read(app):
     assert exchange.pulled <= CHUNK
 
 
-@pytest.mark.parametrize(("path", "limit"), [("/verify", 32 * 1024 * 1024), ("/policy/compile", 1024 * 1024)])
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [
+        ("/verify", 32 * 1024 * 1024),
+        ("/policy/compile", 1024 * 1024),
+        ("/admin/keys/rotate", 64 * 1024),
+        ("/admin/keys/0123/revoke", 64 * 1024),
+    ],
+)
 def test_chunked_body_over_the_route_limit_stops_at_the_limit(app, issuer, path, limit):
     """No Content-Length: the limit is enforced while streaming, not after buffering it all."""
     exchange = post(app, path, limit * 2, {**JSON, **bearer(issuer.token())}, declare_length=False)
