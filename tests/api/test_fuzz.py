@@ -11,8 +11,8 @@ Checks are split in two. **Invariants** fail the test: no server error at all (e
 any 5xx is a bug); status code, content type, headers and body conform to the schema; data the schema
 forbids is refused (negative-data rejection); and no operation that declares security answers a request
 without credentials (ignored auth). **Advisories** (positive-data acceptance, missing-header and method
-probes) are recorded and printed as findings — they point at places where the schema is looser or stricter than the app — and written to
-``build/fuzz-findings.txt`` by ``make fuzz``.
+probes) are recorded and printed as findings — they point at places where the schema is looser or
+stricter than the app — and written to ``build/fuzz-findings.txt`` by ``make fuzz``.
 
 The example count is bounded: ``CAP_FUZZ_EXAMPLES`` per operation (default 20 in ``make test``); ``make fuzz``
 raises it so that at least 1,000 requests are sent, and prints the count.
