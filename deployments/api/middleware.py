@@ -22,12 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import CapError
 from core.metrics import API_LATENCY, API_REQUESTS
+from deployments.api.config import DEFAULT_MAX_LARGE_BODIES
 from deployments.api.deps import authenticate, principal
 from deployments.api.errors import cap_error
 
 UNMATCHED = "unmatched"
 DEFAULT_LARGE_BODY_BYTES = 1024 * 1024  # a body past this needs a large-body slot (see BodyLimit)
-DEFAULT_LARGE_BODY_SLOTS = 4
 
 
 class BodyRefusedError(HTTPException):
@@ -60,7 +60,7 @@ class BodyLimit:
         per_path: dict[str, int] | None = None,
         *,
         large: int = DEFAULT_LARGE_BODY_BYTES,
-        large_slots: int = DEFAULT_LARGE_BODY_SLOTS,
+        large_slots: int = DEFAULT_MAX_LARGE_BODIES,
     ) -> None:
         self.app, self.default, self.per_path = app, limit, dict(per_path or {})
         self.large, self.large_slots, self.large_in_flight = large, large_slots, 0
