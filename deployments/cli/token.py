@@ -13,7 +13,9 @@ from deployments.cli.output import settings
 
 def token(
     scope: Annotated[str, typer.Option(help="Space-separated scopes, e.g. 'verify:run policy:read'.")],
-    ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 3600,
+    ttl: Annotated[
+        int, typer.Option(min=1, help="Lifetime in seconds (at most 86400: the API refuses more).")
+    ] = 3600,
     subject: Annotated[str, typer.Option(help="The token's sub claim.")] = "dev-user",
 ) -> None:
     """Mint a token for the local development issuer (created on first use)."""
