@@ -28,7 +28,7 @@ from core.errors import InvalidInputError
 from core.keyring import Keyring
 from core.keys import KeyStatus, parse_timestamp
 from core.manifest import Manifest, check_manifest_signature
-from core.metrics import DRIFT_BY_TYPE, DRIFT_DETECTED, DRIFT_DURATION, DRIFT_SEVERITY
+from core.metrics import DRIFT_BY_TYPE, DRIFT_DETECTED, DRIFT_DURATION
 from core.modes import CheckStatus
 from core.proof import Proof, check_proof_signature
 from core.registry import RegistryEntry
@@ -301,9 +301,9 @@ def analyse_drift(
 
 
 def observe_drift(report: DriftReport, seconds: float) -> None:
-    """Meter one analysis: duration, last score, detections and drifted types."""
+    """Meter one analysis: duration, detections and drifted types. The severity gauge is state, not an
+    event: :func:`core.status.record_entry_drift` books registry entries' scores for it."""
     DRIFT_DURATION.observe(seconds)
-    DRIFT_SEVERITY.set(report.score)
     if report.drifted:
         DRIFT_DETECTED.inc()
     for item in report.items:

@@ -23,6 +23,11 @@ class DataLayout:
         return self.root / "policies.sqlite"
 
     @property
+    def status_db(self) -> Path:
+        """The operations status book (:mod:`core.status`): not backed up, carried over by a restore."""
+        return self.root / "status.sqlite"
+
+    @property
     def audit_log(self) -> Path:
         return self.root / "audit.jsonl"
 

@@ -22,13 +22,14 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core import status
 from core.audit import AuditLog
 from core.canonical import pretty_bytes
 from core.digest import sha3_prefixed
 from core.documents import validate_model
 from core.errors import CapError, ConflictError, InvalidInputError, StorageError
 from core.fsio import atomic_write
-from core.metrics import LISTS_KEYS, LISTS_REFRESH_LAST_SUCCESS, LISTS_REFRESH_TOTAL
+from core.metrics import LISTS_REFRESH_TOTAL
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.sap.odata import retry_after_seconds
 from core.screening import ListsFile, SanctionsList, build_lists, load_lists
@@ -239,8 +240,8 @@ def refresh_lists(
         LISTS_REFRESH_TOTAL.labels(result="failure").inc()
         raise
     LISTS_REFRESH_TOTAL.labels(result="changed" if result.changed else "unchanged").inc()
-    LISTS_REFRESH_LAST_SUCCESS.set(now.timestamp())
-    LISTS_KEYS.set(result.sanctions_count)
+    with status.open_book(settings.layout.status_db) as book:
+        book.record_success(status.LISTS_REFRESH, now, result.sanctions_count, result.sanctions_root)
     return result
 
 

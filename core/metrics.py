@@ -1,14 +1,33 @@
 """Every Prometheus metric of CAP Verifier, defined once in one registry.
 
+Two kinds, and they never mix:
+
+- **Events** (counters, histograms) are emitted by the process where they happen: an API worker, a flow-run
+  process, the CLI. Every label value a rule relies on is created at import (value 0), so the first failure is
+  an increase from 0 that ``increase()`` sees, not a series that appears at 1. Under ``cap serve`` every child
+  writes them to ``PROMETHEUS_MULTIPROC_DIR``; the files of a finished process stay (a counter must never go
+  down), and ``/metrics`` sums them.
+- **State** (the gauges of :class:`ObservedState`: rotation phase, dual-accept time left, highest drift
+  severity among the current registry entries, last good backup, last list refresh) is computed at scrape time
+  from the data dir by :class:`StateCollector`, never left behind by a process that set it and exited. A gauge
+  whose state is unknown (no backup yet, list refresh never ran) has no sample, so absence-aware rules decide.
+
 Code paths import the metric they emit from here; ``/metrics`` serves :data:`REGISTRY` (or, with
-several API worker processes, the multiprocess collector over ``PROMETHEUS_MULTIPROC_DIR``).
-Names follow the seed document (``cap_enforce_*``, ``cap_drift_*``, ``cap_backup_*``, ``cap_restore_*``,
-``cap_key_*``/``cap_signatures_*``, ``cap_api_*``); ``monitoring/`` may only use names defined here.
+``PROMETHEUS_MULTIPROC_DIR``, the multiprocess collector plus the state collector). Names follow the seed
+document (``cap_enforce_*``, ``cap_drift_*``, ``cap_backup_*``, ``cap_restore_*``, ``cap_key_*``/
+``cap_signatures_*``, ``cap_api_*``); ``monitoring/`` may only use names defined here.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import atexit
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -32,9 +51,6 @@ ENFORCE_MODE_CHANGES = Counter(
 
 # --- drift (seed Track B2) ---
 DRIFT_DETECTED = Counter("cap_drift_detected_total", "Drift analyses that found drift", registry=REGISTRY)
-DRIFT_SEVERITY = Gauge(
-    "cap_drift_severity_score", "Severity score (0-100) of the last drift analysis", registry=REGISTRY
-)
 DRIFT_BY_TYPE = Counter("cap_drift_by_type_total", "Drift items by type", ["drift_type"], registry=REGISTRY)
 DRIFT_DURATION = Histogram(
     "cap_drift_analysis_duration_seconds", "Time to analyse drift", buckets=_FAST, registry=REGISTRY
@@ -50,10 +66,6 @@ BACKUP_TOTAL = Counter("cap_backup_total", "Backups by result", ["result"], regi
 BACKUP_DURATION = Histogram(
     "cap_backup_duration_seconds", "Backup duration", buckets=_SLOW, registry=REGISTRY
 )
-BACKUP_SIZE = Gauge("cap_backup_size_bytes", "Size of the last backup archive", registry=REGISTRY)
-BACKUP_LAST_SUCCESS = Gauge(
-    "cap_backup_last_success_timestamp_seconds", "Unix time of the last good backup", registry=REGISTRY
-)
 RESTORE_TOTAL = Counter("cap_restore_total", "Restores by result", ["result"], registry=REGISTRY)
 RESTORE_DURATION = Histogram(
     "cap_restore_duration_seconds", "Restore duration", buckets=_SLOW, registry=REGISTRY
@@ -66,15 +78,8 @@ LISTS_REFRESH_TOTAL = Counter(
     ["result"],
     registry=REGISTRY,
 )
-LISTS_REFRESH_LAST_SUCCESS = Gauge(
-    "cap_lists_refresh_last_success_timestamp_seconds",
-    "Unix time of the last refresh that fetched and checked every list",
-    registry=REGISTRY,
-)
-LISTS_KEYS = Gauge("cap_lists_keys", "Screening keys in the lists in force", registry=REGISTRY)
 
 # --- key rotation (seed Track D2) ---
-KEY_ROTATION_PHASE = Gauge("cap_key_rotation_phase", "Current key-rotation phase (0-3)", registry=REGISTRY)
 SIGNATURES_CREATED = Counter(
     "cap_signatures_created_total", "Signatures made, by key id", ["kid"], registry=REGISTRY
 )
@@ -83,9 +88,6 @@ SIGNATURES_VERIFIED = Counter(
     "Signatures checked, by key id and status",
     ["kid", "status"],
     registry=REGISTRY,
-)
-DUAL_ACCEPT_REMAINING = Gauge(
-    "cap_dual_accept_time_remaining_seconds", "Seconds left in the dual-accept window", registry=REGISTRY
 )
 KEY_ROTATIONS = Counter(
     "cap_key_rotations_total", "Completed key-rotation phase transitions", registry=REGISTRY
@@ -119,3 +121,114 @@ SAP_INGEST_RECORDS = Counter(
 SAP_INGEST_RUNS = Counter(
     "cap_sap_ingest_runs_total", "SAP ingest runs by overall result", ["result"], registry=REGISTRY
 )
+
+
+# --- label values the rules and panels rely on: present at 0 before the first event ---
+_INITIAL_LABELS: tuple[tuple[Counter, tuple[str, ...]], ...] = (
+    (ENFORCE_TOTAL, ("success", "warning", "failure")),
+    (BACKUP_TOTAL, ("success", "failure")),
+    (RESTORE_TOTAL, ("success", "failure")),
+    (LISTS_REFRESH_TOTAL, ("changed", "unchanged", "failure")),
+    (VERIFY_RESULTS, ("ok", "warn", "fail")),
+    (SAP_INGEST_RUNS, ("ok", "warn", "fail")),
+)
+for _counter, _values in _INITIAL_LABELS:
+    for _value in _values:
+        _counter.labels(_value)
+
+
+# --- state gauges, computed at scrape time ---
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedState:
+    """What the data dir says now; ``None`` means unknown (the gauge then has no sample)."""
+
+    rotation_phase: int | None = None
+    dual_accept_remaining_seconds: float | None = None
+    drift_severity_max: int | None = None
+    backup_last_success: float | None = None
+    backup_size_bytes: int | None = None
+    lists_refresh_last_success: float | None = None
+    lists_keys: int | None = None
+
+
+STATE_GAUGES: dict[str, tuple[str, str]] = {
+    "rotation_phase": ("cap_key_rotation_phase", "Current key-rotation phase (0-3) of the live keyring"),
+    "dual_accept_remaining_seconds": (
+        "cap_dual_accept_time_remaining_seconds",
+        "Seconds left in the dual-accept window of the live keyring (0 outside one)",
+    ),
+    "drift_severity_max": (
+        "cap_drift_severity_score",
+        "Highest drift severity (0-100) among the current registry entries (newest per subject) analysed",
+    ),
+    "backup_last_success": (
+        "cap_backup_last_success_timestamp_seconds",
+        "Unix time of the last good backup of this data dir (absent before the first)",
+    ),
+    "backup_size_bytes": ("cap_backup_size_bytes", "Archive size of the last good backup"),
+    "lists_refresh_last_success": (
+        "cap_lists_refresh_last_success_timestamp_seconds",
+        "Unix time of the last list refresh that fetched and checked every list (absent if it never ran)",
+    ),
+    "lists_keys": ("cap_lists_keys", "Screening keys in the lists of the last good refresh"),
+}
+
+
+class StateCollector(Collector):
+    """The state gauges from ``observe()`` at each scrape; without a source, the families with no sample."""
+
+    def __init__(self, observe: Callable[[], ObservedState] | None = None) -> None:
+        self.observe = observe
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families(ObservedState())
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self.observe() if self.observe is not None else ObservedState())
+
+    @staticmethod
+    def _families(state: ObservedState) -> Iterator[Metric]:
+        for field_name, (name, doc) in STATE_GAUGES.items():
+            family = GaugeMetricFamily(name, doc)
+            value = getattr(state, field_name)
+            if value is not None:
+                family.add_metric([], float(value))
+            yield family
+
+
+REGISTRY.register(StateCollector())  # names only: each scrape observes its own state (scrape_registry)
+STATE_NAMES = frozenset(name for name, _ in STATE_GAUGES.values())
+
+
+class _EventsOf(Collector):
+    """The counters and histograms of ``registry`` (its state families left out)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return (m for m in self.registry.collect() if m.name not in STATE_NAMES)
+
+
+def scrape_registry(observed: ObservedState) -> CollectorRegistry:
+    """What ``/metrics`` serves: the events of this process (or, with ``PROMETHEUS_MULTIPROC_DIR``, of every
+    process that wrote there) and the state gauges as ``observed`` at this scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_EventsOf(REGISTRY))
+    registry.register(StateCollector(lambda: observed))
+    return registry
+
+
+def _forget_process_gauges() -> None:
+    """At exit: drop this process's live-gauge files (counters and histograms stay: they never go down)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path and os.path.isdir(path):
+        multiprocess.mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
+
+
+atexit.register(_forget_process_gauges)

@@ -277,6 +277,15 @@ class Registry(db.SqliteStore):
         with self._lock, db.guard(self.path):
             return int(self._conn.execute(sql, tuple(params)).fetchone()[0])
 
+    def heads(self) -> list[tuple[str, str]]:
+        """``(id, proof_hash)`` of the newest entry of each subject (the entries drift monitoring reports)."""
+        sql = f"SELECT subject, id, proof_hash FROM registry_entries {_NEWEST_FIRST}"  # noqa: S608
+        newest: dict[str, tuple[str, str]] = {}
+        with self._lock, db.guard(self.path):
+            for subject, entry_id, proof_hash in self._conn.execute(sql):
+                newest.setdefault(str(subject), (str(entry_id), str(proof_hash)))
+        return list(newest.values())
+
     def meta(self) -> dict[str, str]:
         """The ``registry_meta`` rows (``registry_version`` = ``"1.0"``)."""
         with self._lock, db.guard(self.path):

@@ -544,18 +544,6 @@ def check_rotation_signer(settings: Settings, keyring: Keyring, now: datetime) -
     return rotation.probe_signer(keyring, KeyStore(settings.layout).signer(keyring.default_signing_kid), now)
 
 
-def observe_keyring(keyring: Keyring, now: datetime) -> None:
-    """Set ``cap_key_rotation_phase`` and ``cap_dual_accept_time_remaining_seconds`` from ``keyring``."""
-    metrics.KEY_ROTATION_PHASE.set(int(rotation.current_phase(keyring)))
-    metrics.DUAL_ACCEPT_REMAINING.set(rotation.dual_accept_remaining(keyring, now))
-
-
-def bind_rotation_gauges(current: Callable[[], Keyring], clock: Callable[[], datetime]) -> None:
-    """Let the rotation gauges read the live keyring on every scrape (the API passes its watcher)."""
-    metrics.KEY_ROTATION_PHASE.set_function(lambda: int(rotation.current_phase(current())))
-    metrics.DUAL_ACCEPT_REMAINING.set_function(lambda: rotation.dual_accept_remaining(current(), clock()))
-
-
 def rotation_outcome(
     plan: rotation.RotationPlan,
     now: datetime,
@@ -569,7 +557,6 @@ def rotation_outcome(
     """The report of a planned or applied step; an applied change counts in ``cap_key_rotations_total``."""
     if not dry_run and not plan.noop:
         metrics.KEY_ROTATIONS.inc()
-        observe_keyring(plan.after, now)
     return RotationOutcome(
         action=plan.step.action,
         phase=plan.request.phase,
@@ -645,7 +632,6 @@ def revoke_signing_key(
     if revoked.version != keyring.version:
         save_keyring(settings.layout.keyring, revoked)
         write_signing_values(settings, revoked)
-        observe_keyring(revoked, now)
     if settings.layout.key_metadata_path(kid).exists():
         KeyStore(settings.layout).set_status(kid, KeyStatus.REVOKED)
     return revoked

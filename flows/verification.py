@@ -1,8 +1,9 @@
 """Flow ``verification-run``: re-verify registry entries and drift-analyse each against its baseline.
 
 Orders the tasks of ``tasks/verification.py``; the checks live in ``core/verify.py`` and ``core/drift.py``.
-Publishes the table artifact ``verification-run`` and a ``cap.drift.detected`` event per medium or high
-drift. Drift never fails the run; a run fails only when the registry or keyring cannot be read.
+Books each entry's drift score in the status book (``cap_drift_severity_score`` reports the highest among
+the current entries), publishes the table artifact ``verification-run`` and a ``cap.drift.detected`` event
+per medium or high drift. Drift never fails the run; a run fails only when the registry or keyring cannot be read.
 Deployment ``verification-hourly`` in ``prefect.yaml`` schedules it.
 """
 
@@ -37,8 +38,10 @@ def verification_run(
         t.publish_results([], [], [])
         return run_summary([], [])
     trust = t.load_trust(settings, lists_path)
-    reports = t.reverify_entries(entries, trust, mode, datetime.now(UTC))
+    now = datetime.now(UTC)
+    reports = t.reverify_entries(entries, trust, mode, now)
     drifts = t.analyse_drift(entries, reports, trust, timedelta(hours=expected_gap_hours))
+    t.book_drift(settings, entries, drifts, now)
     t.publish_results(entries, reports, drifts)
     t.emit_drift_events(drifts)
     return run_summary(reports, drifts)

@@ -17,7 +17,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from core import reverify, service
+from core import reverify, service, status
 from core.drift import DriftReport, drift_event
 from core.keyring import Keyring
 from core.modes import EnforcementMode
@@ -83,6 +83,14 @@ def analyse_drift(
         reverify.entry_drift(e, entries, r, keyring=trust.keyring, expected_gap=expected_gap)
         for e, r in zip(entries, reports, strict=True)
     ]
+
+
+@task(name="book-drift", **_IO)
+def book_drift(
+    settings: Settings, entries: list[RegistryEntry], drifts: list[DriftReport | None], now: datetime
+) -> int:
+    """Each entry's score into the status book: ``cap_drift_severity_score`` reports the current ones."""
+    return status.record_entry_drift(settings.layout, entries, drifts, now)
 
 
 @task(name="publish-results", **_PURE)

@@ -20,6 +20,7 @@ from pathlib import Path
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
+from core import status
 from core.backup import BackupResult, create_backup
 from core.backup.manifest import TrustedKey, check_backup_id, parse_keyring
 from core.backup.restore import (
@@ -37,14 +38,7 @@ from core.backup.scan import PiiMode
 from core.backup.storage import BackupListing, BackupStore, open_store
 from core.backup.swap import Recovery
 from core.errors import ConfigError, StorageError
-from core.metrics import (
-    BACKUP_DURATION,
-    BACKUP_LAST_SUCCESS,
-    BACKUP_SIZE,
-    BACKUP_TOTAL,
-    RESTORE_DURATION,
-    RESTORE_TOTAL,
-)
+from core.metrics import BACKUP_DURATION, BACKUP_TOTAL, RESTORE_DURATION, RESTORE_TOTAL
 from core.policy_store import StoredPolicy, verify_stored
 from core.service import default_signer
 from core.settings import Settings
@@ -91,7 +85,8 @@ def backup_now(
     created_by: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BackupResult:
-    """Back up the data dir into ``to_uri``, signed by the default signer; emits the backup metrics.
+    """Back up the data dir into ``to_uri``, signed by the default signer; counts it in ``cap_backup_total``
+    and books a success in the status book (the ``cap_backup_last_success_*`` gauge reads it).
 
     Raises what :func:`core.backup.create_backup` raises, and :class:`NotFoundError` without a keyring.
     """
@@ -106,8 +101,8 @@ def backup_now(
             created_by=created_by,
             progress=progress,
         )
-    BACKUP_SIZE.set(result.manifest.archive.size_bytes)
-    BACKUP_LAST_SUCCESS.set(now.timestamp())
+    with status.open_book(settings.layout.status_db) as book:
+        book.record_success(status.BACKUP, now, result.manifest.archive.size_bytes, result.manifest.backup_id)
     return result
 
 

@@ -8,12 +8,13 @@ from datetime import datetime
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core import db, service
+from core import db
 from core.errors import CapError
-from core.metrics import REGISTRY
+from core.metrics import ObservedState, scrape_registry
 from core.modes import CheckStatus
+from core.status import observe_rotation, observe_status
 from deployments.api.config import API_VERSION
 from deployments.api.deps import MetricsReader, NowDep, StateDep
 from deployments.api.models import Health, Readiness, ReadyCheck
@@ -42,18 +43,19 @@ def readyz(state: StateDep, now: NowDep) -> Response:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 def metrics(_: MetricsReader, state: StateDep, now: NowDep) -> Response:
-    with contextlib.suppress(CapError):  # no usable keyring: /readyz says so; the gauges keep their value
-        service.observe_keyring(state.current_keyring(now), now)
-    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+    """Event counters of every process writing to ``PROMETHEUS_MULTIPROC_DIR`` (or this one), and the state
+    gauges computed now from the live keyring, the status book and the registry."""
+    return Response(generate_latest(scrape_registry(_observed(state, now))), media_type=CONTENT_TYPE_LATEST)
 
 
-def _registry() -> CollectorRegistry:
-    """The process registry, or with several workers one over ``PROMETHEUS_MULTIPROC_DIR``."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return REGISTRY
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return registry
+def _observed(state: ApiState, now: datetime) -> ObservedState:
+    keyring = None
+    with contextlib.suppress(CapError):  # no usable keyring: /readyz says so; the rotation gauges are absent
+        keyring = state.current_keyring(now)
+    try:
+        return observe_status(state.settings.layout, keyring, now)
+    except CapError:  # an unreadable status book or registry: keep the keyring gauges
+        return observe_rotation(keyring, now)
 
 
 def _check(name: str, ok: bool, message: str) -> ReadyCheck:
