@@ -12,6 +12,7 @@ supervisor says which, stops the others and exits non-zero: nothing is restarted
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -87,17 +88,66 @@ def project_dir(cwd: Path) -> Path:
     return cwd if (cwd / "prefect.yaml").exists() else PROJECT_ROOT
 
 
-def child_env(settings: Settings, options: ServeOptions, prefect_url: str | None) -> dict[str, str]:
-    """The environment of every child; ``PROMETHEUS_MULTIPROC_DIR`` is a fresh dir when workers > 1."""
+class MetricsDir:
+    """This server's ``PROMETHEUS_MULTIPROC_DIR``: ``<data>/run/metrics/<pid>``, owned through a held lock.
+
+    Every child (API workers, the runner and its flow-run processes) writes its counters there, so
+    ``/metrics`` sums them even after a flow run exits. Another ``cap serve`` on the same data dir gets its
+    own directory and never touches this one; a directory whose owner died (its lock is free) is removed by
+    the next server that starts, and this one is removed when this server stops.
+    """
+
+    LOCK = ".owner.lock"
+
+    def __init__(self, settings: Settings) -> None:
+        self.parent = (settings.data_dir / "run" / "metrics").resolve()
+        self.path = self.parent / str(os.getpid())
+        self._lock: int | None = None
+
+    def open(self) -> Path:
+        self.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_orphans()
+        shutil.rmtree(self.path, ignore_errors=True)  # a dead server of our pid, before pid reuse
+        self.path.mkdir()
+        self._lock = os.open(self.path / self.LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        return self.path
+
+    def close(self) -> None:
+        if self._lock is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            os.close(self._lock)
+            self._lock = None
+
+    def _remove_orphans(self) -> None:
+        for other in self.parent.iterdir():
+            if other.is_dir() and _owner_gone(other / self.LOCK):
+                shutil.rmtree(other, ignore_errors=True)
+
+
+def _owner_gone(lock: Path) -> bool:
+    """True when no live server holds ``lock`` (or it is missing: a directory from before locks)."""
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def child_env(settings: Settings, prefect_url: str | None, metrics_dir: Path | None = None) -> dict[str, str]:
+    """The environment of every child; ``PROMETHEUS_MULTIPROC_DIR`` is this server's :class:`MetricsDir`."""
     env = {**os.environ, **PREFECT_ENV, "CAP_DATA_DIR": str(settings.data_dir.resolve())}
     env.setdefault("PREFECT_HOME", str((settings.data_dir / "prefect").resolve()))
     if prefect_url:
         env["PREFECT_API_URL"] = prefect_url
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    if options.workers > 1:
-        metrics_dir = (settings.data_dir / "run" / "metrics").resolve()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
+    if metrics_dir is not None:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     return env
 
@@ -178,6 +228,7 @@ class Supervisor:
         url = attach or (f"http://127.0.0.1:{options.prefect_port}/api" if options.prefect else None)
         self.prefect_url = url
         self.children = children(options, self.start_server)
+        self.metrics_dir = MetricsDir(settings)
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -189,6 +240,7 @@ class Supervisor:
             return 1
         finally:
             self._stop_all()
+            self.metrics_dir.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -196,7 +248,7 @@ class Supervisor:
         self.stopping = True
 
     def _start_all(self) -> None:
-        env = child_env(self.settings, self.options, self.prefect_url)
+        env = child_env(self.settings, self.prefect_url, self.metrics_dir.open())
         for child in self.children:
             if self.stopping:
                 return

@@ -8,17 +8,19 @@ from datetime import timedelta
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
-from core import metrics, rotation, service
+from core import rotation, service
 from core.errors import CapError, InvalidInputError, KeyError_, RotationError, StorageError
 from core.keyring import KeyringMode, KeyringWatcher, bootstrap_keyring, entry_from_metadata, load_keyring
 from core.keys import KeyStatus, KeyStore, build_metadata
-from core.metrics import REGISTRY
+from core.metrics import REGISTRY, scrape_registry
 from core.modes import CheckStatus, EnforcementMode
 from core.registry import Registry
 from core.rotation import RotationAction, RotationPhase, make_request, parse_duration
 from core.settings import Settings
 from core.signing import Ed25519Signer
+from core.status import observe_status
 from core.verify import verify_proof
 from tests.world import NOW, World
 
@@ -589,8 +591,6 @@ def test_rotation_metrics(settings):
     rotations = sample("cap_key_rotations_total")
     _rotate(settings, 0), _rotate(settings, 1)
     assert sample("cap_key_rotations_total") == rotations + 2
-    assert sample("cap_key_rotation_phase") == 1
-    assert sample("cap_dual_accept_time_remaining_seconds") == 168 * 3600  # set at the phase's own "now"
     _rotate(settings, 1)  # a no-op is not a rotation
     assert sample("cap_key_rotations_total") == rotations + 2
     created = sample("cap_signatures_created_total", {"kid": NEW.kid})
@@ -602,15 +602,16 @@ def test_rotation_metrics(settings):
     assert sample("cap_signatures_verified_total", {"kid": NEW.kid, "status": "fail"}) == verified + 1
 
 
-def test_bound_gauges_read_the_live_keyring():
-    keyring = _through(1)
-    service.bind_rotation_gauges(lambda: keyring, lambda: NOW + HOUR + HOUR)
-    try:
-        assert REGISTRY.get_sample_value("cap_dual_accept_time_remaining_seconds") == 167 * 3600
-        assert REGISTRY.get_sample_value("cap_key_rotation_phase") == 1
-    finally:  # back to plain set() gauges for the other tests
-        vars(metrics.KEY_ROTATION_PHASE).pop("_child_samples", None)
-        vars(metrics.DUAL_ACCEPT_REMAINING).pop("_child_samples", None)
+def test_rotation_gauges_are_computed_from_the_keyring_at_scrape_time(settings):
+    """Phase and window come from the keyring each scrape, not from whichever process rotated last."""
+    _rotate(settings, 0), _rotate(settings, 1)
+    keyring = load_keyring(settings.layout.keyring)
+    text = generate_latest(scrape_registry(observe_status(settings.layout, keyring, NOW + HOUR + HOUR)))
+    assert b"cap_key_rotation_phase 1.0" in text
+    assert b"cap_dual_accept_time_remaining_seconds 601200.0" in text  # 167 h left
+    later = generate_latest(scrape_registry(observe_status(settings.layout, _through(3), NOW)))
+    assert b"cap_key_rotation_phase 3.0" in later and b"cap_dual_accept_time_remaining_seconds 0.0" in later
+    assert REGISTRY.get_sample_value("cap_key_rotation_phase") is None  # no process keeps a value
 
 
 # --- task wrappers (.fn, no Prefect server) -----------------------------------------------------------------
