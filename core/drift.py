@@ -300,6 +300,10 @@ def analyse_drift(
     )
 
 
+for _type in DriftType:  # every type a series at 0 before its first drift
+    DRIFT_BY_TYPE.labels(_type.value)
+
+
 def observe_drift(report: DriftReport, seconds: float) -> None:
     """Meter one analysis: duration, detections and drifted types. The severity gauge is state, not an
     event: :func:`core.status.record_entry_drift` books registry entries' scores for it."""

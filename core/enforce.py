@@ -88,6 +88,8 @@ _RESULT = {
     CheckStatus.WARN: EnforceResult.WARNING,
     CheckStatus.FAIL: EnforceResult.FAILURE,
 }
+for _mode in EnforcementMode:  # every mode a series at 0, so "mode changes" has data before the first
+    ENFORCE_MODE_CHANGES.labels(_mode.value)
 _mode_lock = threading.Lock()
 _last_mode: list[EnforcementMode | None] = [None]
 

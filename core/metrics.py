@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
@@ -131,10 +131,19 @@ _INITIAL_LABELS: tuple[tuple[Counter, tuple[str, ...]], ...] = (
     (LISTS_REFRESH_TOTAL, ("changed", "unchanged", "failure")),
     (VERIFY_RESULTS, ("ok", "warn", "fail")),
     (SAP_INGEST_RUNS, ("ok", "warn", "fail")),
+    (SAP_INGEST_RECORDS, ("supplier_kept", "ubo_kept")),
 )
 for _counter, _values in _INITIAL_LABELS:
     for _value in _values:
         _counter.labels(_value)
+
+
+
+
+def declare_signers(kids: Iterable[str]) -> None:
+    """A ``cap_signatures_created_total`` series at 0 for each key id (the live keyring's), if none yet."""
+    for kid in kids:
+        SIGNATURES_CREATED.labels(kid)
 
 
 # --- state gauges, computed at scrape time ---

@@ -20,7 +20,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -34,10 +34,12 @@ from core.proof import proof_file_bytes
 from core.settings import Settings
 from core.signing import Ed25519Signer
 from tests.live import dev_token, free_port, prepare_data_dir, run_cap
-from tests.paths import REPO
+from tests.paths import FIXTURES, REPO
 from tests.world import NOW, POLICY, World
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prefect")]
+# Each flow run is a fresh process (about 3 s unloaded); on a machine shared with other test runs it has
+# taken 25-60 s, so the timeout is generous although the test takes about 60-90 s unloaded.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prefect"), pytest.mark.timeout(600)]
 
 MONITORING = REPO / "monitoring"
 SEED_FIVE = {
@@ -121,6 +123,7 @@ class Prometheus:
             "--log.level=warn",
         ]
         self.proc: subprocess.Popen[str] | None = None
+        self.http = httpx.Client(base_url=self.url, timeout=10)
 
     def __enter__(self) -> Prometheus:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -129,6 +132,7 @@ class Prometheus:
 
     def __exit__(self, *_: object) -> None:
         assert self.proc is not None
+        self.http.close()
         self.proc.terminate()
         try:
             self.proc.wait(timeout=15)
@@ -140,13 +144,13 @@ class Prometheus:
         assert self.proc is not None
         assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
         try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+            return self.http.get("/-/ready", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
     def alerts(self) -> dict[str, str]:
         """alertname → state (``firing`` wins over ``pending``)."""
-        body = httpx.get(f"{self.url}/api/v1/alerts", timeout=5).json()
+        body = self.http.get("/api/v1/alerts").json()
         out: dict[str, str] = {}
         for alert in body["data"]["alerts"]:
             name = alert["labels"]["alertname"]
@@ -154,7 +158,7 @@ class Prometheus:
         return out
 
     def query(self, expr: str) -> list[dict[str, object]]:
-        body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        body = self.http.get("/api/v1/query", params={"query": expr}).json()
         assert body["status"] == "success", (expr, body)
         return body["data"]["result"]
 
@@ -186,6 +190,23 @@ def dashboard_exprs() -> list[str]:
 # --- the data dir and the running service -----------------------------------------------------------------
 
 
+def list_sources(settings: Settings) -> None:
+    """``<data>/lists/sources.yaml`` naming the OFAC and UN fixtures by path (no network in tests)."""
+    doc = {
+        "schema": "cap-list-sources.v1",
+        "sanctions": [
+            {
+                "format": "ofac",
+                "path": str(FIXTURES / "ofac" / "sdn.csv"),
+                "alt": {"path": str(FIXTURES / "ofac" / "alt.csv")},
+            },
+            {"format": "un", "path": str(FIXTURES / "un_consolidated_extract.xml")},
+        ],
+    }
+    settings.layout.lists_dir.mkdir(parents=True, exist_ok=True)
+    (settings.layout.lists_dir / "sources.yaml").write_text(yaml.safe_dump(doc))
+
+
 def drifted_registry(settings: Settings) -> None:
     """Three entries of one subject, the newest 65 (high) from its baseline: other policy, other suppliers,
     signed by a key the keyring does not know. The verification run finds it; nothing scores it here."""
@@ -202,15 +223,16 @@ def drifted_registry(settings: Settings) -> None:
 
 
 class Cap:
-    """``cap serve`` (API workers + Prefect runner attached to the session's Prefect API) and its admin API."""
+    """``cap serve`` (API workers + a Prefect runner on the session's Prefect API) and its admin API."""
 
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.env, self.port = env, port
         self.url = f"http://127.0.0.1:{port}"
         self.headers = {"Authorization": f"Bearer {dev_token(env, SCOPES.split())}"}
+        self.http = httpx.Client(base_url=self.url, headers=self.headers, timeout=30)
 
     def post(self, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
-        r = httpx.post(f"{self.url}{path}", json=body, headers=self.headers, timeout=30)
+        r = self.http.post(path, json=body)
         assert r.status_code in (200, 202), r.text
         return r.json()
 
@@ -220,7 +242,7 @@ class Cap:
 
         def finished() -> str | None:
             try:
-                r = httpx.get(f"{self.url}/admin/runs/{run_id}", headers=self.headers, timeout=30)
+                r = self.http.get(f"/admin/runs/{run_id}")
             except httpx.TimeoutException:
                 return None
             state = r.json().get("state_type")
@@ -245,6 +267,7 @@ def serving(tmp_path, prefect_api):
     }
     prepare_data_dir(env)
     drifted_registry(Settings.from_env(env))
+    list_sources(Settings.from_env(env))
     port = free_port()
     argv = [__import__("sys").executable, "-m", "deployments.cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(
@@ -267,6 +290,7 @@ def serving(tmp_path, prefect_api):
 
         until(ready, 120, "cap serve ready")
         yield cap
+        cap.http.close()
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -285,23 +309,28 @@ def test_every_alert_fires_in_a_real_prometheus_and_none_on_a_healthy_install(se
         assert set(healthy) <= PENDING_ON_A_FRESH_INSTALL, healthy
 
         # 2. operations gone wrong, through the API and the Prefect runner as an operator would see them
-        verification = run_deployment("verification-run/verification-hourly", timeout=0)
+        scheduled = [
+            run_deployment(name, timeout=0)
+            for name in ("verification-run/verification-hourly", "lists-refresh/lists-refresh-daily")
+        ]
         assert cap.run("/admin/backups", {"encrypt": True}) == "FAILED"  # no master key configured
         assert cap.run("/admin/backups") == "COMPLETED"
-        backups = httpx.get(f"{cap.url}/admin/backups", headers=cap.headers, timeout=10).json()["backups"]
+        backups = cap.http.get("/admin/backups").json()["backups"]
         (good,) = [b["backup_id"] for b in backups]
+        assert [_wait_run(run.id) for run in scheduled] == ["COMPLETED", "COMPLETED"]
         assert cap.run("/admin/restores", {"backup_id": good}) == "COMPLETED"
-        _wait_run(verification.id)
         for phase, extra in ((0, []), (1, ["--duration", "2h"])):
             done = run_cap("keys", "rotate", "--phase", str(phase), "--force", *extra, env=cap.env)
             assert done.returncode == 0, done.stderr
         listed = World(suppliers_csv=LISTED_SUPPLIER).build(EnforcementMode.AUDIT).proof
         for _ in range(3):
             cap.post("/verify", {"proof": json.loads(proof_file_bytes(listed))})
+        bad = cap.http.get("/admin/backups", headers={"Authorization": "Bearer x.y.z"})
+        assert bad.status_code == 401
 
         # 3. each of the seed's five alerts fires
         def all_firing() -> bool:
-            return SEED_FIVE <= {a for a, s in prom.alerts().items() if s == "firing"}
+            return {a for a, s in prom.alerts().items() if s == "firing"} >= SEED_FIVE
 
         try:
             until(all_firing, 45, "the seed's five alerts firing")
@@ -313,15 +342,15 @@ def test_every_alert_fires_in_a_real_prometheus_and_none_on_a_healthy_install(se
         assert empty == [], "dashboard expressions without data:\n" + "\n".join(empty)
 
 
-def _wait_run(flow_run_id) -> None:
+def _wait_run(flow_run_id) -> str:
     from prefect.client.orchestration import get_client
 
-    def finished() -> bool:
+    def finished() -> str | None:
         with get_client(sync_client=True) as client:
             state = client.read_flow_run(flow_run_id).state
-        return state is not None and state.type.value in FINISHED
+        return state.type.value if state is not None and state.type.value in FINISHED else None
 
-    until(finished, 60, "the verification run")
+    return until(finished, 120, f"flow run {flow_run_id}")
 
 
 def test_scaled_rules_keep_every_shipped_expression(tmp_path):

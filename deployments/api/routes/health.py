@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core import db
 from core.errors import CapError
-from core.metrics import ObservedState, scrape_registry
+from core.metrics import ObservedState, declare_signers, scrape_registry
 from core.modes import CheckStatus
 from core.status import observe_rotation, observe_status
 from deployments.api.config import API_VERSION
@@ -52,6 +52,7 @@ def _observed(state: ApiState, now: datetime) -> ObservedState:
     keyring = None
     with contextlib.suppress(CapError):  # no usable keyring: /readyz says so; the rotation gauges are absent
         keyring = state.current_keyring(now)
+        declare_signers(entry.kid for entry in keyring.keys)
     try:
         return observe_status(state.settings.layout, keyring, now)
     except CapError:  # an unreadable status book or registry: keep the keyring gauges
