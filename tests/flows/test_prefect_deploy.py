@@ -55,10 +55,11 @@ def test_deploy_all_registers_every_deployment_with_the_pool(api_url):
     created = prefect_cli("work-pool", "create", POOL, "--type", "process", "--overwrite", api_url=api_url)
     assert created.returncode == 0, created.stdout + created.stderr
     deployed = prefect_cli("deploy", "--all", api_url=api_url)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-
     with get_client(sync_client=True) as client:
         registered = {d.name: d for d in client.read_deployments() if d.work_pool_name == POOL}
+        for d in registered.values():  # the session's API is shared: served deployments of the same names
+            client.delete_deployment(d.id)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     for entry in declared():
         deployment = registered.get(entry["name"])
         assert deployment is not None, f"{entry['name']} is not registered with the pool {POOL}"
