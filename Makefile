@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
 
-$(STAMP): pyproject.toml package-lock.json | $(BIN)/python
+$(STAMP): pyproject.toml package-lock.json scripts/install_promtool.sh | $(BIN)/python
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	scripts/install_promtool.sh $(BIN)
 	scripts/zk/install_toolchain.sh
