@@ -3,7 +3,8 @@
 Orders the tasks of ``tasks/verification.py``; the checks live in ``core/verify.py`` and ``core/drift.py``.
 Books each entry's drift score in the status book (``cap_drift_severity_score`` reports the highest among
 the current entries), publishes the table artifact ``verification-run`` and a ``cap.drift.detected`` event
-per medium or high drift. Drift never fails the run; a run fails only when the registry or keyring cannot be read.
+per medium or high drift. Drift never fails the run; a run fails only when the registry or keyring cannot
+be read.
 Deployment ``verification-hourly`` in ``prefect.yaml`` schedules it.
 """
 
