@@ -359,7 +359,7 @@ def test_signing_keys_come_from_a_secret_read_only(prod: list[dict[str, Any]]) -
 
 
 def test_api_run_state_is_per_pod(prod: list[dict[str, Any]]) -> None:
-    """`cap serve` keeps its multiprocess files in <data>/run/metrics/<pid>: pod-local, not on the shared PVC."""
+    """`cap serve` keeps its multiprocess files in <data>/run/metrics: pod-local, not on a shared PVC."""
     pod = by_kind(prod, "Deployment", RELEASE)["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m["name"] for m in _api_container(prod)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
