@@ -138,8 +138,6 @@ for _counter, _values in _INITIAL_LABELS:
         _counter.labels(_value)
 
 
-
-
 def declare_signers(kids: Iterable[str]) -> None:
     """A ``cap_signatures_created_total`` series at 0 for each key id (the live keyring's), if none yet."""
     for kid in kids:
