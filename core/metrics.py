@@ -5,8 +5,8 @@ Two kinds, and they never mix:
 - **Events** (counters, histograms) are emitted by the process where they happen: an API worker, a flow-run
   process, the CLI. Every label value a rule relies on is created at import (value 0), so the first failure is
   an increase from 0 that ``increase()`` sees, not a series that appears at 1. Under ``cap serve`` every child
-  writes them to ``PROMETHEUS_MULTIPROC_DIR``; the files of a finished process stay (a counter must never go
-  down), and ``/metrics`` sums them.
+  writes them to ``PROMETHEUS_MULTIPROC_DIR``; at exit a process folds its values into the directory's
+  archive files (a counter must never go down) and deletes its own, and ``/metrics`` sums them.
 - **State** (the gauges of :class:`ObservedState`: rotation phase, dual-accept time left, highest drift
   severity among the current registry entries, last good backup, last list refresh) is computed at scrape time
   from the data dir by :class:`StateCollector`, never left behind by a process that set it and exited. A gauge
@@ -21,12 +21,16 @@ document (``cap_enforce_*``, ``cap_drift_*``, ``cap_backup_*``, ``cap_restore_*`
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
+import glob
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -223,19 +227,58 @@ def scrape_registry(observed: ObservedState) -> CollectorRegistry:
     """What ``/metrics`` serves: the events of this process (or, with ``PROMETHEUS_MULTIPROC_DIR``, of every
     process that wrote there) and the state gauges as ``observed`` at this scrape."""
     registry = CollectorRegistry(auto_describe=False)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    else:
-        registry.register(_EventsOf(REGISTRY))
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    registry.register(_MultiProcessFiles(path) if path else _EventsOf(REGISTRY))
     registry.register(StateCollector(lambda: observed))
     return registry
 
 
-def _forget_process_gauges() -> None:
-    """At exit: drop this process's live-gauge files (counters and histograms stay: they never go down)."""
+class _MultiProcessFiles(Collector):
+    """The sum over a multiprocess directory's files, read while no exiting process folds its own in."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[Metric]:
+        with _files_lock(self.path, exclusive=False):
+            files = glob.glob(os.path.join(self.path, "*.db"))
+            return iter(list(multiprocess.MultiProcessCollector.merge(files, accumulate=True)))  # type: ignore[no-untyped-call]
+
+
+@contextlib.contextmanager
+def _files_lock(path: str, *, exclusive: bool) -> Iterator[None]:
+    fd = os.open(os.path.join(path, ".files.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def fold_process_files(path: str, pid: int) -> None:
+    """Add ``pid``'s counter and histogram values to the directory's ``*_archive.db`` files and delete its
+    own, so a server that ran a thousand flow runs reads a few files per scrape, with the same sums."""
+    with _files_lock(path, exclusive=True):
+        for kind in ("counter", "histogram"):
+            own = os.path.join(path, f"{kind}_{pid}.db")
+            if not os.path.exists(own):
+                continue
+            archive = MmapedDict(os.path.join(path, f"{kind}_archive.db"))  # type: ignore[no-untyped-call]
+            try:
+                for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(own):  # type: ignore[no-untyped-call]
+                    total, _ = archive.read_value(key)  # type: ignore[no-untyped-call]
+                    archive.write_value(key, total + value, timestamp)  # type: ignore[no-untyped-call]
+            finally:
+                archive.close()  # type: ignore[no-untyped-call]
+            os.remove(own)
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+def _fold_at_exit() -> None:
+    """At exit: this process's files into the archive (the sums never go down), its live gauges dropped."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path and os.path.isdir(path):
-        multiprocess.mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
+        fold_process_files(path, os.getpid())
 
 
-atexit.register(_forget_process_gauges)
+atexit.register(_fold_at_exit)

@@ -147,7 +147,7 @@ def test_a_reused_entry_id_does_not_inherit_an_old_score(settings):
 # --- multiprocess: files outlive a flow run, the state never comes from one ----------------------------
 
 
-def test_a_finished_process_leaves_its_counts_and_no_gauge(tmp_path, monkeypatch):
+def test_finished_processes_leave_their_counts_in_one_archive_and_no_gauge(tmp_path, monkeypatch):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     code = textwrap.dedent(
@@ -167,6 +167,8 @@ def test_a_finished_process_leaves_its_counts_and_no_gauge(tmp_path, monkeypatch
     phase = [k for k in got if k[0] == "cap_key_rotation_phase"]
     assert phase == [("cap_key_rotation_phase", ())] and got[phase[0]] == 1  # one series, no pid label
     assert not list(metrics_dir.glob("gauge_*"))
+    # each exited process folded its values into the archive and removed its own files
+    assert sorted(p.name for p in metrics_dir.glob("*.db")) == ["counter_archive.db", "histogram_archive.db"]
 
 
 def test_the_process_registry_is_served_without_a_multiprocess_dir(monkeypatch):
