@@ -74,7 +74,7 @@ def library() -> Any:
                 file=spec.origin,
                 expected=f"sha256 {PINNED_SHA256}",
             )
-        from mclbn256 import mclbn256 as wheel  # type: ignore[import-untyped]  # only after the pin check
+        from mclbn256 import mclbn256 as wheel  # only after the pin check (no stubs: see pyproject mypy)
 
         lib = wheel.load_library("libmclbn256")
         if lib.mclBn_init(_CURVE_SNARK1, _COMPILED_TIME_VAR) != 0:
