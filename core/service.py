@@ -25,6 +25,7 @@ from core.lists_refresh import RefreshResult, load_sources
 from core.lists_refresh import refresh_lists as refresh_from_sources
 from core.manifest import AuditInfo, Manifest, PolicyInfo, build_manifest
 from core.modes import CheckStatus, EnforcementMode
+from core.name_keys import CURRENT_KEY_VERSION
 from core.policy.compile import CompiledPolicy, compile_policy
 from core.policy.lint import Diagnostic, LintMode, lint
 from core.policy.load import load_policy_file, load_policy_text
@@ -127,7 +128,7 @@ def build_lists_file(
         raise InvalidInputError("at least one sanctions list is needed", field="sanctions")
     loaded = [load_source(path, fmt) for path, fmt in sources]
     entries = [e for item in loaded for e in item.entries]
-    sanctions = SanctionsList.from_entries(entries, [str(p) for p, _ in sources])
+    sanctions = SanctionsList.from_entries(entries, [str(p) for p, _ in sources], CURRENT_KEY_VERSION)
     levels = read_high_risk(high_risk) if high_risk is not None else None
     return build_lists(sanctions, [item.source for item in loaded], now, levels)
 

@@ -74,7 +74,7 @@ def test_un_fixture_reads_individuals_and_entities():
     entries = _by_id(read_un_xml(UN))
     assert len(entries) == 9
     assert entries["TAi.165"].primary_name == "MOHAMMED QASIM MIR WALI KHUDAI RAHIM"
-    assert entries["TAi.165"].aliases == ("Muhammad Qasim", "Abdul Salam")
+    assert entries["TAi.165"].aliases == ("Muhammad Qasim", "Abdul Salam", "محمد قاسم میر ولی خدايرحيم")
     assert entries["TAi.165"].birthdate == "1975/1976"
     assert entries["KPi.006"].birthdate == "1964-06-18"
     assert entries["CDi.001"].aliases == ()  # empty placeholder alias dropped

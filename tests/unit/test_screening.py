@@ -21,19 +21,16 @@ from core.sanctions import (
     read_ofac,
     read_un_xml,
 )
+from core.name_keys import _fold, _fold_unicode, normalise_name, screening_key
 from core.screening import (
     LISTS_SCHEMA,
     MembershipProof,
     Neighbour,
     NonMembershipProof,
     SanctionsList,
-    _fold,
-    _fold_unicode,
     build_lists,
     load_lists,
-    normalise_name,
     save_lists,
-    screening_key,
     verify_membership,
     verify_non_membership,
 )
