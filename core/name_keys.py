@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from collections.abc import Callable
 from enum import StrEnum
 
 from anyascii import anyascii
@@ -93,13 +94,11 @@ def _is_word_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LMN"
 
 
-def _word_to_ascii(word: str) -> str:
-    """A run of letters/marks/digits: confusables folded if it mixes scripts, then transliterated."""
-    if word.isascii():
+def _unconfuse(word: str) -> str:
+    """A mixed-script word ("ΙRAN" with a Greek Iota, "аpple") is a spoof: its confusables go Latin."""
+    if word.isascii() or not is_mixed_script(word):
         return word
-    if is_mixed_script(word):  # "ΙRAN" (Greek Iota), "Аpple": a spoof, not a foreign word
-        word = normalize_confusables(word, target_script="latin")
-    return anyascii(word)
+    return normalize_confusables(word, target_script="latin")
 
 
 def _other_to_ascii(ch: str) -> str:
@@ -107,15 +106,23 @@ def _other_to_ascii(ch: str) -> str:
     return ch if ch.isascii() else "'" if ch in _APOSTROPHES else " "
 
 
+def _by_words(text: str, word: Callable[[str], str], other: Callable[[str], str]) -> str:
+    runs = itertools.groupby(text, key=_is_word_char)
+    return "".join(
+        word(run) if is_word else other(run) for is_word, run in ((k, "".join(g)) for k, g in runs)
+    )
+
+
 def to_ascii(name: str) -> str:
-    """The v2 fold of a non-ASCII name to ASCII (before the v1 rule): NFKC, confusables, transliteration."""
-    text = unicodedata.normalize("NFKC", name)
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")  # zero-width, bidi controls, SHY
-    out = []
-    for is_word, run in itertools.groupby(text, key=_is_word_char):
-        chunk = "".join(run)
-        out.append(_word_to_ascii(chunk) if is_word else "".join(map(_other_to_ascii, chunk)))
-    return "".join(out)
+    """The v2 fold of a name to ASCII, before the v1 rule.
+
+    Format characters (zero-width, bidi controls, soft hyphen) are deleted; confusables in mixed-script
+    words are folded to Latin before NFKC (which would turn some, e.g. a lunate sigma, into other letters)
+    and again after it (NFKC can make a word mixed); then every word is transliterated (anyascii).
+    """
+    text = "".join(c for c in name if unicodedata.category(c) != "Cf")
+    text = unicodedata.normalize("NFKC", _by_words(text, _unconfuse, str))
+    return _by_words(text, lambda w: anyascii(_unconfuse(w)), lambda o: "".join(map(_other_to_ascii, o)))
 
 
 # ------------------------------------------------------------------------------------------ keys
