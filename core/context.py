@@ -148,7 +148,7 @@ def check_key_version(claimed: dict[str, Any]) -> KeyVersion:
     value = claimed.get("key_version", KeyVersion.V1.value)
     try:
         return KeyVersion(value)
-    except ValueError:
+    except (TypeError, ValueError):
         known = ", ".join(v.value for v in KeyVersion)
         raise EvidenceError(
             f"evidence uses screening key version {value!r}; this verifier knows {known}"

@@ -11,6 +11,7 @@ from rapidfuzz.distance import Indel
 
 from core.errors import IntegrityError, InvalidInputError
 from core.merkle import EMPTY_ROOT
+from core.name_keys import _fold, _fold_unicode, normalise_name, screening_key
 from core.sanctions import (
     ListFormat,
     RiskLevel,
@@ -21,7 +22,6 @@ from core.sanctions import (
     read_ofac,
     read_un_xml,
 )
-from core.name_keys import _fold, _fold_unicode, normalise_name, screening_key
 from core.screening import (
     LISTS_SCHEMA,
     MembershipProof,
