@@ -48,7 +48,7 @@ def _print(report: ScreenReport) -> None:
     for f in report.findings:
         kind = "[bold red]exact[/]" if f.kind is MatchKind.EXACT else "[yellow]near[/]"
         table.add_row(
-            f"{f.party.value} {escape(f.file)}:{f.line}",
+            f"{f.party.value} {escape(Path(f.file).name)}:{f.line}",
             escape(f.name),
             escape(f.listed_name),
             ", ".join(f.lists),
