@@ -11,10 +11,8 @@ Why and what it does not catch: docs/adr/0008-screening-key-v2.md.
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
-from collections.abc import Callable
 from enum import StrEnum
 
 from anyascii import anyascii
@@ -90,27 +88,28 @@ def _normalise_v1(name: str) -> str:
 # --------------------------------------------------------------------- v2: fold to ASCII, then v1
 
 
-def _is_word_char(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "LMN"
+_WORD = re.compile(r"[^\W_]+")  # a run of letters and digits (str.isalnum), the unit scripts are judged on
 
 
-def _unconfuse(word: str) -> str:
+def _unconfuse(match: re.Match[str]) -> str:
     """A mixed-script word ("ΙRAN" with a Greek Iota, "аpple") is a spoof: its confusables go Latin."""
+    word = match.group()
     if word.isascii() or not is_mixed_script(word):
         return word
     return normalize_confusables(word, target_script="latin")
 
 
-def _other_to_ascii(ch: str) -> str:
-    """Outside words: ASCII stays (the v1 rule treats it), apostrophes stay apostrophes, the rest spaces."""
-    return ch if ch.isascii() else "'" if ch in _APOSTROPHES else " "
-
-
-def _by_words(text: str, word: Callable[[str], str], other: Callable[[str], str]) -> str:
-    runs = itertools.groupby(text, key=_is_word_char)
-    return "".join(
-        word(run) if is_word else other(run) for is_word, run in ((k, "".join(g)) for k, g in runs)
-    )
+def _letters_only(text: str) -> str:
+    """Marks (category M) deleted, apostrophes kept, other non-letters/digits outside ASCII → space."""
+    out = []
+    for ch in text:
+        if ch.isascii() or ch.isalnum():
+            out.append(ch)
+        elif ch in _APOSTROPHES:
+            out.append("'")
+        elif unicodedata.category(ch)[0] != "M":
+            out.append(" ")
+    return "".join(out)
 
 
 def to_ascii(name: str) -> str:
@@ -118,11 +117,12 @@ def to_ascii(name: str) -> str:
 
     Format characters (zero-width, bidi controls, soft hyphen) are deleted; confusables in mixed-script
     words are folded to Latin before NFKC (which would turn some, e.g. a lunate sigma, into other letters)
-    and again after it (NFKC can make a word mixed); then every word is transliterated (anyascii).
+    and again after it and after marks are dropped (either can make a word mixed); then anyascii
+    transliterates what is left (it reads one code point at a time, so the whole string at once).
     """
-    text = "".join(c for c in name if unicodedata.category(c) != "Cf")
-    text = unicodedata.normalize("NFKC", _by_words(text, _unconfuse, str))
-    return _by_words(text, lambda w: anyascii(_unconfuse(w)), lambda o: "".join(map(_other_to_ascii, o)))
+    text = "".join(c for c in name if c < "\x80" or unicodedata.category(c) != "Cf")
+    text = _letters_only(unicodedata.normalize("NFKC", _WORD.sub(_unconfuse, text)))
+    return anyascii(_WORD.sub(_unconfuse, text))
 
 
 # ------------------------------------------------------------------------------------------ keys
