@@ -14,6 +14,7 @@ Cyrillic/Greek homoglyph, a third written in Cyrillic, a third in Greek), the co
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -119,10 +120,13 @@ def key_rates(names: list[str]) -> dict[str, float]:
         ("v1_non_ascii", spoofed, KeyVersion.V1),
         ("v2_non_ascii", spoofed, KeyVersion.V2),
     ):
-        start = time.perf_counter()
-        for name in batch:
-            screening_key(name, version)
-        rates[label] = len(batch) / (time.perf_counter() - start)
+        best = math.inf
+        for _ in range(3):  # best of three: the machine may be shared
+            start = time.perf_counter()
+            for name in batch:
+                screening_key(name, version)
+            best = min(best, time.perf_counter() - start)
+        rates[label] = len(batch) / best
     return rates
 
 

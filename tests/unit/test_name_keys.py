@@ -7,7 +7,7 @@ import string
 
 import pytest
 from disarm import normalize_confusables
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.errors import IntegrityError, InvalidInputError
@@ -158,17 +158,21 @@ def test_no_false_positive_explosion_on_a_batch_of_clean_names(lists_v1, lists_v
         pytest.param("北京", "beijing", id="han"),
         pytest.param("ACME\u00ad Trading", "acme trading", id="soft_hyphen_deleted"),
         pytest.param("😀 Holding", "holding", id="emoji_is_a_separator"),
+        pytest.param("مُحَمَّد", "mhmd", id="arabic_vowel_marks_dropped_like_v1_drops_marks"),
+        pytest.param("\u0420\u200bAYPAL", "paypal", id="zero_width_cannot_split_a_mixed_word"),
     ],
 )
 def test_v2_normalisation(raw, normalised):
     assert normalise_name(raw, V2) == normalised
 
 
+@settings(deadline=None)  # anyascii loads a data block on first use of each script
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
 def test_v2_equals_v1_on_ascii(text):
     assert normalise_name(text, V2) == normalise_name(text, V1)
 
 
+@settings(deadline=None)  # anyascii loads a data block on first use of each script
 @given(st.text(max_size=40))
 def test_v2_is_ascii_and_idempotent(text):
     once = normalise_name(text, V2)
@@ -202,6 +206,7 @@ def test_the_confusable_table_covers_the_attack_letters():
 words = st.lists(st.text(alphabet=string.ascii_letters, min_size=2, max_size=12), min_size=1, max_size=4)
 
 
+@settings(deadline=None)  # anyascii loads a data block on first use of each script
 @given(words, st.data())
 def test_key_is_invariant_under_folded_confusable_substitutions(parts, data):
     spoofed = []
