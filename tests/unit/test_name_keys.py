@@ -91,6 +91,14 @@ def test_cyrillic_spelling_of_a_listed_name_is_caught_under_v2_only(lists_v1, li
     assert ref in _refs(lists_v2.screen([written]))
 
 
+def test_near_matching_sees_the_folded_form_of_a_spoof_with_a_typo(lists_v1, lists_v2):
+    spoof_typo = GREEK_IOTA + "RAN AIRCRAFT MANUFACTURNG INDUSTRIAL COMPANY"  # homoglyph and a typo
+    assert "ofac:11195" not in _refs(lists_v1.screen([spoof_typo]))
+    report = lists_v2.screen([spoof_typo])
+    assert not report.hits
+    assert "ofac:11195" in {r for m in report.possible_matches for r in m.refs}
+
+
 def test_cyrillic_transliteration_meets_the_ofac_spelling_exactly(lists_v2):
     assert normalise_name("Хорошев Дмитрий Юрьевич", V2) == "dmitriy khoroshev yurevich"
     assert [h.refs for h in lists_v2.screen(["Хорошев Дмитрий Юрьевич"]).hits] == [("ofac:48603",)]
