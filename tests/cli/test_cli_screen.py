@@ -20,7 +20,7 @@ def _screen(cap, suppliers_text, *extra):
 
 def test_refused_proof_points_at_cap_screen_which_names_the_row(cap):
     assert cap("keys", "keygen", "--owner", "Test GmbH").code == 0
-    _lists(cap)
+    assert _lists(cap)["key_version"] == "screening-key.v2"
     refused = _prove(cap, SUPPLIERS + HOMOGLYPH, "--enforce", "--enforce-mode", "strict")
     assert refused.code == 3 and "no_sanctioned_suppliers" in refused.stderr
     assert "cap screen --suppliers" in refused.stderr
