@@ -260,3 +260,21 @@ def test_bad_high_risk_row_names_file_line_field(tmp_path, row, field):
     err = _error(read_high_risk, path)
     assert err.details["file"] == "hr.csv" and err.details["field"] == field
     assert err.details["line"] == 3 + row.count("\n")
+
+
+@pytest.mark.parametrize(
+    ("original", "aliases"),
+    [
+        pytest.param("راحت لمتد", ("راحت لمتد",), id="arabic_is_an_alias"),
+        pytest.param("-", (), id="placeholder_is_not_a_name"),
+        pytest.param("", (), id="empty"),
+    ],
+)
+def test_un_name_original_script_becomes_an_alias(tmp_path, original, aliases):
+    xml = (
+        "<CONSOLIDATED_LIST><ENTITIES><ENTITY><REFERENCE_NUMBER>TAe.013</REFERENCE_NUMBER>"
+        f"<FIRST_NAME>RAHAT LTD.</FIRST_NAME><NAME_ORIGINAL_SCRIPT>{original}</NAME_ORIGINAL_SCRIPT>"
+        "</ENTITY></ENTITIES></CONSOLIDATED_LIST>"
+    )
+    (entry,) = read_un_xml(_write(tmp_path, "un.xml", xml))
+    assert entry.aliases == aliases
