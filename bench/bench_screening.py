@@ -6,12 +6,15 @@ built from ~1,000 onset+nucleus+coda syllables (about 3 bits of entropy per lett
 transliterated names; a poorer alphabet makes more segment collisions and slows near matching), and
 common company words ("trading", "holding"). About half of the entries carry an alias. Screened names
 are 1 % exact listed names, 2 % one-letter typos of listed names, the rest fresh names. ``run(...)`` returns
-the figures for ``python -m bench``.
+the figures for ``python -m bench``. Key throughput is measured per key version (docs/adr/0008): v1, v2 on
+the same ASCII names (v2 takes the v1 path for ASCII) and v2 on non-ASCII names (a third with one
+Cyrillic/Greek homoglyph, a third written in Cyrillic, a third in Greek), the cost of the fold itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -20,8 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import Figure, info
+from core.name_keys import KeyVersion, screening_key
 from core.sanctions import SanctionsEntry
-from core.screening import SanctionsList, screening_key, verify_non_membership
+from core.screening import SanctionsList, verify_non_membership
+
+_HOMOGLYPHS = str.maketrans({"a": "\u0430", "e": "\u0435", "o": "\u043e", "i": "\u03b9", "A": "\u0391"})
+_CYRILLIC = str.maketrans(dict(zip("abdefgiklmnoprstuvz", "абдефгиклмнопрстувз", strict=True)))
+_GREEK = str.maketrans(dict(zip("abdegiklmnoprstuz", "αβδεγικλμνοπρστυζ", strict=True)))
 
 ONSETS = (
     "b",
@@ -90,6 +98,37 @@ def generate(entries: int, names: int, seed: int) -> tuple[list[SanctionsEntry],
     return listed, queries
 
 
+def non_ascii(names: list[str]) -> list[str]:
+    """The same names made non-ASCII: one homoglyph, or written in Cyrillic, or in Greek (fixed rule)."""
+    out = []
+    for i, name in enumerate(names):
+        if i % 3 == 0:
+            j = next((k for k, c in enumerate(name) if c in "aeoiA"), 0)
+            out.append(name[:j] + name[j].translate(_HOMOGLYPHS) + name[j + 1 :])
+        else:
+            out.append(name.lower().translate(_CYRILLIC if i % 3 == 1 else _GREEK))
+    return out
+
+
+def key_rates(names: list[str]) -> dict[str, float]:
+    """Keys per second: v1 and v2 on ``names`` (ASCII), v2 on their non-ASCII forms (best of 3 rounds)."""
+    spoofed = non_ascii(names)
+    cases = {
+        "v1_ascii": (names, KeyVersion.V1),
+        "v2_ascii": (names, KeyVersion.V2),
+        "v1_non_ascii": (spoofed, KeyVersion.V1),
+        "v2_non_ascii": (spoofed, KeyVersion.V2),
+    }
+    best = dict.fromkeys(cases, math.inf)
+    for _ in range(3):  # rounds interleave the cases: a shared machine's load hits them alike
+        for label, (batch, version) in cases.items():
+            start = time.perf_counter()
+            for name in batch:
+                screening_key(name, version)
+            best[label] = min(best[label], time.perf_counter() - start)
+    return {label: len(cases[label][0]) / seconds for label, seconds in best.items()}
+
+
 def _timed(label: str, fn):  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     result = fn()
@@ -106,9 +145,11 @@ def run(entries: int = 50_000, names: int = 10_000, seed: int = 6) -> list[Figur
     sl.screen(queries)
     t2 = time.perf_counter()
     note = f"{entries:,} entries ({sl.count:,} keys), {names:,} names"
+    rates = key_rates(queries)
     return [
         info("screening_list_build_s", t1 - t0, "s", note),
         info("screening_full_s", t2 - t1, "s", note + ", exact + near match"),
+        *(info(f"screening_keys_{k}_per_s", v, "keys/s", f"{names:,} names") for k, v in rates.items()),
     ]
 
 
@@ -122,6 +163,12 @@ def main() -> None:
     sl = _timed(f"build list ({args.entries} entries)", lambda: SanctionsList.from_entries(listed, ["bench"]))
     print(f"{'  keys':<44} {sl.count:8d}")
     keys = _timed(f"keys for {args.names} names", lambda: [screening_key(q) for q in queries])
+    for label, rate in key_rates(queries).items():
+        print(f"{'  keys/s ' + label:<44} {rate:8.0f}")
+    v2 = _timed(
+        "build list, screening-key.v2", lambda: SanctionsList.from_entries(listed, ["b"], KeyVersion.V2)
+    )
+    print(f"{'  same keys as v1 (ASCII names)':<44} {v2.keys == sl.keys!s:>8}")
     exact = _timed("exact screen (key lookup)", lambda: sum(sl.contains(k) for k in keys))
     print(f"{'  exact hits':<44} {exact:8d}")
     _timed("near-match index (Pass-Join segments)", lambda: sl.near_matches(queries[0]))

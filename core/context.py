@@ -14,13 +14,13 @@ from core.commitments import Supplier, Ubo, supplier_leaf, ubo_leaf
 from core.digest import Digest
 from core.errors import CapError, InvalidInputError
 from core.manifest import Manifest
+from core.name_keys import KeyVersion
 from core.rules import ListLength, MissingInputError
 from core.sanctions import RiskLevel
 from core.screening import (
     MembershipProof,
     NonMembershipProof,
     SanctionsList,
-    screening_key,
     verify_membership,
     verify_non_membership,
 )
@@ -115,7 +115,7 @@ class ProverContext:
             raise MissingInputError("manifest sanctions_root is not the loaded list's root", field=rhs)
         items, matches = [], []
         for i, name in enumerate(self._names(lhs)):
-            key = screening_key(name)
+            key = self.lists.key_of(name)
             if self.lists.contains(key):
                 items.append(
                     {"key": "0x" + key.hex(), "listed": self.lists.prove_present(key).model_dump(mode="json")}
@@ -134,8 +134,25 @@ class ProverContext:
             "count": len(items),
             "items": items,
             "possible_matches": matches,
-        }
+        } | _key_version_field(self.lists.key_version)
         return listed == 0, _screen_message(lhs, listed, len(items), len(matches)), evidence
+
+
+def _key_version_field(version: KeyVersion) -> dict[str, str]:
+    """Evidence names the key version unless it is v1 (so v1 proofs keep their original bytes)."""
+    return {} if version is KeyVersion.V1 else {"key_version": version.value}
+
+
+def check_key_version(claimed: dict[str, Any]) -> KeyVersion:
+    """The evidence's key version (absent: v1). Raises :class:`EvidenceError` for one this code lacks."""
+    value = claimed.get("key_version", KeyVersion.V1.value)
+    try:
+        return KeyVersion(value)
+    except (TypeError, ValueError):
+        known = ", ".join(v.value for v in KeyVersion)
+        raise EvidenceError(
+            f"evidence uses screening key version {value!r}; this verifier knows {known}"
+        ) from None
 
 
 def _screen_message(lhs: str, listed: int, total: int, near: int) -> str:
@@ -178,6 +195,7 @@ class PublicContext:
             or claimed.get("count") != expected.length
         ):
             raise EvidenceError(f"evidence covers a different number of {lhs} than the proof discloses")
+        check_key_version(claimed)
         root = Digest.parse(root_text, field=rhs).raw
         listed = sum(_check_item(i, item, root) for i, item in enumerate(items))
         near = claimed.get("possible_matches")

@@ -30,6 +30,7 @@ from core.documents import validate_model
 from core.errors import CapError, ConflictError, InvalidInputError, StorageError
 from core.fsio import atomic_write
 from core.metrics import LISTS_REFRESH_TOTAL
+from core.name_keys import CURRENT_KEY_VERSION
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.sap.odata import retry_after_seconds
 from core.screening import ListsFile, SanctionsList, build_lists, load_lists
@@ -334,7 +335,9 @@ def _build(
     if sources.high_risk is not None:
         levels = read_high_risk(get(sources.high_risk, staging / "high_risk.csv", "high-risk"))
     entries = [e for item in loaded for e in item.entries]
-    sanctions = SanctionsList.from_entries(entries, [s.describe() for s in sources.sanctions])
+    sanctions = SanctionsList.from_entries(
+        entries, [s.describe() for s in sources.sanctions], CURRENT_KEY_VERSION
+    )
     return build_lists(sanctions, [item.source for item in loaded], now, levels), fetched
 
 

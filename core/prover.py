@@ -34,6 +34,12 @@ class PolicyFailedError(CapError):
     code = "policy_failed"
 
 
+#: Appended to a refusal caused by a screening rule: where a compliance officer sees which rows matched.
+SCREEN_HINT = (
+    "; run `cap screen --suppliers F --ubos F --lists F` for the matching rows, listed names and scores"
+)
+
+
 class ProofBuild(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
     proof: Proof
@@ -84,9 +90,11 @@ def build_proof(
     outcome = verdict(violations, mode)
     record_enforcement((v.constraint for v in violations), outcome, mode, time.perf_counter() - start)
     if enforce and outcome is CheckStatus.FAIL:
+        screened = any("list_root" in v.evidence for v in violations)
         raise PolicyFailedError(
             f"policy {ir.policy_id} fails in {mode.value} mode: "
-            + "; ".join(f"{v.rule_id} ({v.severity.value}): {v.message}" for v in violations),
+            + "; ".join(f"{v.rule_id} ({v.severity.value}): {v.message}" for v in violations)
+            + (SCREEN_HINT if screened else ""),
             violations=[v.model_dump(mode="json", exclude={"evidence"}) for v in violations],
         )
     status = "failed" if outcome is CheckStatus.FAIL else "ok"

@@ -358,6 +358,9 @@ def _un_entry(elem: ET.Element, alias_tag: str, file: str, line: int) -> Sanctio
             expected="a name in FIRST_NAME..FOURTH_NAME",
         )
     aliases = [a for alias in elem.iter(alias_tag) if (a := _text(alias.find("ALIAS_NAME")))]
+    original = _text(elem.find("NAME_ORIGINAL_SCRIPT"))  # "راحت لمتد": screened as written too
+    if original and any(c.isalnum() for c in original):  # a placeholder such as "-" is not a name
+        aliases.append(original)
     return SanctionsEntry(
         source=ListFormat.UN.value,
         entry_id=ref,

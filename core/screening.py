@@ -1,12 +1,13 @@
 """Name screening against sanctions lists, with proofs a verifier can check from the public root alone.
 
-Owns: the name normalisation rule, screening keys (BLAKE3 of the normalised name), the sorted sanctions
+Owns: the sorted sanctions
 tree (``merkle-blake3-v1`` over the byte-sorted, de-duplicated keys), membership and non-membership
 proofs and their pure verifiers, near-match search (Indel similarity, exact Pass-Join segment blocking),
 :meth:`SanctionsList.screen`, and the ``cap-lists.v1`` file (``save_lists`` / ``load_lists``).
 
 Non-membership rests on the tree being sorted: whoever publishes a root publishes the lists file too,
-and :func:`load_lists` refuses keys that are unsorted or do not rebuild the root.
+and :func:`load_lists` refuses keys that are unsorted or do not rebuild the root. Names become keys in
+:mod:`core.name_keys`; a list carries its :class:`KeyVersion` and screens every name under it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,83 +25,18 @@ from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
 from core.canonical import pretty_bytes
-from core.digest import blake3_raw, digests_equal
+from core.digest import digests_equal
 from core.documents import parse_model
 from core.errors import IntegrityError, InvalidInputError, NotFoundError
 from core.fsio import atomic_write
 from core.merkle import EMPTY_ROOT, InclusionProof, MerkleTree, merkle_root, verify_inclusion
+from core.name_keys import LEGAL_FORMS as LEGAL_FORMS
+from core.name_keys import KeyVersion, key_of_normalised, normalise_name
+from core.name_keys import screening_key as screening_key
 from core.sanctions import ListSource, RiskLevel, SanctionsEntry, jurisdiction_root
 
 LISTS_SCHEMA = "cap-lists.v1"
 HEX32 = r"^0x[0-9a-f]{64}$"
-#: Entity legal-form tokens dropped by :func:`normalise_name` (compared after normalisation, so "S.A."
-#: arrives here as "sa", "Co." as "co"). A name made only of such tokens keeps them.
-# fmt: off
-LEGAL_FORMS: tuple[str, ...] = (
-    "ab", "ag", "as", "asa", "bhd", "bv", "cjsc", "co", "company", "corp", "corporation", "cv", "eg", "ev",
-    "gbr", "gmbh", "inc", "incorporated", "jsc", "kft", "kg", "kgaa", "kk", "limited", "llc", "llp", "lp",
-    "ltd", "ltda", "mbh", "nv", "oao", "ohg", "ojsc", "ooo", "oy", "oyj", "pao", "plc", "pllc", "pte",
-    "pty", "pvt", "sa", "sab", "sae", "sal", "sarl", "sas", "se", "sl", "spa", "sprl", "sro", "srl", "ug",
-    "zao",
-)
-# fmt: on
-_LEGAL = frozenset(LEGAL_FORMS)
-_ACRONYM = re.compile(r"(?:[^\W\d_][./])+[^\W\d_]?")  # "s.a." "s.r.o" "a/s" "a." → joined letters
-_JOINERS = "./"  # kept by folding, then joined (acronyms) or spaced
-_APOSTROPHES = frozenset("'`\u2018\u2019\u02bb\u02bc")  # deleted, not spaced: "Ch'ang" → "chang"
-_ASCII_FOLD = str.maketrans(
-    {chr(c): " " for c in range(128) if not chr(c).isalnum() and chr(c) not in _JOINERS}
-    | {"'": None, "`": None}
-)
-
-
-# ------------------------------------------------------------------------------------ normalisation
-
-
-def _fold(name: str) -> str:
-    """NFKD, casefold, drop marks (category M) and apostrophes, other non-letters/digits but ./ → space."""
-    return name.lower().translate(_ASCII_FOLD) if name.isascii() else _fold_unicode(name)
-
-
-def _fold_unicode(name: str) -> str:
-    text = unicodedata.normalize("NFKD", name).casefold()
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat[0] == "M" or ch in _APOSTROPHES:
-            continue
-        out.append(ch if cat[0] in "LN" or ch in _JOINERS else " ")
-    return "".join(out)
-
-
-def normalise_name(name: str) -> str:
-    """The normalised form: folded, dotted acronyms joined, legal forms dropped, tokens sorted."""
-    tokens: list[str] = []
-    for chunk in _fold(name).split():
-        if "." not in chunk and "/" not in chunk:
-            tokens.append(chunk)
-        elif _ACRONYM.fullmatch(chunk):
-            tokens.append(chunk.replace(".", "").replace("/", ""))
-        else:
-            tokens.extend(chunk.replace(".", " ").replace("/", " ").split())
-    kept = [t for t in tokens if t not in _LEGAL]
-    return " ".join(sorted(kept or tokens))
-
-
-def key_of_normalised(normalised: str) -> bytes:
-    return blake3_raw(normalised.encode("utf-8"))
-
-
-def screening_key(name: str) -> bytes:
-    """BLAKE3 (32 raw bytes) of the normalised name. Raises InvalidInputError if nothing is left."""
-    normalised = normalise_name(name)
-    if not normalised:
-        raise InvalidInputError(
-            f"name {name[:60]!r} has no letters or digits",
-            field="name",
-            expected="a name with at least one letter or digit",
-        )
-    return key_of_normalised(normalised)
 
 
 # ---------------------------------------------------------------------------------------- proofs
@@ -299,9 +234,19 @@ class _SegmentIndex:
 
 
 class SanctionsList:
-    """Sorted screening keys, their tree and the normalised names behind them (for near matches)."""
+    """Sorted screening keys, their tree and the normalised names behind them (for near matches).
 
-    def __init__(self, names: Mapping[str, Iterable[str]], sources: Sequence[str]) -> None:
+    ``key_version`` says how names became keys; every name screened against the list is normalised
+    under the same version (:meth:`normalise`, :meth:`key_of`), so the two sides cannot mix.
+    """
+
+    def __init__(
+        self,
+        names: Mapping[str, Iterable[str]],
+        sources: Sequence[str],
+        key_version: KeyVersion = KeyVersion.V1,
+    ) -> None:
+        self.key_version = key_version
         pairs = sorted((key_of_normalised(n), n, tuple(sorted(set(refs)))) for n, refs in names.items())
         self.keys: tuple[bytes, ...] = tuple(p[0] for p in pairs)
         self.names: tuple[str, ...] = tuple(p[1] for p in pairs)
@@ -311,12 +256,17 @@ class SanctionsList:
         self._indexes: dict[int, _SegmentIndex] = {}
 
     @classmethod
-    def from_entries(cls, entries: Iterable[SanctionsEntry], sources: Sequence[str]) -> SanctionsList:
+    def from_entries(
+        cls,
+        entries: Iterable[SanctionsEntry],
+        sources: Sequence[str],
+        key_version: KeyVersion = KeyVersion.V1,
+    ) -> SanctionsList:
         """Every primary name and alias contributes a key. Raises InvalidInputError for a nameless name."""
         names: dict[str, set[str]] = {}
         for entry in entries:
             for name in entry.names:
-                normalised = normalise_name(name)
+                normalised = normalise_name(name, key_version)
                 if not normalised:
                     raise InvalidInputError(
                         f"name {name[:60]!r} of {entry.ref} has no letters or digits",
@@ -325,7 +275,15 @@ class SanctionsList:
                         expected="a name",
                     )
                 names.setdefault(normalised, set()).add(entry.ref)
-        return cls(names, sources)
+        return cls(names, sources, key_version)
+
+    def normalise(self, name: str) -> str:
+        """``name`` normalised under this list's key version."""
+        return normalise_name(name, self.key_version)
+
+    def key_of(self, name: str) -> bytes:
+        """The screening key of ``name`` under this list's key version. Raises InvalidInputError."""
+        return screening_key(name, self.key_version)
 
     @property
     def root(self) -> bytes:
@@ -397,7 +355,7 @@ class SanctionsList:
 
     def near_matches(self, name: str, threshold: float = 0.9) -> list[PossibleMatch]:
         """Listed names whose Indel similarity to the normalised ``name`` is ≥ ``threshold`` (all of them)."""
-        query = normalise_name(name)
+        query = self.normalise(name)
         return self._near(query, _threshold_bp(threshold)) if query else []
 
     def screen(self, names: Sequence[str], threshold: float = 0.9) -> ScreeningReport:
@@ -409,7 +367,7 @@ class SanctionsList:
         hits: list[ScreeningHit] = []
         possible: list[PossibleMatch] = []
         for index, name in enumerate(names):
-            query = normalise_name(name)
+            query = self.normalise(name)
             if not query:
                 raise InvalidInputError(
                     f"name {name[:60]!r} has no letters or digits",
@@ -456,6 +414,7 @@ class ListsFile(BaseModel):
     sources: tuple[ListSource, ...]
     sanctions_root: str = Field(pattern=HEX32)
     sanctions_count: int = Field(ge=0)
+    key_version: KeyVersion | None = None  # absent: screening-key.v1 (files written before v2 existed)
     keys: tuple[str, ...]
     names: tuple[ListedName, ...]
     high_risk: dict[str, RiskLevel] | None = None
@@ -468,8 +427,15 @@ class ListsFile(BaseModel):
             raise ValueError("expected an RFC 3339 UTC timestamp such as 2026-01-01T00:00:00Z")
         return value
 
+    @property
+    def version(self) -> KeyVersion:
+        """The key version the names were normalised with (v1 when the file does not say)."""
+        return self.key_version or KeyVersion.V1
+
     def sanctions_list(self) -> SanctionsList:
-        return SanctionsList({n.name: n.refs for n in self.names}, [s.path for s in self.sources])
+        return SanctionsList(
+            {n.name: n.refs for n in self.names}, [s.path for s in self.sources], self.version
+        )
 
 
 def build_lists(
@@ -487,6 +453,7 @@ def build_lists(
         sources=tuple(sources),
         sanctions_root=sanctions.root_hex,
         sanctions_count=sanctions.count,
+        key_version=None if sanctions.key_version is KeyVersion.V1 else sanctions.key_version,
         keys=tuple("0x" + k.hex() for k in sanctions.keys),
         names=tuple(
             ListedName(name=n, refs=r) for n, r in sorted(zip(sanctions.names, sanctions.refs, strict=True))
@@ -516,6 +483,7 @@ def check_lists(lists: ListsFile, file: str = "lists") -> None:
         )
     if sorted(key_of_normalised(n.name) for n in lists.names) != keys:
         raise IntegrityError("keys are not the keys of names", file=file, field="names")
+    _check_normal_form(lists, file)
     if not digests_equal(lists.sanctions_root, "0x" + merkle_root(keys).hex()):
         raise IntegrityError("sanctions_root does not match keys", file=file, field="sanctions_root")
     if (lists.high_risk is None) != (lists.jurisdiction_root is None):
@@ -528,6 +496,23 @@ def check_lists(lists: ListsFile, file: str = "lists") -> None:
         raise IntegrityError(
             "jurisdiction_root does not match high_risk", file=file, field="jurisdiction_root"
         )
+
+
+def _check_normal_form(lists: ListsFile, file: str) -> None:
+    """Under a v2 label every name must be in v2 normal form: v1 names (still in their own script) there
+    would screen suppliers under one rule against keys built under another. (v2 names are valid v1 names,
+    so a v1 label needs no such check; v1 files load as fast as before.)"""
+    version = lists.version
+    if version is KeyVersion.V1:
+        return
+    for i, listed in enumerate(lists.names):
+        if normalise_name(listed.name, version) != listed.name:
+            raise IntegrityError(
+                f"name {listed.name[:60]!r} is not normalised under {version.value}",
+                file=file,
+                field=f"names[{i}]",
+                expected=f"names normalised under key_version {version.value}",
+            )
 
 
 def load_lists(path: str | Path) -> ListsFile:

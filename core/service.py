@@ -14,7 +14,16 @@ from pydantic import BaseModel, ConfigDict
 
 from core.audit import AuditLog
 from core.canonical import canonical_bytes, pretty_bytes
-from core.commitments import Commitments, RootScheme, commit, read_suppliers, read_ubos
+from core.commitments import (
+    SUPPLIER_COLUMNS,
+    UBO_COLUMNS,
+    Commitments,
+    RootScheme,
+    commit,
+    read_suppliers,
+    read_ubos,
+    record_lines,
+)
 from core.digest import sha3_hex
 from core.documents import parse_model
 from core.errors import InvalidInputError, NotFoundError
@@ -25,6 +34,7 @@ from core.lists_refresh import RefreshResult, load_sources
 from core.lists_refresh import refresh_lists as refresh_from_sources
 from core.manifest import AuditInfo, Manifest, PolicyInfo, build_manifest
 from core.modes import CheckStatus, EnforcementMode
+from core.name_keys import CURRENT_KEY_VERSION
 from core.policy.compile import CompiledPolicy, compile_policy
 from core.policy.lint import Diagnostic, LintMode, lint
 from core.policy.load import load_policy_file, load_policy_text
@@ -35,6 +45,7 @@ from core.proof import Proof, ProofForms, proof_file_bytes
 from core.prover import ProofBuild, build_proof
 from core.registry import Registry, RegistryEntry, RegistryHandle, verify_entry
 from core.sanctions import ListFormat, load_source, read_high_risk
+from core.screen_report import Party, ScreenedRow, ScreenReport, screen_rows
 from core.screening import ListsFile, SanctionsList, build_lists, load_lists
 from core.settings import Settings
 from core.signing import Ed25519Signer
@@ -127,9 +138,28 @@ def build_lists_file(
         raise InvalidInputError("at least one sanctions list is needed", field="sanctions")
     loaded = [load_source(path, fmt) for path, fmt in sources]
     entries = [e for item in loaded for e in item.entries]
-    sanctions = SanctionsList.from_entries(entries, [str(p) for p, _ in sources])
+    sanctions = SanctionsList.from_entries(entries, [str(p) for p, _ in sources], CURRENT_KEY_VERSION)
     levels = read_high_risk(high_risk) if high_risk is not None else None
     return build_lists(sanctions, [item.source for item in loaded], now, levels)
+
+
+def screen_files(
+    suppliers: Path, ubos: Path | None, lists: ListsFile, threshold: float = 0.9
+) -> ScreenReport:
+    """Which supplier (and UBO) rows match which list entries, exactly or nearly: a local report only.
+
+    Raises InvalidInputError (bad CSV, nameless name, threshold out of range) naming file and line.
+    """
+    names = [s.name for s in read_suppliers(_existing(suppliers))]
+    lines = record_lines(suppliers, SUPPLIER_COLUMNS)
+    rows = [
+        ScreenedRow(Party.SUPPLIER, str(suppliers), n, name) for n, name in zip(lines, names, strict=True)
+    ]
+    if ubos is not None:
+        names = [u.name for u in read_ubos(_existing(ubos))]
+        lines = record_lines(ubos, UBO_COLUMNS)
+        rows += [ScreenedRow(Party.UBO, str(ubos), n, x) for n, x in zip(lines, names, strict=True)]
+    return screen_rows(lists.sanctions_list(), rows, threshold)
 
 
 def read_lists(

@@ -45,8 +45,10 @@ def load_job(
         setup = dev_setup(circuit)
     else:
         setup = open_setup(compile_circuit(setup_circuit(Path(setup_dir))), Path(setup_dir))
-    gaps = prover.gap_tree(load_lists(lists), setup.compiled.circuit.depth)
-    leaves = prover.screened_leaves(read_suppliers(suppliers), prover.read_salt_seed(Path(salt_seed)))
+    listed = load_lists(lists)
+    gaps = prover.gap_tree(listed, setup.compiled.circuit.depth)
+    seed = prover.read_salt_seed(Path(salt_seed))
+    leaves = prover.screened_leaves(read_suppliers(suppliers), seed, listed.version)
     return ProveJob(setup, gaps, leaves, Path(cache))
 
 

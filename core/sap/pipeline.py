@@ -28,6 +28,7 @@ from core.drift import DriftReport, detect_drift, snapshot_of_entry, snapshot_of
 from core.errors import ConfigError
 from core.keys import format_timestamp
 from core.modes import EnforcementMode
+from core.name_keys import CURRENT_KEY_VERSION, key_of_normalised, normalise_name
 from core.prover import ProofBuild, build_proof
 from core.registry import Registry, RegistryEntry
 from core.sap.config import SapConfig, SapRelationshipsUboSource, load_sap_config
@@ -43,7 +44,7 @@ from core.sap.report import (
     possible_matches,
 )
 from core.sap.ubo import UboSet, UboStatus, ubo_collector
-from core.screening import ListsFile, SanctionsList, key_of_normalised, load_lists, normalise_name
+from core.screening import ListsFile, SanctionsList, load_lists
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -169,8 +170,9 @@ def screen_records(extracted: Extracted, lists: ScreeningLists | None, secret: b
     """Commitment records plus exact hits (keyed hashes + list-entry ids); unscreenable names are dropped."""
     suppliers = [Supplier(r.name, r.jurisdiction, r.tier) for r in extracted.mapping.records]
     ubos = [Ubo(u.name, u.birthdate.isoformat(), u.citizenship) for u in extracted.ubos.records]
-    kept_s = [s for s in suppliers if normalise_name(s.name)]
-    kept_u = [u for u in ubos if normalise_name(u.name)]
+    version = lists.sanctions.key_version if lists is not None else CURRENT_KEY_VERSION
+    kept_s = [s for s in suppliers if normalise_name(s.name, version)]
+    kept_u = [u for u in ubos if normalise_name(u.name, version)]
     hits: list[Finding] = []
     if lists is not None:
         hits += _hits(lists.sanctions, "supplier", [s.name for s in kept_s], secret)
@@ -188,7 +190,7 @@ def _hits(sanctions: SanctionsList, party: str, names: Sequence[str], secret: by
     """Exact screening-key matches only (near matches go into the proof's evidence)."""
     found = []
     for name in names:
-        key = key_of_normalised(normalise_name(name))
+        key = key_of_normalised(sanctions.normalise(name))
         i = bisect.bisect_left(sanctions.keys, key)
         if i < sanctions.count and sanctions.keys[i] == key:
             found.append(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.commitments import Supplier, supplier_leaf
 from core.merkle import InclusionProof, MerkleTree, verify_inclusion
+from core.name_keys import KeyVersion
 from core.screening import screening_key
 from core.zk.evidence import ScreeningEvidence, field_hex, parse_field
 from core.zk.gaptree import key248, merkle_path
@@ -62,8 +63,13 @@ def _levels(commitments: list[int], batch_size: int) -> list[list[int]]:
     return levels
 
 
-def check_opening(opening: SupplierOpening, supplier_root: bytes, evidence: ScreeningEvidence) -> list[str]:
-    """Failures (empty when the opening agrees with both commitments)."""
+def check_opening(
+    opening: SupplierOpening,
+    supplier_root: bytes,
+    evidence: ScreeningEvidence,
+    version: KeyVersion = KeyVersion.V1,
+) -> list[str]:
+    """Failures (empty when the opening agrees with both commitments); ``version``: the lists' key version."""
     record = Supplier(opening.name, opening.jurisdiction, opening.tier)
     leaf = supplier_leaf(record)
     failures = []
@@ -74,7 +80,7 @@ def check_opening(opening: SupplierOpening, supplier_root: bytes, evidence: Scre
     if not 0 <= opening.row < evidence.count:
         return [*failures, "row outside the screened count"]
     node = ScreenedLeaf(
-        key248(screening_key(opening.name)), parse_field(opening.salt, "salt"), blake_field(leaf)
+        key248(screening_key(opening.name, version)), parse_field(opening.salt, "salt"), blake_field(leaf)
     ).commitment
     index = opening.row % evidence.batch_size
     for sibling in opening.slot_path:

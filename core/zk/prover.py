@@ -17,6 +17,7 @@ from core.canonical import canonical_bytes
 from core.commitments import Supplier, supplier_leaf
 from core.errors import InvalidInputError, NotFoundError, VerificationError
 from core.fsio import atomic_write
+from core.name_keys import KeyVersion
 from core.screening import ListsFile, screening_key
 from core.zk.ceremony import Setup
 from core.zk.evidence import (
@@ -63,10 +64,17 @@ def cached_proof(
     return BatchProof.model_validate_json(path.read_bytes()) if path.is_file() else None
 
 
-def screened_leaves(suppliers: Sequence[Supplier], salt_seed: bytes) -> list[ScreenedLeaf]:
-    """The circuit's view of each committed supplier, in commitment row order."""
+def screened_leaves(
+    suppliers: Sequence[Supplier], salt_seed: bytes, version: KeyVersion = KeyVersion.V1
+) -> list[ScreenedLeaf]:
+    """The circuit's view of each committed supplier, in commitment row order.
+
+    ``version`` must be the key version of the lists the gap tree is built from (``lists.version``).
+    """
     return [
-        ScreenedLeaf(key248(screening_key(s.name)), derive_salt(salt_seed, i), blake_field(supplier_leaf(s)))
+        ScreenedLeaf(
+            key248(screening_key(s.name, version)), derive_salt(salt_seed, i), blake_field(supplier_leaf(s))
+        )
         for i, s in enumerate(suppliers)
     ]
 

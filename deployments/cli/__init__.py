@@ -15,7 +15,7 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from core.errors import CapError
-from deployments.cli import keys, lifecycle
+from deployments.cli import keys, lifecycle, screen
 from deployments.cli.output import err
 from deployments.errors import EXIT_INPUT, EXIT_INTERNAL, exit_code_for
 
@@ -33,6 +33,7 @@ app.add_typer(lifecycle.manifest_app, name="manifest")
 app.add_typer(lifecycle.proof_app, name="proof")
 app.command("commit")(lifecycle.commit)
 app.command("verify")(lifecycle.verify)
+app.command("screen")(screen.screen)
 
 
 def _register_optional() -> None:

@@ -117,6 +117,7 @@ def lists_build(
     summary = {
         "sanctions_root": lists.sanctions_root,
         "keys": lists.sanctions_count,
+        "key_version": lists.version.value,
         "jurisdiction_root": lists.jurisdiction_root,
         "out": str(target),
     }

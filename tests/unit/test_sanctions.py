@@ -74,7 +74,7 @@ def test_un_fixture_reads_individuals_and_entities():
     entries = _by_id(read_un_xml(UN))
     assert len(entries) == 9
     assert entries["TAi.165"].primary_name == "MOHAMMED QASIM MIR WALI KHUDAI RAHIM"
-    assert entries["TAi.165"].aliases == ("Muhammad Qasim", "Abdul Salam")
+    assert entries["TAi.165"].aliases == ("Muhammad Qasim", "Abdul Salam", "محمد قاسم میر ولی خدايرحيم")
     assert entries["TAi.165"].birthdate == "1975/1976"
     assert entries["KPi.006"].birthdate == "1964-06-18"
     assert entries["CDi.001"].aliases == ()  # empty placeholder alias dropped
@@ -260,3 +260,21 @@ def test_bad_high_risk_row_names_file_line_field(tmp_path, row, field):
     err = _error(read_high_risk, path)
     assert err.details["file"] == "hr.csv" and err.details["field"] == field
     assert err.details["line"] == 3 + row.count("\n")
+
+
+@pytest.mark.parametrize(
+    ("original", "aliases"),
+    [
+        pytest.param("راحت لمتد", ("راحت لمتد",), id="arabic_is_an_alias"),
+        pytest.param("-", (), id="placeholder_is_not_a_name"),
+        pytest.param("", (), id="empty"),
+    ],
+)
+def test_un_name_original_script_becomes_an_alias(tmp_path, original, aliases):
+    xml = (
+        "<CONSOLIDATED_LIST><ENTITIES><ENTITY><REFERENCE_NUMBER>TAe.013</REFERENCE_NUMBER>"
+        f"<FIRST_NAME>RAHAT LTD.</FIRST_NAME><NAME_ORIGINAL_SCRIPT>{original}</NAME_ORIGINAL_SCRIPT>"
+        "</ENTITY></ENTITIES></CONSOLIDATED_LIST>"
+    )
+    (entry,) = read_un_xml(_write(tmp_path, "un.xml", xml))
+    assert entry.aliases == aliases

@@ -11,8 +11,9 @@ from typing import Any
 from core.canonical import canonical_obj
 from core.digest import blake3_hex
 from core.merkle import EMPTY_ROOT
+from core.name_keys import KeyVersion, normalise_name, screening_key
 from core.sanctions import RiskLevel, SanctionsEntry, flat_sanctions_root, jurisdiction_root
-from core.screening import SanctionsList, normalise_name, screening_key
+from core.screening import SanctionsList
 
 NORMALISATION_CASES = [
     ("LOGAN MOREY, Elvis Angus", "order and case: surname-first OFAC style"),
@@ -27,6 +28,29 @@ NORMALISATION_CASES = [
     ("AG", "a name of legal forms only keeps them"),
     ("Ørsted A/S", "letters without decomposition are kept; A/S joined and dropped"),
     ("  Jean-Luc   PICARD  ", "extra whitespace"),
+]
+
+#: screening-key.v2 (docs/adr/0008): ASCII names keep their v1 key; the rest are folded to ASCII first.
+NORMALISATION_V2_CASES = [
+    ("LOGAN MOREY, Elvis Angus", "ASCII: the v1 normal form and key, byte for byte"),
+    ("TNK TRADING INTERNATIONAL S.A.", "ASCII: legal form dropped as in v1"),
+    (
+        "\u0399RAN AIRCRAFT MANUFACTURING INDUSTRIAL COMPANY",
+        "Greek capital Iota in a Latin word: UTS #39 fold",
+    ),
+    ("IRAN AIRCR\u0410FT", "Cyrillic capital A in a Latin word: UTS #39 fold"),
+    ("\u041d\u041e\u0420\u0395", "Cyrillic and Greek mixed in one word: a spoof, folded to Latin"),
+    ("\u041d\u041e\u0420\u0415", "one Cyrillic word: transliterated, not folded (HOPE would be wrong)"),
+    (
+        "\u0425\u043e\u0440\u043e\u0448\u0435\u0432 \u0414\u043c\u0438\u0442\u0440\u0438\u0439",
+        "Cyrillic: anyascii",
+    ),
+    ("\u0631\u0627\u062d\u062a \u0644\u0645\u062a\u062f", "Arabic (UN NAME_ORIGINAL_SCRIPT): anyascii"),
+    ("\u0391\u03b8\u03ae\u03bd\u03b1", "Greek word: transliterated"),
+    ("M\u00fcl\u200bler GmbH", "zero-width space deleted, accent dropped"),
+    ("\u00d8rsted A/S", "o-slash transliterated (v1 kept it)"),
+    ("\uff21\uff23\uff2d\uff25 Ltd.", "fullwidth: NFKC"),
+    ("Paek Ch\u2019ang-Ho", "curly apostrophe deleted as in v1"),
 ]
 
 TREE_NAMES = [
@@ -212,6 +236,21 @@ def _lists_roots() -> dict[str, Any]:
     }
 
 
+def _tree_v2() -> dict[str, Any]:
+    names = [*TREE_NAMES, "\u0631\u0627\u062d\u062a \u0644\u0645\u062a\u062f", "\u00d8rsted"]
+    entries = [SanctionsEntry(source="vec", entry_id=str(i), primary_name=n) for i, n in enumerate(names)]
+    sl = SanctionsList.from_entries(entries, ["vectors"], KeyVersion.V2)
+    return {
+        "kind": "tree",
+        "key_version": KeyVersion.V2.value,
+        "names": names,
+        "normalised": sorted(normalise_name(n, KeyVersion.V2) for n in names),
+        "keys": ["0x" + k.hex() for k in sl.keys],
+        "sanctions_root": sl.root_hex,
+        "count": sl.count,
+    }
+
+
 def vectors() -> dict[str, object]:
     sl = _tree()
     out: dict[str, object] = {
@@ -236,6 +275,20 @@ def vectors() -> dict[str, object]:
             "count": sl.count,
         },
         "screening/list_roots.json": _lists_roots(),
+        "screening/normalisation_v2.json": {
+            "kind": "normalisation",
+            "key_version": KeyVersion.V2.value,
+            "cases": [
+                {
+                    "input": s,
+                    "normalised": normalise_name(s, KeyVersion.V2),
+                    "key": "0x" + screening_key(s, KeyVersion.V2).hex(),
+                    "note": note,
+                }
+                for s, note in NORMALISATION_V2_CASES
+            ],
+        },
+        "screening/sanctions_tree_v2.json": _tree_v2(),
     }
     out.update(_positives(sl))
     out.update(_negatives(sl))

@@ -43,3 +43,22 @@ def test_salts_are_248_bit_and_depend_on_row_and_seed(tmp_path):
 def test_unsupported_circuit_shapes_are_refused(batch_size, depth):
     with pytest.raises(InvalidInputError):
         Circuit(batch_size, depth)
+
+
+def test_screened_leaves_use_the_lists_key_version():
+    """A v2 list holds the v2 key of a homoglyph name; the leaf must be built under the same version."""
+    from core.commitments import Supplier
+    from core.name_keys import KeyVersion, screening_key
+    from core.sanctions import SanctionsEntry
+    from core.screening import SanctionsList
+    from core.zk.gaptree import key248
+    from core.zk.prover import screened_leaves
+
+    listed = SanctionsList.from_entries(
+        [SanctionsEntry(source="t", entry_id="1", primary_name="Petrov Holding")], ["t"], KeyVersion.V2
+    )
+    spoof = [Supplier("\u0420etrov Holding", "DE", 1)]  # Cyrillic capital Er
+    (v2,) = screened_leaves(spoof, b"\x01" * 32, KeyVersion.V2)
+    (v1,) = screened_leaves(spoof, b"\x01" * 32)
+    assert v2.key == key248(listed.keys[0]) != v1.key
+    assert v1.key == key248(screening_key(spoof[0].name))
