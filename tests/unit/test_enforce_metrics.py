@@ -10,8 +10,8 @@ from core.metrics import REGISTRY
 from core.modes import CheckStatus, EnforcementMode
 from core.prover import PolicyFailedError
 from core.rules import Severity
-from core.verify import verify_proof
 from core.trust import TrustAnchors
+from core.verify import verify_proof
 from tests.world import NOW, World
 
 S, R, A = EnforcementMode.STRICT, EnforcementMode.RELAXED, EnforcementMode.AUDIT
