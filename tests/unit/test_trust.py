@@ -299,3 +299,35 @@ def test_attested_checks_and_the_summary_line(world):
     assert "screened_names" in attested_part and "not ok" not in line
     failed = summary_line(verify(world, world.build().proof, trust=TrustAnchors()))
     assert "not ok: list_root" in failed
+
+
+# --- loading the anchors (core.anchors) ------------------------------------------------------------------
+
+
+def test_anchors_load_installed_and_given_lists_and_the_age_from_settings(tmp_path, world):
+    from core.anchors import InstalledListsWatcher, trust_anchors
+    from core.screening import save_lists
+    from core.settings import Settings
+
+    settings = Settings.from_env({"CAP_DATA_DIR": str(tmp_path / "var"), "CAP_MAX_LIST_AGE_DAYS": "3"})
+    assert trust_anchors(settings).lists == () and trust_anchors(settings).max_list_age == timedelta(days=3)
+    watcher = InstalledListsWatcher(settings)
+    assert watcher.current() == ()
+    installed = settings.layout.lists_dir / "lists.json"
+    installed.parent.mkdir(parents=True)
+    save_lists(installed, world.lists_file)
+    given = save_lists(tmp_path / "other.json", World(high_risk=None).lists_file)
+    anchors = trust_anchors(settings, lists=[given])
+    assert [t.origin for t in anchors.lists] == [f"installed {installed}", f"--lists {given}"]
+    assert watcher.current()[0].lists.sanctions_root == world.lists.root_hex
+    installed.unlink()
+    assert watcher.current() == ()  # reloaded: nothing installed any more
+
+
+def test_bad_max_list_age_setting_names_the_variable():
+    from core.errors import InvalidInputError
+    from core.settings import Settings
+
+    with pytest.raises(InvalidInputError) as info:
+        Settings.from_env({"CAP_MAX_LIST_AGE_DAYS": "0"})
+    assert info.value.details["field"] == "max_list_age_days"
