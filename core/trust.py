@@ -146,7 +146,7 @@ def _problem(
             None,
         )
     if built > now + CLOCK_SKEW:
-        return f"proof's lists claim to be built in the future ({carried.generated_at})", None  # type: ignore[union-attr]
+        return f"proof's lists claim to be built in the future ({built:%Y-%m-%dT%H:%M:%SZ})", None
     age = now - built
     if age > anchors.max_list_age:
         return (
