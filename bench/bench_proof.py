@@ -26,12 +26,14 @@ from core.policy.compile import compile_policy
 from core.policy.load import load_policy_text
 from core.proof import parse_proof_bytes, proof_file_bytes
 from core.prover import build_proof
-from core.sanctions import RiskLevel, SanctionsEntry
-from core.screening import SanctionsList
+from core.sanctions import ListFormat, ListSource, RiskLevel, SanctionsEntry
+from core.screening import ListsFile, SanctionsList, build_lists
 from core.signing import Ed25519Signer
+from core.trust import TrustAnchors, TrustedLists, lists_info
 from core.verify import verify_proof, verify_proof_bytes
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+HIGH_RISK = {"IR": RiskLevel.HIGH}
 POLICY = Path(__file__).resolve().parents[1] / "examples" / "policy.lksg.v1.yml"
 BENCH_POLICY = POLICY.read_text().replace("supplier_count_max: 10", "supplier_count_max: 1000000")
 
@@ -42,7 +44,7 @@ def _name(rng: random.Random) -> str:
     )
 
 
-def world(n_suppliers: int, n_listed: int):
+def world(n_suppliers: int, n_listed: int, built_at: datetime = NOW):
     rng = random.Random(42)
     suppliers = [
         Supplier(_name(rng) + " GmbH", rng.choice(["DE", "FR", "PL", "SE"]), rng.randint(1, 3))
@@ -58,10 +60,25 @@ def world(n_suppliers: int, n_listed: int):
     compiled = compile_policy(load_policy_text(BENCH_POLICY, "bench-policy.yml"))
     c = commit(suppliers, ubos, RootScheme.MERKLE, "2026-01-01T00:00:00Z")
     info = PolicyInfo(name=compiled.policy_id, version="lksg.v1", hash=compiled.policy_hash)
+    doc = bench_lists_file(lists, built_at)
     manifest = build_manifest(
-        c, info, subject="LEI-BENCH", created_at="2026-01-01T00:00:00Z", sanctions_root=lists.root_hex
+        c,
+        info,
+        subject="LEI-BENCH",
+        created_at="2026-01-01T00:00:00Z",
+        sanctions_root=lists.root_hex,
+        jurisdiction_root=doc.jurisdiction_root,
+        lists=lists_info(doc),
     )
     return suppliers, ubos, lists, compiled, manifest, build_s
+
+
+def bench_lists_file(lists: SanctionsList, built_at: datetime = NOW) -> ListsFile:
+    """The lists document a verifier installs to trust the bench proofs (``built_at``: their build time)."""
+    source = ListSource(
+        path="bench.csv", format=ListFormat.CSV, entries=lists.count, sha3_256="sha3-256:" + "00" * 32
+    )
+    return build_lists(lists, [source], built_at, HIGH_RISK)
 
 
 def _prove(suppliers, ubos, lists, compiled, manifest, signer: Ed25519Signer) -> bytes:
@@ -72,7 +89,7 @@ def _prove(suppliers, ubos, lists, compiled, manifest, signer: Ed25519Signer) ->
         suppliers=suppliers,
         ubos=ubos,
         lists=lists,
-        high_risk={"IR": RiskLevel.HIGH},
+        high_risk=HIGH_RISK,
         mode=EnforcementMode.STRICT,
         enforce=False,
         signer=signer,
@@ -81,16 +98,20 @@ def _prove(suppliers, ubos, lists, compiled, manifest, signer: Ed25519Signer) ->
     return proof_file_bytes(built.proof)
 
 
-def signed_proof_bytes(n_suppliers: int, n_listed: int, signer: Ed25519Signer) -> bytes:
-    """The stored bytes of a proof over ``n_suppliers`` suppliers screened against ``n_listed`` entries."""
-    suppliers, ubos, lists, compiled, manifest, _ = world(n_suppliers, n_listed)
-    return _prove(suppliers, ubos, lists, compiled, manifest, signer)
+def signed_proof_bytes(
+    n_suppliers: int, n_listed: int, signer: Ed25519Signer, built_at: datetime = NOW
+) -> tuple[bytes, ListsFile]:
+    """The stored bytes of a proof over ``n_suppliers`` suppliers screened against ``n_listed`` entries
+    (lists built at ``built_at``), and the lists a verifier must install to trust it."""
+    suppliers, ubos, lists, compiled, manifest, _ = world(n_suppliers, n_listed, built_at)
+    return _prove(suppliers, ubos, lists, compiled, manifest, signer), bench_lists_file(lists, built_at)
 
 
 def measure(n_suppliers: int = 10_000, n_listed: int = 50_000, repeat: int = 3) -> dict[str, float]:
     suppliers, ubos, lists, compiled, manifest, list_s = world(n_suppliers, n_listed)
     signer = Ed25519Signer.from_seed(b"\x01" * 32)
     keyring = bootstrap_keyring(build_metadata(signer.public_key_b64, "bench", NOW), NOW, "bench")
+    trust = TrustAnchors(lists=(TrustedLists(origin="bench", lists=bench_lists_file(lists)),))
     builds, verifies, parses = [], [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -100,10 +121,10 @@ def measure(n_suppliers: int = 10_000, n_listed: int = 50_000, repeat: int = 3) 
         proof = parse_proof_bytes(data)
         parses.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        report = verify_proof(proof, keyring=keyring, mode=EnforcementMode.STRICT, now=NOW)
+        report = verify_proof(proof, keyring=keyring, mode=EnforcementMode.STRICT, now=NOW, trust=trust)
         verifies.append(time.perf_counter() - t0)
     assert report.result.value == "ok", [c for c in report.checks if c.status.value != "ok"]
-    total = verify_proof_bytes(data, keyring=keyring, mode=EnforcementMode.STRICT, now=NOW)
+    total = verify_proof_bytes(data, keyring=keyring, mode=EnforcementMode.STRICT, now=NOW, trust=trust)
     assert total.result.value == "ok"
     return {
         "keys": lists.count,

@@ -126,7 +126,7 @@ def _rotate(settings: Settings, body: dict[str, bytes]) -> None:
     for phase in (0, 1, 2):
         service.rotate_signing_key(settings, make_request(phase, force=True, actor="soak"), datetime.now(UTC))
     new = next(k for k in store.list() if k.kid != old.kid)
-    proof = World(signer=store.signer(new.kid)).build().proof
+    proof = World(signer=store.signer(new.kid), lists_built_at=datetime.now(UTC)).build().proof
     body["current"] = b'{"proof":' + proof_file_bytes(proof).rstrip() + b"}"
     time.sleep(2.0)  # in-flight requests with the old proof finish while both keys are accepted
     service.rotate_signing_key(settings, make_request(3, force=True, actor="soak"), datetime.now(UTC))

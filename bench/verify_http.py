@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import Figure, at_least, at_most, info  # noqa: E402
 from core import service  # noqa: E402
+from core.anchors import trust_anchors  # noqa: E402
 from core.dev_issuer import DevIssuer  # noqa: E402
 from core.fsio import atomic_write  # noqa: E402
 from core.keyring import save_keyring  # noqa: E402
@@ -82,12 +83,13 @@ end
 
 def prepare(root: Path) -> tuple[Settings, World, bytes]:
     settings = Settings(data_dir=root / "var")
-    world = World()
+    world = World(lists_built_at=datetime.now(UTC))  # the server verifies on the real clock
     proof = world.build().proof
     store = KeyStore(settings.layout)
     store.import_public(build_metadata(world.signer.public_key_b64, "Test Co", NOW))
     atomic_write(settings.layout.private_key_path(world.signer.kid), world.signer.to_pem(), mode=0o600)
     save_keyring(settings.layout.keyring, world.keyring)
+    service.install_lists(settings, world.lists_file, datetime.now(UTC))
     service.register_proof(settings, proof, CheckStatus.OK, world.signer, datetime.now(UTC))
     body = b'{"proof":' + proof_file_bytes(proof).rstrip() + b"}"
     return settings, world, body
@@ -213,6 +215,7 @@ def in_process_rate(settings: Settings, world: World, seconds: float) -> tuple[f
     """Verifications per wall second and CPU milliseconds per verification (one thread)."""
     proof = world.build().proof
     keyring, registry = world.keyring, RegistryHandle(settings.layout.registry_db)  # as the API holds it
+    trust = trust_anchors(settings)
     n, end, cpu0 = 0, time.perf_counter() + seconds, time.process_time()
     while time.perf_counter() < end:
         service.verify_document(
@@ -221,6 +224,7 @@ def in_process_rate(settings: Settings, world: World, seconds: float) -> tuple[f
             keyring=keyring,
             mode=EnforcementMode.STRICT,
             now=datetime.now(UTC),
+            trust=trust,
             registry=registry,
         )
         n += 1
@@ -329,7 +333,8 @@ def measure(
         if large_suppliers:
             from bench.bench_proof import signed_proof_bytes
 
-            data = signed_proof_bytes(large_suppliers, 50_000, world.signer)
+            data, large_lists = signed_proof_bytes(large_suppliers, 50_000, world.signer, datetime.now(UTC))
+            service.install_lists(settings, large_lists, datetime.now(UTC))  # the server reloads it
             big = b'{"proof":' + data.rstrip() + b"}"
             rss0 = worker_peak_rss_mb(proc.pid)
             times = large_proof(url, token, big)

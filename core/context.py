@@ -15,7 +15,7 @@ from core.digest import Digest
 from core.errors import CapError, InvalidInputError
 from core.manifest import Manifest
 from core.name_keys import KeyVersion
-from core.rules import ListLength, MissingInputError
+from core.rules import ListLength, MissingInputError, RuleResult
 from core.sanctions import RiskLevel
 from core.screening import (
     MembershipProof,
@@ -29,6 +29,8 @@ ROOT_VARS = ("company_commitment_root", "supplier_root", "ubo_root", "sanctions_
 LIST_VARS = {"supplier_hashes": "supplier_count", "ubo_hashes": "ubo_count"}
 KEY_SETS = frozenset({"sanctions_root"})
 _MISSING = object()
+POSSIBLE_MATCH_COUNT = "possible_match_count"
+NEAR_MIN_BP = 9000  # near matches are reported from similarity 0.9 (core.screening default threshold)
 
 
 class EvidenceError(CapError):
@@ -63,6 +65,20 @@ def prover_public(
             1 for s in suppliers if high_risk.get(s.jurisdiction) is RiskLevel.HIGH
         )
     return public
+
+
+def possible_match_total(results: Sequence[RuleResult]) -> int:
+    """How many possible matches the screening rules' evidence lists (disclosed as a public count)."""
+    total = 0
+    for r in results:
+        near = r.evidence.get("possible_matches") if "list_root" in r.evidence else None
+        total += len(near) if isinstance(near, list) else 0
+    return total
+
+
+def selection_inputs(public: dict[str, int | bool | str]) -> dict[str, int | bool | str]:
+    """The public scalars rule selection saw at build (the derived possible-match count came later)."""
+    return {k: v for k, v in public.items() if k != POSSIBLE_MATCH_COUNT}
 
 
 class ProverContext:
@@ -163,8 +179,13 @@ def _screen_message(lhs: str, listed: int, total: int, near: int) -> str:
 class PublicContext:
     """What a verifier knows: the manifest, the disclosed scalars, the evidence in the proof."""
 
-    def __init__(self, manifest: Manifest, public: dict[str, int | bool | str]) -> None:
-        self.manifest, self.public = manifest, public
+    def __init__(
+        self,
+        manifest: Manifest,
+        public: dict[str, int | bool | str],
+        listed_names: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.manifest, self.public, self.listed_names = manifest, public, listed_names
 
     def lookup(self, name: str) -> Any:
         value = root_lookup(self.manifest, name)
@@ -197,10 +218,31 @@ class PublicContext:
             raise EvidenceError(f"evidence covers a different number of {lhs} than the proof discloses")
         check_key_version(claimed)
         root = Digest.parse(root_text, field=rhs).raw
-        listed = sum(_check_item(i, item, root) for i, item in enumerate(items))
+        flags = [_check_item(i, item, root) for i, item in enumerate(items)]
         near = claimed.get("possible_matches")
-        near_count = len(near) if isinstance(near, list) else 0
-        return listed == 0, _screen_message(lhs, listed, len(items), near_count), claimed
+        if not isinstance(near, list):
+            raise EvidenceError(f"evidence for {lhs} has no possible_matches list")
+        for n, match in enumerate(near):
+            _check_match(n, match, flags, self.listed_names)
+        listed = sum(flags)
+        return listed == 0, _screen_message(lhs, listed, len(items), len(near)), claimed
+
+
+def _check_match(n: int, match: Any, listed: list[bool], names: dict[str, tuple[str, ...]] | None) -> None:
+    """A possible match must name an absent screened item, a near score and (when the verifier holds
+    the lists) a listed name with its entries. Raises :class:`EvidenceError`."""
+    where = f"possible_matches[{n}]"
+    if not isinstance(match, dict) or set(match) != {"item", "candidate", "score_bp", "refs"}:
+        raise EvidenceError(f"{where} is malformed")
+    item, score = match["item"], match["score_bp"]
+    if type(item) is not int or not 0 <= item < len(listed) or listed[item]:
+        raise EvidenceError(f"{where} names item {item!r}, not a screened name that is absent from the list")
+    if type(score) is not int or not NEAR_MIN_BP <= score <= 10000:
+        raise EvidenceError(f"{where} has score {score!r}, not a near match ({NEAR_MIN_BP}..10000 bp)")
+    if names is not None and tuple(names.get(match["candidate"], ())) != tuple(match["refs"] or ()):
+        raise EvidenceError(
+            f"{where}: {match['candidate']!r} with refs {match['refs']} is not on the trusted list"
+        )
 
 
 def _check_item(index: int, item: Any, root: bytes) -> bool:

@@ -276,6 +276,9 @@ def _refresh(
         lists.sanctions_root,
         lists.jurisdiction_root,
     )
+    if not changed and previous is not None and previous.generated_at != lists.generated_at:
+        # same roots, confirmed current now: re-stamp the build time proofs carry (ADR 0007), no audit event
+        atomic_write(target, pretty_bytes(lists) + b"\n")
     if changed:
         atomic_write(target, pretty_bytes(lists) + b"\n")
         AuditLog(settings.layout.audit_log).append(

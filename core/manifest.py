@@ -1,7 +1,9 @@
 """The manifest (``manifest.v1.0`` field set of the original, extended) and its signature.
 
 Field order is the original's (version … signatures, time_anchor?) followed by our extensions
-(subject, root_scheme, sanctions_root?, jurisdiction_root?). A manifest signature is Ed25519 over
+(subject, root_scheme, sanctions_root?, jurisdiction_root?, lists?); ``lists`` carries the lists'
+build time and sources so a verifier can judge their age and see which lists were used. A manifest
+signature is Ed25519 over
 ``b"manifest.v1.0\\n" + canonical JSON of the manifest with signatures = []``.
 """
 
@@ -51,6 +53,24 @@ class SignatureInfo(BaseModel):
     sig: str
 
 
+class ListSourceInfo(BaseModel):
+    """One list a proof was screened against: who publishes it, which file, its digest."""
+
+    model_config = ConfigDict(frozen=True)
+    publisher: str
+    format: str
+    file: str
+    sha3_256: str
+
+
+class ListsInfo(BaseModel):
+    """The lists behind ``sanctions_root``/``jurisdiction_root``: build time and sources (signed)."""
+
+    model_config = ConfigDict(frozen=True)
+    generated_at: str
+    sources: list[ListSourceInfo]
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(frozen=True)
     version: str = MANIFEST_VERSION
@@ -67,6 +87,7 @@ class Manifest(BaseModel):
     root_scheme: RootScheme
     sanctions_root: str | None = None
     jurisdiction_root: str | None = None
+    lists: ListsInfo | None = None
 
 
 def build_manifest(
@@ -78,6 +99,7 @@ def build_manifest(
     audit: AuditInfo | None = None,
     sanctions_root: str | None = None,
     jurisdiction_root: str | None = None,
+    lists: ListsInfo | None = None,
 ) -> Manifest:
     """A fresh, unsigned manifest over ``commitments`` for ``policy``."""
     return Manifest(
@@ -91,6 +113,7 @@ def build_manifest(
         root_scheme=commitments.scheme,
         sanctions_root=sanctions_root,
         jurisdiction_root=jurisdiction_root,
+        lists=lists,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict
 
 from core.commitments import Supplier, Ubo, commit
-from core.context import ProverContext, prover_public
+from core.context import POSSIBLE_MATCH_COUNT, ProverContext, possible_match_total, prover_public
 from core.enforce import Violation, record_enforcement, verdict, violations_of
 from core.errors import CapError, InvalidInputError
 from core.manifest import Manifest, ProofInfo, sign_manifest
@@ -86,6 +86,8 @@ def build_proof(
     ctx = ProverContext(manifest, suppliers, ubos, lists, public)
     active = set(active_rule_ids(ir, public))
     results = [evaluate_rule(rule, ctx) for rule in ir.rules if rule.id in active]
+    if lists is not None:
+        public = {**public, POSSIBLE_MATCH_COUNT: possible_match_total(results)}
     violations = violations_of(results, constraints)
     outcome = verdict(violations, mode)
     record_enforcement((v.constraint for v in violations), outcome, mode, time.perf_counter() - start)

@@ -37,6 +37,7 @@ from core.proof import PROOF_SCHEMA, Proof, parse_proof_bytes, proof_file_bytes
 from core.registry import Registry, RegistryEntry, check_entry
 from core.screening import load_lists
 from core.settings import Settings
+from core.trust import TrustAnchors
 from core.verify import Check, CheckKind, Report, report_for_unreadable, verify_proof
 
 # --- snapshots from files and the registry -------------------------------------------------------------
@@ -215,10 +216,12 @@ def reverify_entry(
     *,
     keyring: Keyring,
     sanctions_root: str | None,
+    trust: TrustAnchors,
     mode: EnforcementMode,
     now: datetime,
 ) -> Report:
-    """Verify a registered proof again against the current keyring and lists (never raises for bad proofs)."""
+    """Verify a registered proof again against the current keyring, trust anchors and lists (never
+    raises for bad proofs)."""
     source = f"registry:{entry.id}"
     try:
         proof = parse_proof_bytes(entry.proof_json.encode("utf-8"), source)
@@ -229,6 +232,7 @@ def reverify_entry(
         keyring=keyring,
         mode=mode,
         now=now,
+        trust=trust,
         registry=lambda _proof, _forms: _entry_check(entry, keyring),
     )
     return with_checks(report, current_lists_check(proof, sanctions_root))

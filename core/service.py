@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from core.anchors import installed_lists_path
 from core.audit import AuditLog
 from core.canonical import canonical_bytes, pretty_bytes
 from core.commitments import (
@@ -46,9 +47,10 @@ from core.prover import ProofBuild, build_proof
 from core.registry import Registry, RegistryEntry, RegistryHandle, verify_entry
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screen_report import Party, ScreenedRow, ScreenReport, screen_rows
-from core.screening import ListsFile, SanctionsList, build_lists, load_lists
+from core.screening import ListsFile, SanctionsList, build_lists, check_lists, load_lists, save_lists
 from core.settings import Settings
 from core.signing import Ed25519Signer
+from core.trust import TrustAnchors, lists_info
 from core.verify import Check, CheckKind, RegistryLookup, Report, verify_proof, verify_proof_bytes
 
 
@@ -177,6 +179,27 @@ def read_lists(
     return build_lists_file([(sanctions, fmt)], high_risk, now)
 
 
+def install_lists(settings: Settings, lists: ListsFile, now: datetime, actor: str = "cap") -> Path:
+    """Install ``lists`` as this data dir's trusted lists (``<data>/lists/lists.json``), audited."""
+    check_lists(lists, "lists")
+    target = installed_lists_path(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_lists(target, lists)
+    AuditLog(settings.layout.audit_log).append(
+        "lists_installed",
+        {
+            "actor": actor,
+            "sanctions_root": lists.sanctions_root,
+            "sanctions_count": lists.sanctions_count,
+            "jurisdiction_root": lists.jurisdiction_root,
+            "generated_at": lists.generated_at,
+            "sources": [s.model_dump(mode="json") for s in lists.sources],
+        },
+        now,
+    )
+    return target
+
+
 def list_sources_path(settings: Settings) -> Path:
     """The default sources file of :func:`refresh_lists`: ``<data>/lists/sources.yaml``."""
     return settings.layout.lists_dir / "sources.yaml"
@@ -250,6 +273,7 @@ def make_manifest(
         audit=AuditInfo(tail_digest=digest, events_count=count),
         sanctions_root=lists.sanctions_root if lists else None,
         jurisdiction_root=lists.jurisdiction_root if lists else None,
+        lists=lists_info(lists) if lists else None,
     )
 
 
@@ -267,6 +291,14 @@ def prove(
 ) -> ProofBuild:
     """Evaluate the policy on the real records, sign, register and audit the proof."""
     signer = ensure_signer(settings, now)
+    if lists is not None:  # the manifest names the lists actually screened against, with their sources
+        manifest = manifest.model_copy(
+            update={
+                "sanctions_root": lists.sanctions_root,
+                "jurisdiction_root": lists.jurisdiction_root,
+                "lists": lists_info(lists),
+            }
+        )
     built = build_proof(
         manifest=manifest,
         ir=loaded.compiled.ir,
@@ -372,14 +404,22 @@ def verify_file(
     mode: EnforcementMode,
     now: datetime,
     keyring_path: Path | None = None,
+    trust: TrustAnchors,
     manifest: Manifest | None = None,
     use_registry: bool = True,
 ) -> Report:
-    """Verify stored proof bytes against the keyring (and the local registry when present)."""
+    """Verify stored proof bytes against the keyring and trust anchors (and the local registry)."""
     keyring = load_local_keyring(settings, keyring_path)
     registry = registry_check(settings, keyring) if use_registry else None
     return verify_proof_bytes(
-        data, source=source, keyring=keyring, mode=mode, now=now, manifest=manifest, registry=registry
+        data,
+        source=source,
+        keyring=keyring,
+        mode=mode,
+        now=now,
+        trust=trust,
+        manifest=manifest,
+        registry=registry,
     )
 
 
@@ -390,11 +430,18 @@ def verify_document(
     keyring: Keyring,
     mode: EnforcementMode,
     now: datetime,
+    trust: TrustAnchors,
     registry: RegistryHandle | None = None,
 ) -> Report:
-    """Verify a parsed proof against ``keyring``; ``registry`` is a long-running caller's open registry."""
+    """Verify a parsed proof against ``keyring`` and ``trust``; ``registry`` is a long-running caller's
+    open registry."""
     return verify_proof(
-        proof, keyring=keyring, mode=mode, now=now, registry=registry_check(settings, keyring, registry)
+        proof,
+        keyring=keyring,
+        mode=mode,
+        now=now,
+        trust=trust,
+        registry=registry_check(settings, keyring, registry),
     )
 
 

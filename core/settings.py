@@ -10,8 +10,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from core.documents import validate_model
 from core.layout import DataLayout
 
 DEFAULT_SUBJECT = "LEI-DEMO-0000000000000"
@@ -24,6 +25,7 @@ class Settings(BaseModel):
     subject: str = DEFAULT_SUBJECT
     owner: str = "Company"
     env: str = "dev"
+    max_list_age_days: int = Field(default=14, ge=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -35,11 +37,12 @@ class Settings(BaseModel):
             ("subject", "CAP_SUBJECT"),
             ("owner", "CAP_KEY_OWNER"),
             ("env", "CAP_ENV"),
+            ("max_list_age_days", "CAP_MAX_LIST_AGE_DAYS"),
         ):
             if env.get(var):
                 values[field] = env[var]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        return validate_model(cls, values, source="environment", what="settings (CAP_*)")
 
     @property
     def layout(self) -> DataLayout:

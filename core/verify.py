@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from core.checks import Check as Check
+from core.checks import CheckKind as CheckKind
 from core.commitments import company_root
-from core.context import EvidenceError, PublicContext
+from core.context import EvidenceError, PublicContext, selection_inputs
 from core.digest import Digest, digests_equal
+from core.disclosure import attested_checks, binding_checks
 from core.enforce import record_enforcement, violation_status, violations_of, worst
 from core.errors import CapError, InvalidInputError
 from core.keyring import Keyring, key_acceptance
@@ -28,25 +30,15 @@ from core.policy.select import active_rule_ids
 from core.policy.v1 import rule_constraint
 from core.proof import Proof, ProofForms, check_proof_signature, parse_proof_bytes
 from core.rules import Outcome, RuleResult, evaluate_rule
-
-
-class CheckKind(StrEnum):
-    INTEGRITY = "integrity"
-    SIGNATURE = "signature"
-    KEY = "key"
-    POLICY = "policy"
-    RULE = "rule"
-    EVIDENCE = "evidence"
-    REGISTRY = "registry"
-    DRIFT = "drift"
-
-
-class Check(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    id: str
-    kind: CheckKind
-    status: CheckStatus
-    message: str
+from core.trust import (
+    TrustAnchors,
+    TrustedLists,
+    cannot_evaluate,
+    list_root_check,
+    needs_lists,
+    policy_pin_check,
+    uses_lists,
+)
 
 
 class Report(BaseModel):
@@ -195,18 +187,23 @@ def _signature_checks(
     return checks
 
 
-def _rule_checks(proof: Proof, mode: EnforcementMode) -> list[Check]:
-    ctx = PublicContext(proof.manifest, proof.public)
+def _rule_checks(proof: Proof, mode: EnforcementMode, trust: TrustAnchors, now: datetime) -> list[Check]:
     claimed = {r.rule_id: r for r in proof.rules}
     try:
-        active = set(active_rule_ids(proof.ir, proof.public))
+        active = set(active_rule_ids(proof.ir, selection_inputs(proof.public)))
     except InvalidInputError as exc:
         return [
             Check(
                 id="rule_selection", kind=CheckKind.POLICY, status=CheckStatus.FAIL, message=exc.diagnostics()
             )
         ]
-    checks = []
+    checks: list[Check] = []
+    trusted: TrustedLists | None = None
+    if needs_lists(proof.manifest, proof.ir, active):
+        list_check, trusted = list_root_check(proof.manifest, trust, mode, now)
+        checks.append(list_check)
+    names = {n.name: n.refs for n in trusted.lists.names} if trusted is not None else None
+    ctx = PublicContext(proof.manifest, proof.public, names)
     extra = sorted(set(claimed) - active)
     if extra:
         checks.append(
@@ -217,13 +214,24 @@ def _rule_checks(proof: Proof, mode: EnforcementMode) -> list[Check]:
                 message=f"results for rules that are not active in the IR: {', '.join(extra)}",
             )
         )
+    untrusted = bool(checks) and trusted is None
     for rule in proof.ir.rules:
         if rule.id in active:
-            checks.extend(_one_rule(rule, claimed.get(rule.id), ctx, mode))
+            checks.extend(_one_rule(rule, claimed.get(rule.id), ctx, mode, untrusted and uses_lists(rule)))
     return checks
 
 
 def _one_rule(
+    rule: IrRule, claim: RuleResult | None, ctx: PublicContext, mode: EnforcementMode, untrusted: bool
+) -> list[Check]:
+    """The checks of one rule; a rule over untrusted lists cannot be evaluated (fail-closed)."""
+    checks = _judge_rule(rule, claim, ctx, mode)
+    if not untrusted:
+        return checks
+    return [cannot_evaluate(rule.id, mode) if c.kind is CheckKind.RULE else c for c in checks]
+
+
+def _judge_rule(
     rule: IrRule, claim: RuleResult | None, ctx: PublicContext, mode: EnforcementMode
 ) -> list[Check]:
     rid = rule.id
@@ -296,16 +304,23 @@ def verify_proof(
     keyring: Keyring,
     mode: EnforcementMode,
     now: datetime,
+    trust: TrustAnchors,
     manifest: Manifest | None = None,
     registry: RegistryLookup | None = None,
 ) -> Report:
-    """Run every check on ``proof`` and return the report (never raises for a bad proof)."""
+    """Run every check on ``proof`` against the verifier's keyring and trust anchors and return the
+    report (never raises for a bad proof)."""
     forms = ProofForms(proof)
     checks = [*_ir_checks(proof, forms), _root_check(proof.manifest)]
+    pin = policy_pin_check(proof.manifest, trust)
+    if pin is not None:
+        checks.append(pin)
     if manifest is not None:
         checks.append(_manifest_match(proof, manifest))
     checks += _signature_checks(proof, keyring, mode, now, forms)
-    checks += _enforced_rule_checks(proof, mode)
+    checks += _enforced_rule_checks(proof, mode, trust, now)
+    checks += binding_checks(proof)
+    checks += attested_checks(proof)
     if registry is not None:
         checks.append(registry(proof, forms))
     report = Report(
@@ -320,10 +335,12 @@ def verify_proof(
     return report
 
 
-def _enforced_rule_checks(proof: Proof, mode: EnforcementMode) -> list[Check]:
+def _enforced_rule_checks(
+    proof: Proof, mode: EnforcementMode, trust: TrustAnchors, now: datetime
+) -> list[Check]:
     """:func:`_rule_checks`, metered as one enforcement decision (v1 rules counted by constraint)."""
     start = time.perf_counter()
-    checks = _rule_checks(proof, mode)
+    checks = _rule_checks(proof, mode, trust, now)
     v1 = proof.manifest.policy.version == "lksg.v1"
     rule_ids = [c.id.removeprefix("rule:") for c in checks if c.kind is CheckKind.RULE and c.status.severity]
     constraints = [(rule_constraint(r) if v1 else None) or r for r in rule_ids]
@@ -338,6 +355,7 @@ def verify_proof_bytes(
     keyring: Keyring,
     mode: EnforcementMode,
     now: datetime,
+    trust: TrustAnchors,
     manifest: Manifest | None = None,
     registry: RegistryLookup | None = None,
 ) -> Report:
@@ -347,4 +365,28 @@ def verify_proof_bytes(
     except CapError as exc:
         VERIFY_RESULTS.labels(CheckStatus.FAIL.value).inc()
         return report_for_unreadable(exc, mode)
-    return verify_proof(proof, keyring=keyring, mode=mode, now=now, manifest=manifest, registry=registry)
+    return verify_proof(
+        proof, keyring=keyring, mode=mode, now=now, trust=trust, manifest=manifest, registry=registry
+    )
+
+
+_PROVED_KINDS = frozenset(
+    {
+        CheckKind.INTEGRITY,
+        CheckKind.SIGNATURE,
+        CheckKind.KEY,
+        CheckKind.POLICY,
+        CheckKind.RULE,
+        CheckKind.EVIDENCE,
+    }
+)
+
+
+def summary_line(report: Report) -> str:
+    """One line: what was proved (checks recomputed and ok), what was attested, what did not hold."""
+    proved = [c.id for c in report.checks if c.kind in _PROVED_KINDS and c.status is CheckStatus.OK]
+    attested = [c.id.removeprefix("attested:") for c in report.checks if c.kind is CheckKind.ATTESTED]
+    failed = [c.id for c in report.checks if c.status is not CheckStatus.OK]
+    line = f"proved: {', '.join(proved) or 'nothing'}; "
+    line += f"attested (prover's signature): {', '.join(attested) or 'nothing'}"
+    return line + (f"; not ok: {', '.join(failed)}" if failed else "")

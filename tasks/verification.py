@@ -18,11 +18,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from core import reverify, service, status
+from core.anchors import trust_anchors
 from core.drift import DriftReport, drift_event
 from core.keyring import Keyring
 from core.modes import EnforcementMode
 from core.registry import RegistryEntry
 from core.settings import Settings
+from core.trust import TrustAnchors
 from core.verify import Report
 from tasks.retry import retry_transient
 
@@ -36,10 +38,10 @@ class Trust:
     :class:`~core.keyring.Keyring` (its ``keys`` field shadows ``Mapping.keys``).
     """
 
-    __slots__ = ("keyring", "sanctions_root")
+    __slots__ = ("anchors", "keyring", "sanctions_root")
 
-    def __init__(self, keyring: Keyring, sanctions_root: str | None) -> None:
-        self.keyring, self.sanctions_root = keyring, sanctions_root
+    def __init__(self, keyring: Keyring, sanctions_root: str | None, anchors: TrustAnchors) -> None:
+        self.keyring, self.sanctions_root, self.anchors = keyring, sanctions_root, anchors
 
 
 _IO: dict[str, Any] = {
@@ -58,9 +60,11 @@ def load_entries(settings: Settings, limit: int | None = None) -> list[RegistryE
 
 @task(name="load-trust", **_IO)
 def load_trust(settings: Settings, lists_path: str | None = None) -> Trust:
-    """The current keyring and the sanctions root in force."""
-    root = reverify.current_sanctions_root(settings, Path(lists_path) if lists_path else None)
-    return Trust(service.load_local_keyring(settings), root)
+    """The current keyring, the sanctions root in force and the trust anchors (installed + given lists)."""
+    given = Path(lists_path) if lists_path else None
+    root = reverify.current_sanctions_root(settings, given)
+    anchors = trust_anchors(settings, lists=[given] if given else [])
+    return Trust(service.load_local_keyring(settings), root, anchors)
 
 
 @task(name="reverify-entries", **_PURE)
@@ -69,7 +73,12 @@ def reverify_entries(
 ) -> list[Report]:
     return [
         reverify.reverify_entry(
-            e, keyring=trust.keyring, sanctions_root=trust.sanctions_root, mode=mode, now=now
+            e,
+            keyring=trust.keyring,
+            sanctions_root=trust.sanctions_root,
+            trust=trust.anchors,
+            mode=mode,
+            now=now,
         )
         for e in entries
     ]

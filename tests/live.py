@@ -98,10 +98,14 @@ def prepare_data_dir(env: dict[str, str]) -> None:
     from core.policy_store import PolicyStore
     from core.registry import Registry
     from core.settings import Settings
+    from tests.world import World
 
     settings = Settings.from_env(env)
     settings.layout.root.mkdir(parents=True, exist_ok=True)
     service.keygen(settings, now=datetime.now(UTC))
+    service.install_lists(
+        settings, World().lists_file, datetime.now(UTC)
+    )  # what canary proofs screen against
     Registry(settings.layout.registry_db).close()
     PolicyStore(settings.layout.policy_db).close()
     DevIssuer.for_settings(settings).ensure()

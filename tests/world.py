@@ -16,9 +16,10 @@ from core.modes import EnforcementMode
 from core.policy.compile import compile_policy
 from core.policy.load import load_policy_text
 from core.prover import ProofBuild, build_proof
-from core.sanctions import RiskLevel, SanctionsEntry
-from core.screening import SanctionsList
+from core.sanctions import ListFormat, ListSource, RiskLevel, SanctionsEntry
+from core.screening import ListsFile, SanctionsList, build_lists
 from core.signing import Ed25519Signer
+from core.trust import TrustAnchors, TrustedLists, lists_info
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SEED = bytes(range(32))  # a test constant, not a secret
@@ -47,6 +48,7 @@ LISTED = (
     SanctionsEntry(source="test", entry_id="2", primary_name="Kestrel Maritime Services"),
     SanctionsEntry(source="test", entry_id="3", primary_name="Ivan Sidorov"),
 )
+TEST_SOURCE = ListSource(path="test.csv", format=ListFormat.CSV, entries=3, sha3_256="sha3-256:" + "ab" * 32)
 HIGH_RISK = {"IR": RiskLevel.HIGH, "KP": RiskLevel.HIGH, "CN": RiskLevel.MEDIUM}
 
 
@@ -58,6 +60,7 @@ class World:
     scheme: RootScheme = RootScheme.MERKLE
     listed: tuple[SanctionsEntry, ...] = LISTED
     with_lists: bool = True
+    lists_built_at: datetime = NOW
     high_risk: dict[str, RiskLevel] | None = field(default_factory=lambda: dict(HIGH_RISK))
     signer: Ed25519Signer = field(default_factory=lambda: Ed25519Signer.from_seed(SEED))
 
@@ -66,6 +69,14 @@ class World:
         self.ubos = parse_ubos(self.ubos_csv)
         self.compiled = compile_policy(load_policy_text(self.policy_text, "policy.yml"))
         self.lists = SanctionsList.from_entries(self.listed, ["test"]) if self.with_lists else None
+        self.lists_file: ListsFile | None = (
+            build_lists(self.lists, [TEST_SOURCE], self.lists_built_at, self.high_risk)
+            if self.lists
+            else None
+        )
+        self.trust = TrustAnchors(
+            lists=(TrustedLists(origin="test", lists=self.lists_file),) if self.lists_file else ()
+        )
         meta = build_metadata(self.signer.public_key_b64, "Test Co", NOW)
         self.keyring: Keyring = bootstrap_keyring(meta, NOW, actor="test")
 
@@ -78,6 +89,8 @@ class World:
             subject="LEI-TEST",
             created_at="2026-03-01T12:00:00Z",
             sanctions_root=self.lists.root_hex if self.lists else None,
+            jurisdiction_root=self.lists_file.jurisdiction_root if self.lists_file else None,
+            lists=lists_info(self.lists_file) if self.lists_file else None,
         )
 
     def build(self, mode: EnforcementMode = EnforcementMode.STRICT, enforce: bool = False) -> ProofBuild:

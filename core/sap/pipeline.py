@@ -46,6 +46,7 @@ from core.sap.report import (
 from core.sap.ubo import UboSet, UboStatus, ubo_collector
 from core.screening import ListsFile, SanctionsList, load_lists
 from core.settings import Settings
+from core.trust import TrustedLists
 
 if TYPE_CHECKING:
     import httpx
@@ -281,7 +282,16 @@ def verify_ingest_proof(
         return verify_remote(
             config.verify_url, built.proof, config.enforce_mode, env=env, transport=transport
         )
-    return verify_in_process(settings, built.proof, config.enforce_mode, now)
+    return verify_in_process(settings, built.proof, config.enforce_mode, now, configured_lists(config, now))
+
+
+def configured_lists(config: SapConfig, now: datetime) -> TrustedLists | None:
+    """The lists this ingest's config names, as an in-process verifier's anchor (the operator's own)."""
+    lists = load_screening_lists(config, now)
+    if lists is None:
+        return None
+    names = [str(config.lists_file)] if config.lists_file else [str(s.path) for s in config.sanctions]
+    return TrustedLists(origin=f"SAP config {', '.join(names)}", lists=lists.file)
 
 
 def summarise(

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from core import service
+from core.anchors import trust_anchors
 from core.errors import CapError
 from core.modes import CheckStatus, EnforcementMode
 from core.proof import Proof, proof_file_bytes
 from core.sap.config import read_secret
 from core.sap.odata import redact_url
 from core.settings import Settings
+from core.trust import TrustedLists
 from core.verify import Check, Report
 
 if TYPE_CHECKING:
@@ -61,11 +63,21 @@ class VerifyOutcome(BaseModel):
 
 
 def verify_in_process(
-    settings: Settings, proof: Proof, mode: EnforcementMode, now: datetime
+    settings: Settings,
+    proof: Proof,
+    mode: EnforcementMode,
+    now: datetime,
+    configured: TrustedLists | None = None,
 ) -> VerifyOutcome:
-    """Verify against the local keyring and registry. Raises :class:`NotFoundError` without a keyring."""
+    """Verify against the local keyring, registry and trusted lists: the installed ones and the lists
+    this ingest's (operator-owned) config names. Raises :class:`NotFoundError` without a keyring."""
     keyring = service.load_local_keyring(settings)
-    report: Report = service.verify_document(settings, proof, keyring=keyring, mode=mode, now=now)
+    trust = trust_anchors(settings)
+    if configured is not None:
+        trust = trust.model_copy(update={"lists": (*trust.lists, configured)})
+    report: Report = service.verify_document(
+        settings, proof, keyring=keyring, mode=mode, now=now, trust=trust
+    )
     return VerifyOutcome.of(report.checks, report.result, "in-process")
 
 

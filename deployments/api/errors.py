@@ -59,6 +59,7 @@ CODE_OVERRIDES = {
     "keyring_not_found": 503,
     "database_not_found": 503,
     "keyring_unavailable": 503,
+    "lists_unavailable": 503,
 }
 
 

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from core.anchors import InstalledListsWatcher, trust_anchors
 from core.auth import JwksCache, TokenValidator, file_fetcher, url_fetcher
 from core.errors import CapError
 from core.keyring import Keyring, KeyringWatcher
 from core.registry import RegistryHandle
 from core.settings import Settings
+from core.trust import TrustAnchors
 from deployments.api.config import ApiConfig
 from deployments.api.flows import FlowGateway, PrefectFlows
 
@@ -23,6 +25,12 @@ class KeyringUnavailableError(CapError):
     """The server has no usable keyring (HTTP 503): a server-side state, not a bad request."""
 
     code = "keyring_unavailable"
+
+
+class ListsUnavailableError(CapError):
+    """The installed lists file exists but does not load (HTTP 503): never silently trusted or ignored."""
+
+    code = "lists_unavailable"
 
 
 def utc_now() -> datetime:
@@ -37,6 +45,7 @@ class ApiState:
     tokens: TokenValidator
     flows: FlowGateway
     registry: RegistryHandle
+    lists: InstalledListsWatcher
     clock: Callable[[], datetime] = utc_now
 
     def current_keyring(self, now: datetime) -> Keyring:
@@ -45,6 +54,16 @@ class ApiState:
             return self.keyring.current(now)
         except CapError as exc:
             raise KeyringUnavailableError(f"no usable keyring: {exc.message}", cause=exc.code) from exc
+
+    def trust(self) -> TrustAnchors:
+        """The verifier's anchors: the installed lists (hot-reloaded) and the configured maximum age.
+
+        Raises :class:`ListsUnavailableError` if the installed lists file does not load."""
+        try:
+            installed = self.lists.current()
+        except CapError as exc:
+            raise ListsUnavailableError(f"installed lists unusable: {exc.message}", cause=exc.code) from exc
+        return trust_anchors(self.settings, installed=installed)
 
     @classmethod
     def build(
@@ -61,6 +80,7 @@ class ApiState:
             keyring=KeyringWatcher(settings.layout.keyring),
             tokens=token_validator(config),
             registry=RegistryHandle(settings.layout.registry_db),
+            lists=InstalledListsWatcher(settings),
             clock=clock,
             flows=flows or PrefectFlows(config.prefect_api_url, timeout=config.prefect_timeout_seconds),
         )

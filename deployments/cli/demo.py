@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from core import service
+from core.anchors import trust_anchors
 from core.commitments import RootScheme
 from core.errors import CapError
 from core.fsio import atomic_write
@@ -21,6 +22,7 @@ from core.modes import EnforcementMode
 from core.proof import proof_file_bytes
 from core.sanctions import ListFormat
 from core.settings import Settings
+from core.verify import summary_line
 from deployments.cli.output import now, out, styled
 
 SUPPLIERS = """name,jurisdiction,tier
@@ -94,9 +96,10 @@ def _run(d: Path) -> None:
     _step(2, "commit to 5 suppliers and 2 UBOs (merkle-blake3-v1)")
     commitments = service.commit_files(files["suppliers.csv"], files["ubos.csv"], RootScheme.MERKLE, when)
     out.print(f"   company root {commitments.company_commitment_root}")
-    _step(3, "build the sanctions and high-risk lists")
+    _step(3, "build the sanctions and high-risk lists and install them as the verifier's trusted lists")
     lists = service.build_lists_file([(files["sanctions.csv"], ListFormat.CSV)], files["high_risk.csv"], when)
-    out.print(f"   sanctions root {lists.sanctions_root} over {lists.sanctions_count} keys")
+    installed = service.install_lists(cfg, lists, when)
+    out.print(f"   sanctions root {lists.sanctions_root} over {lists.sanctions_count} keys → {installed}")
     _step(4, "compile the policy to IR and store it")
     loaded = service.load_policy(files["policy.yml"])
     service.store_policy(cfg, loaded, when)
@@ -127,17 +130,21 @@ def _run(d: Path) -> None:
 def _verify_steps(cfg: Settings, proof_path: Path, when: object) -> None:
     _step(6, "verify it as a customer would (strict and relaxed)")
     data = proof_path.read_bytes()
+    trust = trust_anchors(cfg)
     for mode in (EnforcementMode.STRICT, EnforcementMode.RELAXED):
-        report = service.verify_file(cfg, data, source=str(proof_path), mode=mode, now=now())
+        report = service.verify_file(cfg, data, source=str(proof_path), mode=mode, now=now(), trust=trust)
         bad = [c for c in report.checks if c.status.value != "ok"]
         out.print(
             f"   {mode.value}: {styled(report.result.value.upper())}, {len(report.checks)} checks"
             + "".join(f"\n     {styled(c.status.value)} {c.id}: {c.message}" for c in bad)
         )
+    out.print(f"   {escape(summary_line(report))}", soft_wrap=True)
     _step(7, "flip one byte of the proof and verify again")
     i = data.index(b'"supplier_count":') + len(b'"supplier_count":')
     forged = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
-    report = service.verify_file(cfg, forged, source="forged proof", mode=EnforcementMode.STRICT, now=now())
+    report = service.verify_file(
+        cfg, forged, source="forged proof", mode=EnforcementMode.STRICT, now=now(), trust=trust
+    )
     failed = [c for c in report.checks if c.status.value == "fail"]
     out.print(
         f"   {styled(report.result.value.upper())}: " + "; ".join(f"{c.id}: {c.message}" for c in failed)

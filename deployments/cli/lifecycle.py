@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from core import reverify, service
+from core.anchors import trust_anchors
 from core.commitments import Commitments, RootScheme
 from core.documents import parse_model
 from core.drift import DriftReport
@@ -22,7 +23,7 @@ from core.proof import proof_file_bytes
 from core.prover import ProofBuild
 from core.sanctions import ListFormat
 from core.screening import load_lists
-from core.verify import Report
+from core.verify import Report, summary_line
 from deployments.cli.drift import print_drift
 from deployments.cli.output import JsonFlag, emit, kv_table, now, out, settings, styled
 from deployments.errors import EXIT_FAIL, EXIT_INTEGRITY
@@ -104,6 +105,10 @@ def lists_build(
         Path | None, typer.Option(help="High-risk countries CSV: iso_code,risk_level.")
     ] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Default build/lists.json.")] = None,
+    install: Annotated[
+        bool,
+        typer.Option("--install", help="Also install as this data dir's trusted lists (lists/lists.json)."),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Build screening keys over every name and alias, the sanctions root and the jurisdiction root."""
@@ -121,7 +126,21 @@ def lists_build(
         "jurisdiction_root": lists.jurisdiction_root,
         "out": str(target),
     }
+    if install:
+        summary["installed"] = str(service.install_lists(settings(), lists, now()))
     emit(as_json, summary, lambda: out.print(kv_table("lists", summary)))
+
+
+@lists_app.command("install")
+def lists_install(
+    path: Annotated[Path, typer.Argument(help="A cap-lists.v1 file (checked before it is installed).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Install a lists file as this data dir's trusted lists: proofs screened against it verify here."""
+    lists = load_lists(path)
+    target = service.install_lists(settings(), lists, now())
+    summary = {"sanctions_root": lists.sanctions_root, "built": lists.generated_at, "installed": str(target)}
+    emit(as_json, summary, lambda: out.print(kv_table("lists installed", summary)))
 
 
 @policy_app.command("lint")
@@ -288,6 +307,7 @@ def _print_report(report: Report) -> None:
     for c in report.checks:
         table.add_row(c.id, c.kind.value, styled(c.status.value), c.message)
     out.print(table)
+    out.print(summary_line(report), soft_wrap=True)
 
 
 def verify(
@@ -295,23 +315,46 @@ def verify(
     manifest: Annotated[Path | None, typer.Option(help="Also check this manifest matches the proof.")] = None,
     keyring: Annotated[Path | None, typer.Option(help="Keyring with the prover's public keys.")] = None,
     mode: ModeOpt = EnforcementMode.STRICT,
+    lists: Annotated[
+        list[Path] | None,
+        typer.Option(help="Also trust this lists.json (repeatable); the installed lists are always trusted."),
+    ] = None,
+    policy: Annotated[
+        list[Path] | None, typer.Option(help="Require the proof's policy to be this one (repeatable).")
+    ] = None,
+    expect_policy_hash: Annotated[
+        list[str] | None, typer.Option(help="Require this policy hash (repeatable).")
+    ] = None,
+    max_list_age_days: Annotated[
+        int | None,
+        typer.Option(min=1, help="Refuse lists built longer ago (default CAP_MAX_LIST_AGE_DAYS or 14)."),
+    ] = None,
     drift_detect: DriftOpt = False,
     baseline: BaselineOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Verify a proof: signature, key status, hashes, roots, every rule, sanctions evidence."""
+    """Verify a proof: signature, key status, hashes, roots, trusted lists, every rule, sanctions evidence."""
     data = _read(proof)
+    cfg = (
+        settings().model_copy(update={"max_list_age_days": max_list_age_days})
+        if max_list_age_days
+        else settings()
+    )
+    trust = trust_anchors(
+        cfg, lists=lists or [], policies=policy or [], policy_hashes=expect_policy_hash or []
+    )
     report = service.verify_file(
-        settings(),
+        cfg,
         data,
         source=str(proof),
         mode=mode,
         now=now(),
+        trust=trust,
         keyring_path=keyring,
         manifest=_manifest(manifest) if manifest else None,
     )
     if drift_detect:
-        report = reverify.add_drift(settings(), report, data, source=str(proof), baseline=baseline)
+        report = reverify.add_drift(cfg, report, data, source=str(proof), baseline=baseline)
     emit(as_json, report, lambda: _print_report(report))
     if report.result is CheckStatus.FAIL:
         raise typer.Exit(EXIT_INTEGRITY if report.integrity_failed else EXIT_FAIL)

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from core.keyring import save_keyring
 from core.policy_store import PolicyStore
 from core.proof import proof_file_bytes
 from core.registry import Registry
+from core.screening import save_lists
 from core.settings import Settings
 from deployments.api.app import create_app
 from deployments.api.config import ApiConfig
@@ -112,6 +114,9 @@ class FakeFlows:
 def prepare_data_dir(root: Path, world: World) -> Settings:
     settings = Settings(data_dir=root, env="test")
     save_keyring(settings.layout.keyring, world.keyring)
+    if world.lists_file is not None:  # the server trusts the lists the world's proofs were screened against
+        settings.layout.lists_dir.mkdir(parents=True, exist_ok=True)
+        save_lists(settings.layout.lists_dir / "lists.json", world.lists_file)
     Registry(settings.layout.registry_db).close()
     PolicyStore(settings.layout.policy_db).close()
     return settings
@@ -123,7 +128,7 @@ def api_config(jwks: Path, **overrides: Any) -> ApiConfig:
 
 @pytest.fixture(scope="session")
 def world() -> World:
-    return World()
+    return World(lists_built_at=datetime.now(UTC))  # the API verifies on the real clock: fresh lists
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from fastapi.testclient import TestClient
 from core.keyring import entry_from_metadata, load_keyring, save_keyring
 from core.keys import KeyStatus, KeyStore
 from core.proof import proof_file_bytes
+from core.sanctions import SanctionsEntry
+from core.screening import save_lists
 from deployments.api.app import create_app
 from deployments.api.flows import PrefectFlows
 from tests.api.conftest import api_config, bearer
@@ -235,6 +238,42 @@ def test_keyring_is_hot_reloaded_and_rollback_refused(client, settings, issuer, 
     assert client.get("/admin/keys", headers=auth(issuer)).json()["version"] == original.version + 1
 
 
+def test_verify_uses_the_servers_installed_lists(client, settings, issuer, proof_doc):
+    def list_root():
+        body = client.post("/verify", json={"proof": proof_doc}, headers=auth(issuer, "verify:run")).json()
+        return body["result"], next(c for c in body["checks"] if c["id"] == "list_root")
+
+    result, check = list_root()
+    assert result != "FAIL" and check["status"] == "ok" and "installed" in check["message"]
+    installed = settings.layout.lists_dir / "lists.json"
+    installed.unlink()  # hot: the next request sees no trusted lists and fails closed
+    result, check = list_root()
+    assert result == "FAIL" and check["status"] == "fail" and "no trusted lists" in check["message"]
+    fake = World(listed=(SanctionsEntry(source="fake", entry_id="1", primary_name="Harmless Person"),))
+    save_lists(installed, fake.lists_file)  # other lists installed: the proof's root is not among them
+    result, check = list_root()
+    assert result == "FAIL" and proof_doc["manifest"]["sanctions_root"] in check["message"]
+    assert fake.lists.root_hex in check["message"]
+
+
+def test_stale_lists_fail_closed_over_the_api(client, issuer, world):
+    stale = World(signer=world.signer, lists_built_at=datetime.now(UTC) - timedelta(days=15)).build().proof
+    doc = json.loads(proof_file_bytes(stale))
+    body = client.post("/verify", json={"proof": doc}, headers=auth(issuer, "verify:run")).json()
+    assert body["result"] == "FAIL"
+    assert (
+        "older than the maximum 14 days"
+        in next(c for c in body["checks"] if c["id"] == "list_root")["message"]
+    )
+
+
+def test_unusable_installed_lists_are_503(settings, issuer, flows, proof_doc):
+    (settings.layout.lists_dir / "lists.json").write_text("{not json")
+    client = TestClient(create_app(settings, api_config(issuer.jwks_path), flows=flows))
+    r = client.post("/verify", json={"proof": proof_doc}, headers=auth(issuer))
+    assert r.status_code == 503 and r.json()["error"] == "lists_unavailable"
+
+
 def test_unusable_keyring_is_503_not_a_client_error(settings, issuer, flows, proof_doc):
     settings.layout.keyring.write_text("{not json")
     client = TestClient(create_app(settings, api_config(issuer.jwks_path), flows=flows))
@@ -289,7 +328,8 @@ def test_body_over_the_limit_is_413(settings, issuer, flows, path, limits):
 def test_a_proof_over_the_general_limit_still_verifies(client, issuer):
     """2,000 suppliers make a 1.4 MB proof: over the 1 MiB general limit, inside /verify's own 32 MiB."""
     csv = "name,jurisdiction,tier\n" + "".join(f"Lieferant {i:05d} GmbH,DE,1\n" for i in range(2000))
-    body = b'{"proof":' + proof_file_bytes(World(suppliers_csv=csv).build().proof).rstrip() + b"}"
+    big = World(suppliers_csv=csv, lists_built_at=datetime.now(UTC)).build().proof
+    body = b'{"proof":' + proof_file_bytes(big).rstrip() + b"}"
     assert len(body) > 1024 * 1024
     headers = {**auth(issuer), "Content-Type": "application/json"}
     r = client.post("/verify", content=body, headers=headers)

@@ -4,7 +4,7 @@ with a drifted entry (artifact and ``cap.drift.detected`` events checked); the t
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,10 +24,12 @@ def _registry(tmp_path) -> tuple[Settings, dict[str, str]]:
     policy and suppliers, signed by an unrelated key (40 + 15 + 10 = 65, high; its verification fails)."""
     settings = Settings(data_dir=tmp_path / "var", subject="LEI-TEST")
     settings.data_dir.mkdir()
-    base = World()
+    fresh = datetime.now(UTC)  # the run re-verifies on the real clock: lists built now are fresh
+    base = World(lists_built_at=fresh)
     save_keyring(settings.layout.keyring, base.keyring)
-    drifted = World(policy_text=OTHER_POLICY, suppliers_csv=MORE_SUPPLIERS)
-    stranger = World(signer=Ed25519Signer.from_seed(bytes([7]) * 32))
+    service.install_lists(settings, base.lists_file, fresh)
+    drifted = World(policy_text=OTHER_POLICY, suppliers_csv=MORE_SUPPLIERS, lists_built_at=fresh)
+    stranger = World(signer=Ed25519Signer.from_seed(bytes([7]) * 32), lists_built_at=fresh)
     roots = {}
     for i, w in enumerate((base, drifted, stranger)):
         built = w.build(EnforcementMode.STRICT)
@@ -97,8 +99,8 @@ def test_tasks_chain_through_fn(tmp_path):
     settings, _ = _registry(tmp_path)
     entries = t.load_entries.fn(settings)
     trust = t.load_trust.fn(settings)
-    assert trust.sanctions_root is None and len(entries) == 3
-    reports = t.reverify_entries.fn(entries, trust, EnforcementMode.AUDIT, NOW)
+    assert trust.sanctions_root == World().lists.root_hex and len(entries) == 3
+    reports = t.reverify_entries.fn(entries, trust, EnforcementMode.AUDIT, datetime.now(UTC))
     assert [r.result for r in reports] == [CheckStatus.FAIL, CheckStatus.OK, CheckStatus.OK]
     drifts = t.analyse_drift.fn(entries, reports, trust, timedelta(hours=24))
     assert [d.score if d else None for d in drifts] == [65, 55, None]

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -140,6 +140,17 @@ def test_refresh_installs_what_lists_build_builds_from_the_same_files_and_audits
     again, _ = refresh(settings, sources(publisher))
     assert not again.changed and again.previous_root == local.sanctions_root
     assert installed(settings).read_bytes() == before  # unchanged lists are not rewritten
+    assert sum(e.event == "lists_refreshed" for e in AuditLog(settings.layout.audit_log).events()) == 1
+
+    later = NOW + timedelta(days=20)  # the publishers still say the same: only the time moves on
+    with httpx.Client(timeout=10) as client:
+        third = refresh_lists(settings, sources(publisher), later, client=client, sleep=lambda _: None)
+    assert not third.changed
+    restamped = json.loads(installed(settings).read_text())
+    assert restamped["generated_at"] == "2026-12-21T05:30:00Z" != json.loads(before)["generated_at"]
+    assert {k: v for k, v in restamped.items() if k != "generated_at"} == {
+        k: v for k, v in json.loads(before).items() if k != "generated_at"
+    }
     assert sum(e.event == "lists_refreshed" for e in AuditLog(settings.layout.audit_log).events()) == 1
 
 

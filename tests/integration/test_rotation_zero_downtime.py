@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -100,7 +101,13 @@ def live(tmp_path: Path):
 
 
 def _proof_by(settings: Settings, kid: str) -> dict:
-    return json.loads(proof_file_bytes(World(signer=KeyStore(settings.layout).signer(kid)).build().proof))
+    return json.loads(
+        proof_file_bytes(
+            World(signer=KeyStore(settings.layout).signer(kid), lists_built_at=datetime.now(UTC))
+            .build()
+            .proof
+        )
+    )
 
 
 def test_no_acceptable_verification_fails_while_rotating(live):

@@ -26,7 +26,7 @@ from core import service
 from core.metrics import REGISTRY
 from core.modes import CheckStatus, EnforcementMode
 from core.registry import Registry
-from core.sap.pipeline import IngestResult, ingest, load_ingest_config
+from core.sap.pipeline import IngestResult, configured_lists, ingest, load_ingest_config
 from core.sap.remote_verify import RemoteVerifyError, verify_remote
 from core.settings import Settings
 from deployments.sap_mock import SapDataset, create_app, generate_dataset, running_server
@@ -237,12 +237,16 @@ def test_verification_through_the_real_api(tmp_path, monkeypatch):
     service.keygen(settings, now=NOW)
     issuer = DevIssuer(settings.layout.dev_issuer_dir).ensure()
     token = issuer.mint(["verify:run"], ttl=3600, now=int(datetime.now(UTC).timestamp()))
+    # the API verifies on the real clock; the ingest runs at NOW, its lists as old as NOW is
+    age = (datetime.now(UTC) - NOW).days + 14
+    verifier = settings.model_copy(update={"max_list_age_days": age})
     api = create_api(
-        settings, ApiConfig(issuer=DEV_ISSUER, audience=DEV_AUDIENCE, jwks_file=issuer.jwks_path)
+        verifier, ApiConfig(issuer=DEV_ISSUER, audience=DEV_AUDIENCE, jwks_file=issuer.jwks_path)
     )
     env = {**SECRET_ENV, "CAP_VERIFY_TOKEN": token}
     with running_server(api) as api_url, running_server(create_app(pilot_dataset(), 2)) as sap_url:
         config = load_ingest_config(write_config(tmp_path, sap_url, verify_url=api_url))
+        service.install_lists(settings, configured_lists(config, NOW).lists, NOW)  # the server trusts them
         result = ingest(config, settings, NOW, env=env)
         with pytest.raises(RemoteVerifyError) as refused:
             ingest(config, settings, NOW, env={**env, "CAP_VERIFY_TOKEN": "not-a-jwt"})

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -288,7 +289,13 @@ def _signed_proof_check(live_api: LiveApi, admin: str, tmp_path: Path) -> None:
     settings = Settings.from_env(live_api.env)
     kid = load_keyring(settings.layout.keyring).default_signing_kid
     good = tmp_path / "canary.proof.json"
-    good.write_bytes(proof_file_bytes(World(signer=KeyStore(settings.layout).signer(kid)).build().proof))
+    good.write_bytes(
+        proof_file_bytes(
+            World(signer=KeyStore(settings.layout).signer(kid), lists_built_at=datetime.now(UTC))
+            .build()
+            .proof
+        )
+    )
     passed = live_api.smoke("--token", admin, "--proof", str(good))
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert passed.stdout.count("PASS") == 6 and f"signed proof by key {kid}" in passed.stdout

@@ -280,7 +280,9 @@ def test_drift_check_is_ok_or_warn(current, status):
 
 def test_drift_raises_a_report_to_warn_but_never_to_fail():
     w = World()
-    report = verify_proof(w.build().proof, keyring=w.keyring, mode=EnforcementMode.STRICT, now=NOW)
+    report = verify_proof(
+        w.build().proof, keyring=w.keyring, mode=EnforcementMode.STRICT, now=NOW, trust=w.trust
+    )
     assert report.result is CheckStatus.OK
     high = analyse_drift(BASE, cur(**POLICY, **BOTH_ROOTS), keyring=ROTATED)
     assert with_drift(report, high).result is CheckStatus.WARN
@@ -370,7 +372,12 @@ def test_baseline_is_the_last_accepted_older_entry_of_the_subject(tmp_path):
     assert pick_baseline(entries, "LEI-OTHER", entry_id=second.id) is None
 
     report = reverify_entry(
-        second, keyring=w.keyring, sanctions_root=w.lists.root_hex, mode=EnforcementMode.STRICT, now=NOW
+        second,
+        keyring=w.keyring,
+        sanctions_root=w.lists.root_hex,
+        trust=w.trust,
+        mode=EnforcementMode.STRICT,
+        now=NOW,
     )
     assert report.result is CheckStatus.OK, report.checks
     drift = entry_drift(second, entries, report, keyring=w.keyring)
@@ -386,7 +393,12 @@ def test_reverify_warns_when_the_lists_moved_on(tmp_path):
     with Registry(tmp_path / "registry.sqlite") as registry:
         entry = _register(registry, w, NOW)
     report = reverify_entry(
-        entry, keyring=w.keyring, sanctions_root="0x" + "11" * 32, mode=EnforcementMode.STRICT, now=NOW
+        entry,
+        keyring=w.keyring,
+        sanctions_root="0x" + "11" * 32,
+        trust=w.trust,
+        mode=EnforcementMode.STRICT,
+        now=NOW,
     )
     lists = next(c for c in report.checks if c.id == "current_lists")
     assert lists.status is CheckStatus.WARN and report.result is CheckStatus.WARN

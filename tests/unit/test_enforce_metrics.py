@@ -10,6 +10,7 @@ from core.metrics import REGISTRY
 from core.modes import CheckStatus, EnforcementMode
 from core.prover import PolicyFailedError
 from core.rules import Severity
+from core.trust import TrustAnchors
 from core.verify import verify_proof
 from tests.world import NOW, World
 
@@ -115,15 +116,18 @@ def test_refused_build_is_still_metered():
     assert _delta(before) == {"failure": 1}
 
 
+TRUST_NONE = TrustAnchors()  # a proof without lists needs none; its require_statement_roots rule fails
+
+
 def test_verify_meters_enforcement_by_constraint_and_the_report_result():
-    proof = World(with_lists=False).build(A).proof
+    proof = World(with_lists=False, high_risk=None).build(A).proof
     keyring = World().keyring
     stmt = _sample("cap_enforce_constraint_violations_total", constraint="require_statement_roots")
     fails = _sample("cap_verify_results_total", result="fail")
     warns = _sample("cap_verify_results_total", result="warn")
     before = _enforce_counts()
-    assert verify_proof(proof, keyring=keyring, mode=S, now=NOW).result is CheckStatus.FAIL
-    assert verify_proof(proof, keyring=keyring, mode=A, now=NOW).result is CheckStatus.WARN
+    assert verify_proof(proof, keyring=keyring, mode=S, now=NOW, trust=TRUST_NONE).result is CheckStatus.FAIL
+    assert verify_proof(proof, keyring=keyring, mode=A, now=NOW, trust=TRUST_NONE).result is CheckStatus.WARN
     assert _delta(before) == {"failure": 1, "warning": 1}
     assert (
         _sample("cap_enforce_constraint_violations_total", constraint="require_statement_roots") == stmt + 2
@@ -136,7 +140,7 @@ def test_integrity_failure_fails_in_audit_mode_too():
     w = World()
     proof = w.build().proof
     forged = proof.model_copy(update={"public": {**proof.public, "ubo_count": 7}})
-    report = verify_proof(forged, keyring=w.keyring, mode=A, now=NOW)
+    report = verify_proof(forged, keyring=w.keyring, mode=A, now=NOW, trust=w.trust)
     assert report.result is CheckStatus.FAIL and report.integrity_failed
 
 
@@ -157,7 +161,7 @@ def test_build_and_verify_share_the_mode_change_count():
     note_mode(S)
     before = _changes()
     proof = w.build(R).proof
-    verify_proof(proof, keyring=w.keyring, mode=R, now=NOW)
-    verify_proof(proof, keyring=w.keyring, mode=A, now=NOW)
+    verify_proof(proof, keyring=w.keyring, mode=R, now=NOW, trust=w.trust)
+    verify_proof(proof, keyring=w.keyring, mode=A, now=NOW, trust=w.trust)
     after = _changes()
     assert {m: after[m] - before[m] for m in after} == {"strict": 0, "relaxed": 1, "audit": 1}

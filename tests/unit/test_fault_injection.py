@@ -260,6 +260,7 @@ def _old_key_status(settings: Settings, world: World, now: datetime) -> CheckSta
         keyring=load_keyring(settings.layout.keyring),
         mode=EnforcementMode.STRICT,
         now=now,
+        trust=world.trust,
     )
     return next(c.status for c in report.checks if c.id == "key_status")
 

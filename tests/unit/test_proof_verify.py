@@ -25,7 +25,7 @@ def failing(report):
 
 
 def verify_bytes(world, data, mode=STRICT, keyring=None):
-    return verify_proof_bytes(data, keyring=keyring or world.keyring, mode=mode, now=NOW)
+    return verify_proof_bytes(data, keyring=keyring or world.keyring, mode=mode, now=NOW, trust=world.trust)
 
 
 @pytest.fixture(scope="module")
@@ -125,18 +125,30 @@ def test_signature_by_another_key_under_the_right_kid_fails(world, good):
     forged = forged.model_copy(
         update={"signature": forged.signature.model_copy(update={"kid": proof.signature.kid})}
     )
-    assert "proof_signature" in failing(verify_proof(forged, keyring=world.keyring, mode=STRICT, now=NOW))
+    assert "proof_signature" in failing(
+        verify_proof(forged, keyring=world.keyring, mode=STRICT, now=NOW, trust=world.trust)
+    )
 
 
 def test_manifest_whose_roots_differ_from_the_proof_fails(world, good):
     other = World(suppliers_csv=World().suppliers_csv + "Extra Co,FR,1\n").manifest()
     report = verify_proof(
-        parse_proof_bytes(good), keyring=world.keyring, mode=STRICT, now=NOW, manifest=other
+        parse_proof_bytes(good),
+        keyring=world.keyring,
+        mode=STRICT,
+        now=NOW,
+        trust=world.trust,
+        manifest=other,
     )
     assert "manifest_match" in failing(report)
     assert (
         verify_proof(
-            parse_proof_bytes(good), keyring=world.keyring, mode=STRICT, now=NOW, manifest=world.manifest()
+            parse_proof_bytes(good),
+            keyring=world.keyring,
+            mode=STRICT,
+            now=NOW,
+            trust=world.trust,
+            manifest=world.manifest(),
         ).result
         is CheckStatus.OK
     )
@@ -146,7 +158,11 @@ def test_company_root_not_derived_from_its_parts_fails(world, good):
     proof = parse_proof_bytes(good)
     bad = proof.manifest.model_copy(update={"company_commitment_root": "0x" + "ab" * 32})
     report = verify_proof(
-        proof.model_copy(update={"manifest": bad}), keyring=world.keyring, mode=STRICT, now=NOW
+        proof.model_copy(update={"manifest": bad}),
+        keyring=world.keyring,
+        mode=STRICT,
+        now=NOW,
+        trust=world.trust,
     )
     assert {"company_root", "proof_signature"} <= failing(report)
 
@@ -162,7 +178,9 @@ def test_prover_lying_about_a_result_is_caught_even_with_a_valid_signature():
         r.model_copy(update={"result": Outcome.PASS}) if r.rule_id == "no_sanctioned_suppliers" else r
         for r in proof.rules
     ]
-    report = verify_proof(_resigned(w, proof, rules=rules), keyring=w.keyring, mode=STRICT, now=NOW)
+    report = verify_proof(
+        _resigned(w, proof, rules=rules), keyring=w.keyring, mode=STRICT, now=NOW, trust=w.trust
+    )
     assert "evidence:no_sanctioned_suppliers" in failing(report)
     assert "proof_signature" not in failing(report)
 
@@ -170,7 +188,9 @@ def test_prover_lying_about_a_result_is_caught_even_with_a_valid_signature():
 def test_prover_lying_about_counts_is_caught(world, good):
     proof = parse_proof_bytes(good)
     public = {**proof.public, "supplier_count": 4}
-    report = verify_proof(_resigned(world, proof, public=public), keyring=world.keyring, mode=STRICT, now=NOW)
+    report = verify_proof(
+        _resigned(world, proof, public=public), keyring=world.keyring, mode=STRICT, now=NOW, trust=world.trust
+    )
     assert {"evidence:no_sanctioned_suppliers", "evidence:supplier_count_max"} <= failing(report)
 
 
@@ -185,21 +205,27 @@ def test_forged_non_membership_neighbour_is_caught(world, good):
             ]["key"] = "0x" + "00" * 32
             r = r.model_copy(update={"evidence": ev})
         rules.append(r)
-    report = verify_proof(_resigned(world, proof, rules=rules), keyring=world.keyring, mode=STRICT, now=NOW)
+    report = verify_proof(
+        _resigned(world, proof, rules=rules), keyring=world.keyring, mode=STRICT, now=NOW, trust=world.trust
+    )
     assert "evidence:no_sanctioned_suppliers" in failing(report)
 
 
 def test_dropping_a_rule_result_is_caught(world, good):
     proof = parse_proof_bytes(good)
     rules = [r for r in proof.rules if r.rule_id != "max_tier"]
-    report = verify_proof(_resigned(world, proof, rules=rules), keyring=world.keyring, mode=STRICT, now=NOW)
+    report = verify_proof(
+        _resigned(world, proof, rules=rules), keyring=world.keyring, mode=STRICT, now=NOW, trust=world.trust
+    )
     assert "rule:max_tier" in failing(report)
 
 
 def test_tampered_ir_is_caught(world, good):
     proof = parse_proof_bytes(good)
     ir = proof.ir.model_copy(update={"rules": proof.ir.rules[1:]})
-    report = verify_proof(_resigned(world, proof, ir=ir), keyring=world.keyring, mode=STRICT, now=NOW)
+    report = verify_proof(
+        _resigned(world, proof, ir=ir), keyring=world.keyring, mode=STRICT, now=NOW, trust=world.trust
+    )
     assert "ir_hash" in failing(report)
 
 

@@ -282,6 +282,7 @@ def test_make_request_names_the_bad_option():
 
 # --- acceptance matrix: proofs by the old and the new key in every phase and mode --------------------------
 
+TRUST = World().trust  # the lists the world's proofs were screened against (8 days old at most here)
 OLD_PROOF = World(signer=OLD).build().proof
 NEW_PROOF = World(signer=NEW).build().proof
 OK, WARN, FAIL = CheckStatus.OK, CheckStatus.WARN, CheckStatus.FAIL
@@ -317,7 +318,7 @@ def test_acceptance_matrix(state, at, old_expected, new_expected):
     modes = (EnforcementMode.STRICT, EnforcementMode.RELAXED, EnforcementMode.AUDIT)
     for proof, expected in ((OLD_PROOF, old_expected), (NEW_PROOF, new_expected)):
         for mode, want in zip(modes, expected, strict=True):
-            report = verify_proof(proof, keyring=keyring, mode=mode, now=NOW + at)
+            report = verify_proof(proof, keyring=keyring, mode=mode, now=NOW + at, trust=TRUST)
             key = next(c for c in report.checks if c.id == "key_status")
             assert (key.status, report.result) == (want, want), (proof.signature.kid, mode, key.message)
 
@@ -596,8 +597,12 @@ def test_rotation_metrics(settings):
     created = sample("cap_signatures_created_total", {"kid": NEW.kid})
     verified = sample("cap_signatures_verified_total", {"kid": NEW.kid, "status": "fail"})
     World(signer=NEW).build()
-    verify_proof(NEW_PROOF, keyring=_v1(), mode=EnforcementMode.STRICT, now=NOW)  # unknown kid: not counted
-    verify_proof(NEW_PROOF, keyring=_through(0), mode=EnforcementMode.STRICT, now=NOW)  # pending: fail
+    verify_proof(
+        NEW_PROOF, keyring=_v1(), mode=EnforcementMode.STRICT, now=NOW, trust=TRUST
+    )  # unknown kid: not counted
+    verify_proof(
+        NEW_PROOF, keyring=_through(0), mode=EnforcementMode.STRICT, now=NOW, trust=TRUST
+    )  # pending: fail
     assert sample("cap_signatures_created_total", {"kid": NEW.kid}) == created + 1
     assert sample("cap_signatures_verified_total", {"kid": NEW.kid, "status": "fail"}) == verified + 1
 

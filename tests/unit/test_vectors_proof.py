@@ -2,6 +2,7 @@
 
 import base64
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -10,6 +11,8 @@ from core.errors import InvalidInputError
 from core.keyring import Keyring
 from core.merkle import InclusionProof, verify_inclusion
 from core.modes import CheckStatus, EnforcementMode
+from core.screening import ListsFile
+from core.trust import TrustAnchors, TrustedLists
 from core.verify import verify_proof_bytes
 from tests.vectorgen import VECTORS_DIR
 from tests.world import NOW
@@ -54,8 +57,16 @@ def test_original_flat_vector_is_the_documented_one():
 def test_proof_vectors(path):
     v = json.loads(path.read_text())
     keyring = Keyring.model_validate(v["keyring"])
+    trusted = tuple(
+        TrustedLists(origin="vector", lists=ListsFile.model_validate(doc)) for doc in v["trusted_lists"]
+    )
+    trust = TrustAnchors(lists=trusted, max_list_age=timedelta(days=v["max_list_age_days"]))
     report = verify_proof_bytes(
-        base64.b64decode(v["proof_b64"]), keyring=keyring, mode=EnforcementMode(v["mode"]), now=NOW
+        base64.b64decode(v["proof_b64"]),
+        keyring=keyring,
+        mode=EnforcementMode(v["mode"]),
+        now=NOW,
+        trust=trust,
     )
     assert report.result is CheckStatus(v["expected_result"])
     assert sorted(c.id for c in report.checks if c.status is CheckStatus.FAIL) == v["expected_failing_checks"]

@@ -60,7 +60,13 @@ def _verify_proof(body: VerifyRequest, state: ApiState, mode: EnforcementMode, n
         )
     proof = parse_proof_obj(body.proof, "<request>.proof")
     report = service.verify_document(
-        state.settings, proof, keyring=state.current_keyring(now), mode=mode, now=now, registry=state.registry
+        state.settings,
+        proof,
+        keyring=state.current_keyring(now),
+        mode=mode,
+        now=now,
+        trust=state.trust(),
+        registry=state.registry,
     )
     if body.options.drift_detect:
         report = add_proof_drift(state.settings, report, proof, source="<request>.proof")

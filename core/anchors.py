@@ -1,0 +1,105 @@
+"""Loading a verifier's trust anchors (the I/O side of :mod:`core.trust`).
+
+Trusted lists are the lists installed in ``<data>/lists/lists.json`` (``cap lists build --install``,
+``cap lists refresh``, the ``lists-refresh`` flow) plus any lists files the caller names; pinned
+policies come from policy files (compiled to their hash) or hashes given as they are. A long-running
+process holds an :class:`InstalledListsWatcher` that reloads the installed lists when the file changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from core.errors import InvalidInputError
+from core.policy.compile import compile_policy
+from core.policy.lint import LintMode
+from core.policy.load import load_policy_file
+from core.screening import load_lists
+from core.settings import Settings
+from core.trust import PinnedPolicy, TrustAnchors, TrustedLists
+
+FileStamp = tuple[int, int, int]
+
+
+def installed_lists_path(settings: Settings) -> Path:
+    return settings.layout.lists_dir / "lists.json"
+
+
+def load_trusted(path: Path, origin: str) -> TrustedLists:
+    """A lists file as a trust anchor. Raises (InvalidInput/Integrity/NotFound) naming the file."""
+    return TrustedLists(origin=f"{origin} {path}", lists=load_lists(path))
+
+
+def installed_lists(settings: Settings) -> tuple[TrustedLists, ...]:
+    """The installed lists as a trust anchor (none if nothing is installed)."""
+    path = installed_lists_path(settings)
+    return (load_trusted(path, "installed"),) if path.exists() else ()
+
+
+def pinned_policies(policy_files: Sequence[Path], policy_hashes: Sequence[str]) -> tuple[PinnedPolicy, ...]:
+    """Pins from policy files (compiled to their hash) and from hashes given as text."""
+    pins = [
+        PinnedPolicy(
+            hash=compile_policy(load_policy_file(p), LintMode.RELAXED).policy_hash, origin=f"--policy {p}"
+        )
+        for p in policy_files
+    ]
+    for h in policy_hashes:
+        if not (h.startswith("0x") or h.startswith("sha3-256:")):
+            raise InvalidInputError(
+                "not a policy hash", field="expect_policy_hash", found=h, expected="0x… or sha3-256:…"
+            )
+        pins.append(PinnedPolicy(hash=h, origin="--expect-policy-hash"))
+    return tuple(pins)
+
+
+def trust_anchors(
+    settings: Settings,
+    *,
+    lists: Sequence[Path] = (),
+    policies: Sequence[Path] = (),
+    policy_hashes: Sequence[str] = (),
+    installed: tuple[TrustedLists, ...] | None = None,
+) -> TrustAnchors:
+    """The verifier's anchors: installed lists (or ``installed`` when the caller holds them), the
+    given lists files, pinned policies, and the maximum list age from settings."""
+    held = installed_lists(settings) if installed is None else installed
+    given = tuple(load_trusted(p, "--lists") for p in lists)
+    return TrustAnchors(
+        lists=held + given,
+        max_list_age=timedelta(days=settings.max_list_age_days),
+        policies=pinned_policies(policies, policy_hashes),
+    )
+
+
+def _stamp(path: Path) -> FileStamp | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+class InstalledListsWatcher:
+    """The installed lists of one data dir, reloaded when the file changes. Thread-safe.
+
+    A replacement that fails to load is not trusted: the error propagates (``lists-refresh`` and
+    ``cap lists build --install`` only install checked lists, so this means the file was tampered with).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._path = installed_lists_path(settings)
+        self._lock = threading.Lock()
+        self._stamp: FileStamp | None = None
+        self._held: tuple[TrustedLists, ...] = ()
+
+    def current(self) -> tuple[TrustedLists, ...]:
+        with self._lock:
+            stamp = _stamp(self._path)
+            if stamp != self._stamp:
+                self._held = (load_trusted(self._path, "installed"),) if stamp is not None else ()
+                self._stamp = stamp
+            return self._held
