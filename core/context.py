@@ -184,8 +184,10 @@ class PublicContext:
         manifest: Manifest,
         public: dict[str, int | bool | str],
         listed_names: dict[str, tuple[str, ...]] | None = None,
+        key_version: KeyVersion | None = None,
     ) -> None:
         self.manifest, self.public, self.listed_names = manifest, public, listed_names
+        self.key_version = key_version  # the trusted list's; None when the verifier holds no list
 
     def lookup(self, name: str) -> Any:
         value = root_lookup(self.manifest, name)
@@ -216,7 +218,12 @@ class PublicContext:
             or claimed.get("count") != expected.length
         ):
             raise EvidenceError(f"evidence covers a different number of {lhs} than the proof discloses")
-        check_key_version(claimed)
+        version = check_key_version(claimed)
+        if self.key_version is not None and version is not self.key_version:
+            raise EvidenceError(
+                f"evidence for {lhs} screened names under {version.value}, but the trusted list with this"
+                f" root keys them under {self.key_version.value}"
+            )
         root = Digest.parse(root_text, field=rhs).raw
         flags = [_check_item(i, item, root) for i, item in enumerate(items)]
         near = claimed.get("possible_matches")

@@ -203,7 +203,8 @@ def _rule_checks(proof: Proof, mode: EnforcementMode, trust: TrustAnchors, now: 
         list_check, trusted = list_root_check(proof.manifest, trust, mode, now)
         checks.append(list_check)
     names = {n.name: n.refs for n in trusted.lists.names} if trusted is not None else None
-    ctx = PublicContext(proof.manifest, proof.public, names)
+    version = trusted.lists.version if trusted is not None else None
+    ctx = PublicContext(proof.manifest, proof.public, names, version)
     extra = sorted(set(claimed) - active)
     if extra:
         checks.append(

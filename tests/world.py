@@ -13,6 +13,7 @@ from core.keyring import Keyring, KeyringEntry, bootstrap_keyring
 from core.keys import KeyStatus, build_metadata
 from core.manifest import Manifest, PolicyInfo, build_manifest
 from core.modes import EnforcementMode
+from core.name_keys import KeyVersion
 from core.policy.compile import compile_policy
 from core.policy.load import load_policy_text
 from core.prover import ProofBuild, build_proof
@@ -60,6 +61,7 @@ class World:
     scheme: RootScheme = RootScheme.MERKLE
     listed: tuple[SanctionsEntry, ...] = LISTED
     with_lists: bool = True
+    key_version: KeyVersion = KeyVersion.V1
     lists_built_at: datetime = NOW
     high_risk: dict[str, RiskLevel] | None = field(default_factory=lambda: dict(HIGH_RISK))
     signer: Ed25519Signer = field(default_factory=lambda: Ed25519Signer.from_seed(SEED))
@@ -68,7 +70,9 @@ class World:
         self.suppliers = parse_suppliers(self.suppliers_csv)
         self.ubos = parse_ubos(self.ubos_csv)
         self.compiled = compile_policy(load_policy_text(self.policy_text, "policy.yml"))
-        self.lists = SanctionsList.from_entries(self.listed, ["test"]) if self.with_lists else None
+        self.lists = (
+            SanctionsList.from_entries(self.listed, ["test"], self.key_version) if self.with_lists else None
+        )
         self.lists_file: ListsFile | None = (
             build_lists(self.lists, [TEST_SOURCE], self.lists_built_at, self.high_risk)
             if self.lists

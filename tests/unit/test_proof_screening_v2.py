@@ -11,7 +11,6 @@ from core.modes import CheckStatus, EnforcementMode
 from core.name_keys import KeyVersion
 from core.proof import parse_proof_bytes, proof_file_bytes, sign_proof
 from core.prover import PolicyFailedError
-from core.screening import SanctionsList
 from core.verify import verify_proof
 from tests.world import NOW, World
 
@@ -20,9 +19,7 @@ SPOOF = "\u0420etrov Industrial Holding GmbH,DE,1\n"  # Cyrillic capital Er for 
 
 
 def _world(version: KeyVersion, extra: str = "") -> World:
-    w = World(suppliers_csv=World().suppliers_csv + extra)
-    w.lists = SanctionsList.from_entries(w.listed, ["test"], version)
-    return w
+    return World(suppliers_csv=World().suppliers_csv + extra, key_version=version)
 
 
 def _screening_evidence(proof):
@@ -33,14 +30,18 @@ def test_v2_proof_names_its_key_version_and_verifies():
     w = _world(KeyVersion.V2)
     proof = w.build().proof
     assert _screening_evidence(proof)["key_version"] == "screening-key.v2"
-    assert verify_proof(proof, keyring=w.keyring, mode=STRICT, now=NOW).result is CheckStatus.OK
+    assert (
+        verify_proof(proof, keyring=w.keyring, mode=STRICT, now=NOW, trust=w.trust).result is CheckStatus.OK
+    )
 
 
 def test_v1_proof_carries_no_key_version_and_verifies():
     w = _world(KeyVersion.V1)
     proof = w.build().proof
     assert "key_version" not in _screening_evidence(proof)
-    assert verify_proof(proof, keyring=w.keyring, mode=STRICT, now=NOW).result is CheckStatus.OK
+    assert (
+        verify_proof(proof, keyring=w.keyring, mode=STRICT, now=NOW, trust=w.trust).result is CheckStatus.OK
+    )
 
 
 def test_homoglyph_supplier_passes_a_v1_list_and_is_refused_under_v2_pointing_at_cap_screen():
@@ -68,10 +69,29 @@ def test_unknown_key_version_in_evidence_fails_the_evidence_check():
         rules.append(r)
     forged = sign_proof(proof.model_copy(update={"rules": rules}), w.signer)
     report = verify_proof(
-        parse_proof_bytes(proof_file_bytes(forged)), keyring=w.keyring, mode=STRICT, now=NOW
+        parse_proof_bytes(proof_file_bytes(forged)), keyring=w.keyring, mode=STRICT, now=NOW, trust=w.trust
     )
     check = next(c for c in report.checks if c.id == "evidence:no_sanctioned_suppliers")
     assert check.status is CheckStatus.FAIL and "screening-key.v9" in check.message
+
+
+def test_evidence_claiming_v1_against_a_trusted_v2_list_fails():
+    """A prover that keys its suppliers under v1 (where a homoglyph evades) while the trusted list is v2."""
+    w = _world(KeyVersion.V2)
+    proof = w.build().proof
+    rules = []
+    for r in proof.rules:
+        if r.rule_id == "no_sanctioned_suppliers":
+            ev = {k: v for k, v in json.loads(json.dumps(r.evidence)).items() if k != "key_version"}
+            r = r.model_copy(update={"evidence": ev})
+        rules.append(r)
+    forged = sign_proof(proof.model_copy(update={"rules": rules}), w.signer)
+    report = verify_proof(
+        parse_proof_bytes(proof_file_bytes(forged)), keyring=w.keyring, mode=STRICT, now=NOW, trust=w.trust
+    )
+    check = next(c for c in report.checks if c.id == "evidence:no_sanctioned_suppliers")
+    assert check.status is CheckStatus.FAIL
+    assert "screening-key.v1" in check.message and "screening-key.v2" in check.message
 
 
 @pytest.mark.parametrize(
