@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,7 +57,9 @@ from core.backup.swap import (  # MANAGED, journal_path: re-exported for callers
     swap_back_dir,
     swap_dirs,
 )
+from core.attestation import SignedAttestation, attestation_problem
 from core.canonical import canonical_bytes
+from core.documents import parse_model
 from core.errors import (
     CapError,
     ConfigError,
@@ -79,6 +82,13 @@ class StepName(StrEnum):
     KEYS = "check_key_metadata"
     SWAP = "swap"
     SMOKE = "smoke"
+
+
+class KeyringChoice(StrEnum):
+    """What a restore does with a backup keyring older than the live one (``--keyring``)."""
+
+    REFUSE = "refuse"
+    MERGE = "merge"
 
 
 class CheckRecord(BaseModel):
@@ -108,6 +118,7 @@ class RestoreContext(BaseModel):
     manifest_sha3: str | None = None
     archive_path: Path | None = None
     archive_is_copy: bool = False
+    keyring_merge: bool = False
     live_keyring_version: int | None = None
     old_dir: Path | None = None
     checks: list[CheckRecord] = []
@@ -142,6 +153,7 @@ class RestoreOptions:
 
     verify_only: bool = False
     allow_key_rollback: bool = False
+    keyring_merge: bool = False
     trusted_keys: tuple[TrustedKey, ...] | None = None
     key_wrapper: KeyWrapper | None = None
     expected_registry_tables: tuple[str, ...] = ()
@@ -328,10 +340,30 @@ def check_policy_store(
 
 
 # -- step 6 ------------------------------------------------------------------------------------------
+ATTESTATION_SUFFIX: Final = ".attestation.json"
+KEYRING_OPTIONS: Final = (
+    "restore with --keyring merge to keep the live keyring (its retired and revoked keys stay so), "
+    "or with --allow-key-rollback to take the backup's keyring as it was"
+)
+
+
+def _check_attestation_file(path: Path, rel: str) -> None:
+    signed = parse_model(SignedAttestation, path.read_bytes(), source=rel, what="attestation")
+    subject = signed.attestation.subject_kid
+    if Path(rel).name != subject + ATTESTATION_SUFFIX:
+        raise IntegrityError("attestation file is not named after its subject key", file=rel, expected=subject)
+    problem = attestation_problem(signed)
+    if problem is not None:
+        raise IntegrityError(f"restored attestation does not verify: {problem}", file=rel)
+
+
 def _check_key_file(ctx: RestoreContext, rel: str) -> None:
     path = ctx.staging_dir / rel
     if scan_file(rel, path, FileType.KEY_METADATA):
         raise IntegrityError("restored key metadata holds sensitive material", file=rel)
+    if rel.endswith(ATTESTATION_SUFFIX):
+        _check_attestation_file(path, rel)
+        return
     try:
         meta = json.loads(path.read_bytes())
         kid, public = meta["kid"], meta["public_key"]
@@ -341,10 +373,24 @@ def _check_key_file(ctx: RestoreContext, rel: str) -> None:
         raise IntegrityError("key metadata kid does not match its public key", file=rel)
 
 
-def check_key_metadata(ctx: RestoreContext) -> None:
-    """Step 6: kids derive from public keys; the keyring is not older than the live one.
+def _keyring_decision(ctx: RestoreContext, version: int, live: int) -> None:
+    """A backup keyring older than the live one: refuse (naming the options), merge, or roll back."""
+    why = f"backup keyring v{version} is older than live v{live}"
+    if ctx.allow_key_rollback:
+        ctx.check("keyring_decision", f"{why}: taking the backup's keyring (--allow-key-rollback)", "warn")
+    elif ctx.keyring_merge:
+        ctx.check("keyring_decision", f"{why}: keeping the live keyring v{live} (--keyring merge)", "warn")
+    elif ctx.verify_only:
+        ctx.check("keyring_decision", f"{why}; a real restore needs a choice: {KEYRING_OPTIONS}", "warn")
+    else:
+        raise VerificationError(f"{why}; {KEYRING_OPTIONS}", code="keyring_rollback", expected=f">= {live}")
 
-    Raises :class:`IntegrityError` or :class:`VerificationError` (``keyring_rollback``).
+
+def check_key_metadata(ctx: RestoreContext) -> None:
+    """Step 6: key metadata and attestations check out; a keyring older than the live one gets a decision.
+
+    Raises :class:`IntegrityError`, :class:`InvalidInputError` or :class:`VerificationError`
+    (``keyring_rollback``, unless merging, rolling back explicitly, or only verifying).
     """
     manifest = ctx.need_manifest()
     for entry in (f for f in manifest.files if f.type is FileType.KEY_METADATA):
@@ -357,12 +403,8 @@ def check_key_metadata(ctx: RestoreContext) -> None:
     if view.version != manifest.keyring_version:
         raise IntegrityError("keyring version differs from manifest", file="keyring.json")
     live = ctx.live_keyring_version
-    if live is not None and view.version < live and not ctx.allow_key_rollback:
-        raise VerificationError(
-            f"restored keyring version {view.version} is older than live version {live}",
-            code="keyring_rollback",
-            expected=f">= {live}",
-        )
+    if live is not None and view.version < live:
+        _keyring_decision(ctx, view.version, live)
     ctx.check(
         "keyring", f"version {view.version} (live {live})", "warn" if live and view.version < live else "ok"
     )
@@ -380,10 +422,33 @@ def _completeness(ctx: RestoreContext) -> None:
         )
 
 
+KEYRING_STATE: Final = ("keyring.json",)
+
+
+def keep_live_keyring(live: Path, staging: Path) -> list[str]:
+    """``--keyring merge``: the staged keyring and key metadata become the live ones (the newer security
+    state: a key retired or revoked since the backup stays so); returns what was kept."""
+    kept = []
+    for name in KEYRING_STATE:
+        if (live / name).is_file():
+            shutil.copy2(live / name, staging / name)
+            kept.append(name)
+    staged_keys = staging / "keys"
+    for meta in sorted(staged_keys.glob("*.json")) if staged_keys.is_dir() else []:
+        meta.unlink()
+    for meta in sorted((live / "keys").glob("*.json")) if (live / "keys").is_dir() else []:
+        staged_keys.mkdir(exist_ok=True)
+        shutil.copy2(meta, staged_keys / meta.name)
+        kept.append(f"keys/{meta.name}")
+    return kept
+
+
 def swap_in(ctx: RestoreContext, hook: Hook | None = None) -> None:
     """Step 7: completeness check, carry-over, journal, atomic swap. Live is old or new, never mixed."""
     _completeness(ctx)
     live, staging = ctx.live_dir, ctx.staging_dir
+    if ctx.keyring_merge and live.exists():
+        ctx.check("keyring_kept", ", ".join(keep_live_keyring(live, staging)) or "nothing")
     carried = carry_over(live, staging) if live.exists() else []
     ctx.check("carried_over", ", ".join(carried) or "nothing")
     ctx.old_dir = free_old_dir(live, ctx.backup_id)
@@ -578,6 +643,7 @@ def run_restore(
             live_dir=live_dir,
             verify_only=opts.verify_only,
             allow_key_rollback=opts.allow_key_rollback,
+            keyring_merge=opts.keyring_merge,
         )
         saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
         try:

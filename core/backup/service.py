@@ -173,6 +173,7 @@ class RestoreJob:
             live_dir=self.live_dir,
             verify_only=self.options.verify_only,
             allow_key_rollback=self.options.allow_key_rollback,
+            keyring_merge=self.options.keyring_merge,
         )
 
 
@@ -184,6 +185,7 @@ def prepare_restore(
     verify_only: bool = False,
     target: str | Path | None = None,
     allow_key_rollback: bool = False,
+    keyring_merge: bool = False,
     hook: Callable[[str], None] | None = None,
 ) -> RestoreJob:
     """Resolve store, live dir (``target`` or the data dir) and options.
@@ -197,6 +199,7 @@ def prepare_restore(
     options = RestoreOptions(
         verify_only=verify_only,
         allow_key_rollback=allow_key_rollback,
+        keyring_merge=keyring_merge,
         trusted_keys=_trusted_keys(settings, live),
         policy_rehash=rehash_policy_store,
         smoke=smoke_restored,
@@ -236,6 +239,7 @@ def restore_now(
     verify_only: bool = False,
     target: str | Path | None = None,
     allow_key_rollback: bool = False,
+    keyring_merge: bool = False,
     hook: Callable[[str], None] | None = None,
 ) -> RestoreReceipt:
     """Restore (or with ``verify_only`` only check) ``backup_id``; returns the signed receipt.
@@ -252,6 +256,7 @@ def restore_now(
             verify_only=verify_only,
             target=target,
             allow_key_rollback=allow_key_rollback,
+            keyring_merge=keyring_merge,
             hook=hook,
         )
         signer = default_signer(settings)
