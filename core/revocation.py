@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.errors import ConflictError, NotFoundError
+from core.generation import bump_generation, writing_state
 from core.keyring import HistoryEvent, Keyring, load_keyring, save_keyring
 from core.keys import KeyStatus, KeyStore, format_timestamp
 from core.settings import Settings
@@ -54,7 +55,9 @@ def revoke_key(
     current = load_keyring(settings.layout.keyring)
     updated = revoked_keyring(current, kid, now=now, actor=actor, reason=reason)
     if updated is not current:
-        save_keyring(settings.layout.keyring, updated)
+        with writing_state(settings.data_dir):
+            save_keyring(settings.layout.keyring, updated)
+            bump_generation(settings.data_dir, f"keyring v{updated.version}", now)
     store = KeyStore(settings.layout)
     if settings.layout.key_metadata_path(kid).exists():
         store.set_status(kid, KeyStatus.REVOKED)

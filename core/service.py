@@ -19,8 +19,9 @@ from core.digest import sha3_hex
 from core.documents import parse_model
 from core.errors import InvalidInputError, NotFoundError
 from core.fsio import atomic_write
-from core.keyring import Keyring, bootstrap_keyring, load_keyring, save_keyring
-from core.keys import KeyMetadata, KeyStore, format_timestamp
+from core.generation import bump_generation, writing_state
+from core.keyring import Keyring, bootstrap_keyring, load_guarded_keyring, save_keyring
+from core.keys import KeyMetadata, KeyStore, format_timestamp, parse_timestamp
 from core.lists_refresh import RefreshResult, load_sources
 from core.lists_refresh import refresh_lists as refresh_from_sources
 from core.manifest import AuditInfo, Manifest, PolicyInfo, build_manifest
@@ -69,8 +70,19 @@ def keygen(
     store = KeyStore(settings.layout)
     meta = store.generate(owner or settings.owner, now, valid_days)
     if not settings.layout.keyring.exists():
-        save_keyring(settings.layout.keyring, bootstrap_keyring(meta, now, actor="cap keys keygen"))
+        save_local_keyring(settings, bootstrap_keyring(meta, now, actor="cap keys keygen"), now)
     return meta
+
+
+def save_local_keyring(settings: Settings, keyring: Keyring, now: datetime) -> Keyring:
+    """Save the data dir's keyring (never while a restore replaces it) and raise the generation.
+
+    Raises what :func:`save_keyring` raises, and the retryable ``state_restoring`` during a restore.
+    """
+    with writing_state(settings.data_dir):
+        save_keyring(settings.layout.keyring, keyring)
+        bump_generation(settings.data_dir, f"keyring v{keyring.version}", now)
+    return keyring
 
 
 def list_keys(settings: Settings) -> list[KeyMetadata]:
@@ -87,7 +99,7 @@ def load_local_keyring(settings: Settings, path: Path | None = None) -> Keyring:
         raise NotFoundError(
             "no keyring: run `cap keys keygen` first", code="keyring_not_found", file=str(target)
         )
-    return load_keyring(target)
+    return load_guarded_keyring(target)
 
 
 def default_signer(settings: Settings) -> Ed25519Signer:
@@ -271,7 +283,7 @@ def register_proof(
     settings: Settings, proof: Proof, outcome: CheckStatus, signer: Ed25519Signer, now: datetime
 ) -> RegistryEntry:
     m = proof.manifest
-    with Registry(settings.layout.registry_db) as registry:
+    with writing_state(settings.data_dir), Registry(settings.layout.registry_db) as registry:
         return registry.register(
             proof_file_bytes(proof),
             canonical_bytes(m),
@@ -498,8 +510,7 @@ def write_rotation_keyring(settings: Settings, plan: rotation.RotationPlan) -> K
             found=current.version,
             expected=plan.before.version,
         )
-    save_keyring(settings.layout.keyring, plan.after)
-    return plan.after
+    return save_local_keyring(settings, plan.after, parse_timestamp(plan.after.history[-1].at))
 
 
 def revert_rotation_keyring(
@@ -507,8 +518,7 @@ def revert_rotation_keyring(
 ) -> Keyring:
     """Compensation: write ``previous``'s content under a higher version (watchers refuse lower ones)."""
     reverted = rotation.revert(load_local_keyring(settings), previous, now, actor, reason)
-    save_keyring(settings.layout.keyring, reverted)
-    return reverted
+    return save_local_keyring(settings, reverted, now)
 
 
 def sync_key_statuses(settings: Settings, keyring: Keyring) -> dict[str, KeyStatus]:
@@ -630,7 +640,7 @@ def revoke_signing_key(
     keyring = load_local_keyring(settings)
     revoked = rotation.revoke(keyring, kid, now, actor, reason)
     if revoked.version != keyring.version:
-        save_keyring(settings.layout.keyring, revoked)
+        save_local_keyring(settings, revoked, now)
         write_signing_values(settings, revoked)
     if settings.layout.key_metadata_path(kid).exists():
         KeyStore(settings.layout).set_status(kid, KeyStatus.REVOKED)

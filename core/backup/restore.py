@@ -12,6 +12,7 @@ live in :mod:`core.backup.swap`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -68,6 +69,10 @@ from core.errors import (
     VerificationError,
 )
 from core.fsio import fsync_dir
+from core.generation import next_generation, replacing_state, write_generation
+from core.keyring import FLOOR_FILE, read_floor, write_floor
+from core.keys import parse_timestamp
+from core.registry import carry_high_water
 from core.signing import Signer, derive_kid
 
 RECEIPT_VERSION: Final = "restore.receipt.v1"
@@ -119,6 +124,7 @@ class RestoreContext(BaseModel):
     archive_path: Path | None = None
     archive_is_copy: bool = False
     keyring_merge: bool = False
+    started_at: datetime | None = None
     live_keyring_version: int | None = None
     old_dir: Path | None = None
     checks: list[CheckRecord] = []
@@ -443,12 +449,35 @@ def keep_live_keyring(live: Path, staging: Path) -> list[str]:
     return kept
 
 
+def _set_floor(ctx: RestoreContext) -> None:
+    """The restored rollback floor: the highest version either side has seen, unless the operator
+    explicitly rolled the keyring back (then the restored keyring's version)."""
+    staged = ctx.staging_dir / "keyring.json"
+    if not staged.exists():
+        return
+    restored = parse_keyring(staged.read_bytes(), source="keyring.json").version
+    if ctx.allow_key_rollback:
+        floor = restored
+    else:
+        seen = (read_floor(ctx.live_dir / FLOOR_FILE), read_floor(ctx.staging_dir / FLOOR_FILE))
+        floor = max(restored, ctx.live_keyring_version or 0, *(v or 0 for v in seen))
+    write_floor(ctx.staging_dir / FLOOR_FILE, floor)
+    ctx.check("keyring_floor", f"rollback floor v{floor}", "warn" if floor < (ctx.live_keyring_version or 0) else "ok")
+
+
 def swap_in(ctx: RestoreContext, hook: Hook | None = None) -> None:
     """Step 7: completeness check, carry-over, journal, atomic swap. Live is old or new, never mixed."""
     _completeness(ctx)
     live, staging = ctx.live_dir, ctx.staging_dir
     if ctx.keyring_merge and live.exists():
         ctx.check("keyring_kept", ", ".join(keep_live_keyring(live, staging)) or "nothing")
+    _set_floor(ctx)
+    mark = carry_high_water(live / "registry.sqlite", staging / "registry.sqlite")
+    ctx.check("registry_high_water", f"entry ids continue after proof_{mark:03d}")
+    when = ctx.started_at or parse_timestamp(ctx.need_manifest().created_at, field="created_at")
+    record = next_generation(live, f"restore {ctx.backup_id}", when)
+    write_generation(staging, record)
+    ctx.check("generation", f"generation {record.generation}")
     carried = carry_over(live, staging) if live.exists() else []
     ctx.check("carried_over", ", ".join(carried) or "nothing")
     ctx.old_dir = free_old_dir(live, ctx.backup_id)
@@ -636,7 +665,8 @@ def run_restore(
     """
     opts = options or RestoreOptions()
     live_dir = Path(live_dir).absolute()
-    with restore_lock(live_dir):
+    writers = contextlib.nullcontext() if opts.verify_only else replacing_state(live_dir)
+    with restore_lock(live_dir), writers:
         recovered = recover(live_dir)
         ctx = RestoreContext(
             backup_id=backup_id,
@@ -644,6 +674,7 @@ def run_restore(
             verify_only=opts.verify_only,
             allow_key_rollback=opts.allow_key_rollback,
             keyring_merge=opts.keyring_merge,
+            started_at=now,
         )
         saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
         try:

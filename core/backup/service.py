@@ -38,6 +38,7 @@ from core.backup.scan import PiiMode
 from core.backup.storage import BackupListing, BackupStore, open_store
 from core.backup.swap import Recovery
 from core.errors import ConfigError, StorageError
+from core.generation import replacing_state
 from core.metrics import BACKUP_DURATION, BACKUP_TOTAL, RESTORE_DURATION, RESTORE_TOTAL
 from core.policy_store import StoredPolicy, verify_stored
 from core.service import default_signer
@@ -167,14 +168,19 @@ class RestoreJob:
     live_dir: Path
     options: RestoreOptions
 
-    def new_context(self) -> RestoreContext:
+    def new_context(self, now: datetime | None = None) -> RestoreContext:
         return RestoreContext(
             backup_id=self.backup_id,
             live_dir=self.live_dir,
             verify_only=self.options.verify_only,
             allow_key_rollback=self.options.allow_key_rollback,
             keyring_merge=self.options.keyring_merge,
+            started_at=now,
         )
+
+    def holding_state(self) -> contextlib.AbstractContextManager[None]:
+        """A real restore holds the state lock exclusive (registry writers wait or fail retryably)."""
+        return contextlib.nullcontext() if self.options.verify_only else replacing_state(self.live_dir)
 
 
 def prepare_restore(

@@ -58,7 +58,7 @@ class ApiState:
         return cls(
             settings=settings,
             config=config,
-            keyring=KeyringWatcher(settings.layout.keyring),
+            keyring=KeyringWatcher(settings.layout.keyring, generation_path=settings.layout.generation_file),
             tokens=token_validator(config),
             registry=RegistryHandle(settings.layout.registry_db),
             clock=clock,
