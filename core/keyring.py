@@ -206,11 +206,16 @@ def load_keyring(path: str | Path, *, min_version: int | None = None) -> Keyring
     return parse_keyring(data, source=str(path), min_version=min_version)
 
 
+def keyring_file_bytes(keyring: Keyring) -> bytes:
+    """The exact bytes :func:`save_keyring` writes (what a keyring signature covers)."""
+    return pretty_bytes(keyring) + b"\n"
+
+
 def save_keyring(path: str | Path, keyring: Keyring) -> Path:
     """Validate, then write ``keyring`` atomically as pretty JSON and raise the rollback floor to its
     version. Raises as :func:`validate_keyring`."""
     validate_keyring(keyring, source=str(path))
-    written = atomic_write(path, pretty_bytes(keyring) + b"\n")
+    written = atomic_write(path, keyring_file_bytes(keyring))
     raise_floor(floor_path(path), keyring.version)
     return written
 
@@ -262,9 +267,9 @@ def raise_floor(path: str | Path, version: int) -> None:
         write_floor(path, version)
 
 
-def load_guarded_keyring(path: str | Path) -> Keyring:
-    """:func:`load_keyring` refusing a version below the persisted floor (``keyring_rollback``)."""
-    return load_keyring(path, min_version=read_floor(floor_path(path)))
+def read_keyring_bytes(path: str | Path) -> bytes:
+    """The exact bytes of the keyring file. Raises NotFoundError ``keyring_not_found``."""
+    return _read_stamped(Path(path))[0]
 
 
 def bootstrap_keyring(metadata: KeyMetadata, now: datetime, actor: str) -> Keyring:
@@ -362,7 +367,9 @@ class KeyringWatcher:
     """Holds the last good keyring of one file and reloads it when the file changes. Thread-safe.
 
     A replacement that fails to load, or whose version is lower than the one held (or equal with different
-    content), is refused: the old keyring stays in use and the error is kept in :attr:`last_error`.
+    content), or below the persisted floor, or that ``guard`` refuses (the signature chain), is refused:
+    the old keyring stays in use and the error is kept in :attr:`last_error`. When the data dir's
+    generation file changes (a restore), the held version no longer counts as a floor; the persisted one does.
     """
 
     def __init__(
@@ -372,10 +379,12 @@ class KeyringWatcher:
         cooldown_seconds: float = DEFAULT_REFRESH_COOLDOWN_S,
         clock: Callable[[], float] = time.monotonic,
         generation_path: str | Path | None = None,
+        guard: Callable[[bytes, Keyring], None] | None = None,
     ) -> None:
         self._path = Path(path)
         self._generation_path = None if generation_path is None else Path(generation_path)
         self._generation: FileStamp | None = None
+        self._guard = guard
         self._cooldown = cooldown_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -451,6 +460,8 @@ class KeyringWatcher:
             if held is not None:
                 floor = max(floor or 0, held.version)
             candidate = parse_keyring(data, source=str(self._path), min_version=floor)
+            if self._guard is not None:
+                self._guard(data, candidate)
             if held is not None and candidate.version == held.version and candidate != held:
                 raise RotationError(
                     "keyring changed without a new version",

@@ -41,6 +41,11 @@ class DataLayout:
         return self.root / "keyring.floor.json"
 
     @property
+    def keyring_chain(self) -> Path:
+        """One signed link per keyring version (``cap-keyring-chain.v1``)."""
+        return self.root / "keyring.chain.json"
+
+    @property
     def generation_file(self) -> Path:
         """The data directory's generation (``cap-generation.v1``), raised by restores and key changes."""
         return self.root / "generation.json"

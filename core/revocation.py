@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.errors import ConflictError, NotFoundError
-from core.generation import bump_generation, writing_state
-from core.keyring import HistoryEvent, Keyring, load_keyring, save_keyring
+from core.keyring import HistoryEvent, Keyring
 from core.keys import KeyStatus, KeyStore, format_timestamp
 from core.settings import Settings
 
@@ -52,12 +51,12 @@ def revoke_key(
 
     Raises NotFoundError (no keyring, unknown kid), ConflictError (default signer), errors of save_keyring.
     """
-    current = load_keyring(settings.layout.keyring)
+    from core.service import load_local_keyring, save_local_keyring  # service builds on this module
+
+    current = load_local_keyring(settings)
     updated = revoked_keyring(current, kid, now=now, actor=actor, reason=reason)
     if updated is not current:
-        with writing_state(settings.data_dir):
-            save_keyring(settings.layout.keyring, updated)
-            bump_generation(settings.data_dir, f"keyring v{updated.version}", now)
+        save_local_keyring(settings, updated, now)
     store = KeyStore(settings.layout)
     if settings.layout.key_metadata_path(kid).exists():
         store.set_status(kid, KeyStatus.REVOKED)

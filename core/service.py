@@ -17,11 +17,19 @@ from core.canonical import canonical_bytes, pretty_bytes
 from core.commitments import Commitments, RootScheme, commit, read_suppliers, read_ubos
 from core.digest import sha3_hex
 from core.documents import parse_model
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import ConfigError, InvalidInputError, NotFoundError
 from core.fsio import atomic_write
 from core.generation import bump_generation, writing_state
-from core.keyring import Keyring, bootstrap_keyring, load_guarded_keyring, save_keyring
-from core.keys import KeyMetadata, KeyStore, format_timestamp, parse_timestamp
+from core.keyring import (
+    Keyring,
+    bootstrap_keyring,
+    keyring_file_bytes,
+    load_keyring,
+    save_keyring,
+    validate_keyring,
+)
+from core.keyring_chain import LinkSigner, append_link, chain_path, load_trusted_keyring, read_chain
+from core.keys import KeyMetadata, KeyStore, format_timestamp, load_operator_signer, parse_timestamp
 from core.lists_refresh import RefreshResult, load_sources
 from core.lists_refresh import refresh_lists as refresh_from_sources
 from core.manifest import AuditInfo, Manifest, PolicyInfo, build_manifest
@@ -38,7 +46,7 @@ from core.registry import Registry, RegistryEntry, RegistryHandle, verify_entry
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screening import ListsFile, SanctionsList, build_lists, load_lists
 from core.settings import Settings
-from core.signing import Ed25519Signer
+from core.signing import Ed25519Signer, Signer
 from core.verify import Check, CheckKind, RegistryLookup, Report, verify_proof, verify_proof_bytes
 
 
@@ -74,12 +82,35 @@ def keygen(
     return meta
 
 
-def save_local_keyring(settings: Settings, keyring: Keyring, now: datetime) -> Keyring:
-    """Save the data dir's keyring (never while a restore replaces it) and raise the generation.
+def keyring_link_signer(settings: Settings, keyring: Keyring, operator: bool = False) -> tuple[Signer, LinkSigner]:
+    """Who signs ``keyring``'s link: the operator key when asked, or for the first keyring when
+    ``CAP_OPERATOR_KEY`` is set; else the outgoing default signer (the one of the keyring on disk);
+    else (first keyring or unsigned data dir, no operator key) its own default signer as a bootstrap link,
+    which is refused once operator keys are pinned. Raises :class:`ConfigError`, :class:`KeyError_`."""
+    ring, store = settings.layout.keyring, KeyStore(settings.layout)
+    if operator or (not ring.exists() and settings.operator_key_file is not None):
+        if settings.operator_key_file is None:
+            raise ConfigError("no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY")
+        return load_operator_signer(settings.operator_key_file), LinkSigner.OPERATOR
+    if not ring.exists() or read_chain(chain_path(ring)) is None:
+        return store.signer(keyring.default_signing_kid), LinkSigner.BOOTSTRAP
+    return store.signer(load_keyring(ring).default_signing_kid), LinkSigner.OUTGOING
 
-    Raises what :func:`save_keyring` raises, and the retryable ``state_restoring`` during a restore.
+
+def save_local_keyring(
+    settings: Settings, keyring: Keyring, now: datetime, *, operator: bool = False
+) -> Keyring:
+    """Sign (see :func:`keyring_link_signer`), save the data dir's keyring and raise the generation —
+    never while a restore replaces the directory. The link is written before the keyring, so a reader
+    never sees a keyring without its link.
+
+    Raises what :func:`save_keyring` raises, :class:`KeyError_` when the signer's key is unavailable,
+    and the retryable ``state_restoring`` during a restore.
     """
     with writing_state(settings.data_dir):
+        validate_keyring(keyring, source=str(settings.layout.keyring))
+        signer, role = keyring_link_signer(settings, keyring, operator)
+        append_link(settings.layout.keyring, keyring, keyring_file_bytes(keyring), signer, role)
         save_keyring(settings.layout.keyring, keyring)
         bump_generation(settings.data_dir, f"keyring v{keyring.version}", now)
     return keyring
@@ -99,7 +130,7 @@ def load_local_keyring(settings: Settings, path: Path | None = None) -> Keyring:
         raise NotFoundError(
             "no keyring: run `cap keys keygen` first", code="keyring_not_found", file=str(target)
         )
-    return load_guarded_keyring(target)
+    return load_trusted_keyring(target, settings.operator_public_keys)
 
 
 def default_signer(settings: Settings) -> Ed25519Signer:

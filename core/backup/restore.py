@@ -71,6 +71,8 @@ from core.errors import (
 from core.fsio import fsync_dir
 from core.generation import next_generation, replacing_state, write_generation
 from core.keyring import FLOOR_FILE, read_floor, write_floor
+from core.keyring import parse_keyring as parse_full_keyring
+from core.keyring_chain import CHAIN_FILE, read_chain, require_chain
 from core.keys import parse_timestamp
 from core.registry import carry_high_water
 from core.signing import Signer, derive_kid
@@ -125,6 +127,7 @@ class RestoreContext(BaseModel):
     archive_is_copy: bool = False
     keyring_merge: bool = False
     started_at: datetime | None = None
+    operator_keys: tuple[str, ...] = ()
     live_keyring_version: int | None = None
     old_dir: Path | None = None
     checks: list[CheckRecord] = []
@@ -160,6 +163,7 @@ class RestoreOptions:
     verify_only: bool = False
     allow_key_rollback: bool = False
     keyring_merge: bool = False
+    operator_keys: tuple[str, ...] = ()
     trusted_keys: tuple[TrustedKey, ...] | None = None
     key_wrapper: KeyWrapper | None = None
     expected_registry_tables: tuple[str, ...] = ()
@@ -392,6 +396,18 @@ def _keyring_decision(ctx: RestoreContext, version: int, live: int) -> None:
         raise VerificationError(f"{why}; {KEYRING_OPTIONS}", code="keyring_rollback", expected=f">= {live}")
 
 
+def _check_keyring_chain(ctx: RestoreContext, ring: Path) -> None:
+    """The restored keyring carries a valid signature chain (or, with no operator key pinned, none)."""
+    chain = ring.with_name(CHAIN_FILE)
+    if not chain.exists() and not ctx.operator_keys:
+        ctx.check("keyring_signature", "backup keyring is unsigned (no keyring.chain.json)", "warn")
+        return
+    data = ring.read_bytes()
+    keyring = parse_full_keyring(data, source="keyring.json")
+    require_chain(keyring, data, read_chain(chain) if chain.exists() else None, ctx.operator_keys, source="keyring.json")
+    ctx.check("keyring_signature", f"keyring v{keyring.version} signed, chain verified")
+
+
 def check_key_metadata(ctx: RestoreContext) -> None:
     """Step 6: key metadata and attestations check out; a keyring older than the live one gets a decision.
 
@@ -408,6 +424,7 @@ def check_key_metadata(ctx: RestoreContext) -> None:
     view = parse_keyring(ring.read_bytes(), source="keyring.json")
     if view.version != manifest.keyring_version:
         raise IntegrityError("keyring version differs from manifest", file="keyring.json")
+    _check_keyring_chain(ctx, ring)
     live = ctx.live_keyring_version
     if live is not None and view.version < live:
         _keyring_decision(ctx, view.version, live)
@@ -428,7 +445,7 @@ def _completeness(ctx: RestoreContext) -> None:
         )
 
 
-KEYRING_STATE: Final = ("keyring.json",)
+KEYRING_STATE: Final = ("keyring.json", "keyring.chain.json")
 
 
 def keep_live_keyring(live: Path, staging: Path) -> list[str]:
@@ -674,6 +691,7 @@ def run_restore(
             verify_only=opts.verify_only,
             allow_key_rollback=opts.allow_key_rollback,
             keyring_merge=opts.keyring_merge,
+            operator_keys=opts.operator_keys,
             started_at=now,
         )
         saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False

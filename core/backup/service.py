@@ -175,6 +175,7 @@ class RestoreJob:
             verify_only=self.options.verify_only,
             allow_key_rollback=self.options.allow_key_rollback,
             keyring_merge=self.options.keyring_merge,
+            operator_keys=self.options.operator_keys,
             started_at=now,
         )
 
@@ -206,6 +207,7 @@ def prepare_restore(
         verify_only=verify_only,
         allow_key_rollback=allow_key_rollback,
         keyring_merge=keyring_merge,
+        operator_keys=settings.operator_public_keys,
         trusted_keys=_trusted_keys(settings, live),
         policy_rehash=rehash_policy_store,
         smoke=smoke_restored,

@@ -37,6 +37,7 @@ MANAGED = frozenset(
         "lists",
         "generation.json",
         "keyring.floor.json",
+        "keyring.chain.json",
     }
 )
 _SQLITE_SIDE = ("-wal", "-shm", "-journal")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from core.auth import JwksCache, TokenValidator, file_fetcher, url_fetcher
 from core.errors import CapError
 from core.keyring import Keyring, KeyringWatcher
+from core.keyring_chain import chain_guard
 from core.registry import RegistryHandle
 from core.settings import Settings
 from deployments.api.config import ApiConfig
@@ -58,7 +59,11 @@ class ApiState:
         return cls(
             settings=settings,
             config=config,
-            keyring=KeyringWatcher(settings.layout.keyring, generation_path=settings.layout.generation_file),
+            keyring=KeyringWatcher(
+                settings.layout.keyring,
+                generation_path=settings.layout.generation_file,
+                guard=chain_guard(settings.layout.keyring, settings.operator_public_keys),
+            ),
             tokens=token_validator(config),
             registry=RegistryHandle(settings.layout.registry_db),
             clock=clock,
