@@ -145,16 +145,26 @@ def _link_problem(link: ChainLink, previous: ChainLink | None, operators: dict[s
     return None if _signature_ok(link, key) else "signature does not verify"
 
 
+def _anchor(links: Sequence[ChainLink], operators: dict[str, str]) -> int:
+    """Index of the last valid operator-signed link (trust restarts there), else 0."""
+    for index in range(len(links) - 1, -1, -1):
+        link = links[index]
+        key = operators.get(link.signer_kid)
+        if link.signer is LinkSigner.OPERATOR and key is not None and _signature_ok(link, key):
+            return index
+    return 0
+
+
 def check_chain(
     keyring: Keyring, data: bytes, chain: KeyringChain, operator_keys: OperatorKeys = ()
 ) -> ChainVerdict:
-    """Does ``chain`` vouch for ``keyring`` (stored as ``data``)? Every link up to the keyring's version
-    is checked in order; that last one must name exactly this version, file digest and default signer."""
+    """Does ``chain`` vouch for ``keyring`` (stored as ``data``)? Every link up to the keyring's version is
+    checked in order from the last valid operator-signed link (or the first link); the last one must name
+    exactly this version, file digest and default signer."""
     operators = {derive_kid(k): k for k in operator_keys}
+    links = [x for x in chain.links if x.version <= keyring.version]  # later ones: written ahead of the file
     previous: ChainLink | None = None
-    for link in chain.links:
-        if link.version > keyring.version:
-            break  # a link written ahead of its keyring file (the writer saves the link first)
+    for link in links[_anchor(links, operators) :]:
         problem = _link_problem(link, previous, operators)
         if problem is not None:
             return ChainVerdict(ok=False, reason=problem, failed_version=link.version)

@@ -21,7 +21,9 @@ from core.errors import ConfigError, InvalidInputError, NotFoundError
 from core.fsio import atomic_write
 from core.generation import bump_generation, writing_state
 from core.keyring import (
+    HistoryEvent,
     Keyring,
+    read_floor,
     bootstrap_keyring,
     keyring_file_bytes,
     load_keyring,
@@ -114,6 +116,31 @@ def save_local_keyring(
         save_keyring(settings.layout.keyring, keyring)
         bump_generation(settings.data_dir, f"keyring v{keyring.version}", now)
     return keyring
+
+
+ACTION_ANCHOR = "anchor"
+
+
+def anchor_keyring(settings: Settings, now: datetime, *, actor: str = "cap keys anchor") -> Keyring:
+    """An operator vouches for the keyring on disk as it is (e.g. after restoring a legacy, unsigned backup):
+    its content as version + 1, signed by the operator key, which must be pinned. Refuses a version below
+    the floor. Raises :class:`ConfigError` (no or unpinned operator key), RotationError ``keyring_rollback``."""
+    if settings.operator_key_file is None:
+        raise ConfigError("no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY")
+    operator = load_operator_signer(settings.operator_key_file)
+    if operator.public_key_b64 not in settings.operator_public_keys:
+        raise ConfigError(
+            "the operator key is not pinned: add its public key to CAP_OPERATOR_PUBLIC_KEYS",
+            field="CAP_OPERATOR_PUBLIC_KEYS",
+            found=operator.kid,
+        )
+    current = load_keyring(settings.layout.keyring, min_version=read_floor(settings.layout.keyring_floor))
+    version = current.version + 1
+    event = HistoryEvent(
+        version=version, action=ACTION_ANCHOR, actor=actor, at=format_timestamp(now), detail=f"operator {operator.kid}"
+    )
+    anchored = current.model_copy(update={"version": version, "history": (*current.history, event)})
+    return save_local_keyring(settings, anchored, now, operator=True)
 
 
 def list_keys(settings: Settings) -> list[KeyMetadata]:

@@ -12,7 +12,7 @@ import pytest
 
 from core import service
 from core.backup import service as backups
-from core.errors import IntegrityError, RotationError, StorageError
+from core.errors import ConfigError, IntegrityError, RotationError, StorageError
 from core.generation import generation_number, replacing_state, writing_state
 from core.keyring import KeyringWatcher, keyring_file_bytes, read_floor
 from core.keyring_chain import LinkSigner, append_link, chain_guard, read_chain
@@ -244,3 +244,23 @@ def test_backups_carry_chain_and_floor_but_never_private_keys(tmp_path):
     paths = {f.path for f in manifest.files}
     assert {"keyring.json", "keyring.chain.json", "keyring.floor.json"} <= paths
     assert not [p for p in paths if p.endswith(".pem")]
+
+
+def test_an_operator_re_anchors_an_unsigned_keyring_and_only_a_pinned_one_can(tmp_path):
+    operator, stranger = Ed25519Signer.generate(), Ed25519Signer.generate()
+    files = {}
+    for name, signer in (("operator", operator), ("stranger", stranger)):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_bytes(signer.to_pem())
+        files[name].chmod(0o600)
+    legacy = real_state(tmp_path / "var")
+    legacy.layout.keyring_chain.unlink()  # e.g. restored from a backup made before keyrings were signed
+    pinned = Settings(data_dir=legacy.data_dir, operator_public_keys=(operator.public_key_b64,))
+    with pytest.raises(IntegrityError) as info:
+        service.load_local_keyring(pinned)
+    assert info.value.code == "keyring_unsigned"
+    with pytest.raises(ConfigError):
+        service.anchor_keyring(pinned.model_copy(update={"operator_key_file": files["stranger"]}), NOW)
+    anchored = service.anchor_keyring(pinned.model_copy(update={"operator_key_file": files["operator"]}), NOW)
+    assert service.load_local_keyring(pinned) == anchored and anchored.version == 2
+    assert read_chain(pinned.layout.keyring_chain).links[-1].signer is LinkSigner.OPERATOR
