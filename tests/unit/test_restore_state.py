@@ -253,12 +253,11 @@ def test_an_operator_re_anchors_an_unsigned_keyring_and_only_a_pinned_one_can(tm
         files[name] = tmp_path / f"{name}.pem"
         files[name].write_bytes(signer.to_pem())
         files[name].chmod(0o600)
-    legacy = real_state(tmp_path / "var")
-    legacy.layout.keyring_chain.unlink()  # e.g. restored from a backup made before keyrings were signed
-    pinned = Settings(data_dir=legacy.data_dir, operator_public_keys=(operator.public_key_b64,))
+    tofu = real_state(tmp_path / "var")  # self-signed bootstrap, made before the operator key was pinned
+    pinned = Settings(data_dir=tofu.data_dir, operator_public_keys=(operator.public_key_b64,))
     with pytest.raises(IntegrityError) as info:
         service.load_local_keyring(pinned)
-    assert info.value.code == "keyring_unsigned"
+    assert info.value.code == "keyring_signature_invalid"
     with pytest.raises(ConfigError):
         service.anchor_keyring(pinned.model_copy(update={"operator_key_file": files["stranger"]}), NOW)
     anchored = service.anchor_keyring(pinned.model_copy(update={"operator_key_file": files["operator"]}), NOW)
