@@ -97,7 +97,9 @@ def _lock_file(root: Path, kind: str) -> Path:
 
 
 @contextlib.contextmanager
-def _flocked(path: Path, mode: int, wait: float | None, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+def _flocked(
+    path: Path, mode: int, wait: float | None, clock: Callable[[], float] = time.monotonic
+) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

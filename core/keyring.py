@@ -252,7 +252,9 @@ def read_floor(path: str | Path) -> int | None:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         return None
-    return parse_model(KeyringFloor, data, source=str(path), what="keyring floor", expected=FLOOR_SCHEMA).version
+    return parse_model(
+        KeyringFloor, data, source=str(path), what="keyring floor", expected=FLOOR_SCHEMA
+    ).version
 
 
 def write_floor(path: str | Path, version: int) -> Path:

@@ -180,7 +180,9 @@ def check_chain(
         or previous.default_signing_kid != keyring.default_signing_kid
     ):
         return ChainVerdict(
-            ok=False, reason=f"no signed link for keyring v{keyring.version} as stored", failed_version=keyring.version
+            ok=False,
+            reason=f"no signed link for keyring v{keyring.version} as stored",
+            failed_version=keyring.version,
         )
     return ChainVerdict(ok=True, signed_by=previous.signer)
 
@@ -223,7 +225,9 @@ def read_chain(path: str | Path) -> KeyringChain | None:
     return parse_model(KeyringChain, data, source=str(path), what="keyring chain", expected=CHAIN_SCHEMA)
 
 
-def append_link(keyring_path: str | Path, keyring: Keyring, data: bytes, signer: Signer, role: LinkSigner) -> ChainLink:
+def append_link(
+    keyring_path: str | Path, keyring: Keyring, data: bytes, signer: Signer, role: LinkSigner
+) -> ChainLink:
     """Sign ``keyring`` (as stored in ``data``) and append the link to the chain beside it."""
     path = chain_path(keyring_path)
     chain = read_chain(path) or KeyringChain(links=())
@@ -233,7 +237,9 @@ def append_link(keyring_path: str | Path, keyring: Keyring, data: bytes, signer:
     return link
 
 
-def chain_guard(keyring_path: str | Path, operator_keys: OperatorKeys = ()) -> Callable[[bytes, Keyring], None]:
+def chain_guard(
+    keyring_path: str | Path, operator_keys: OperatorKeys = ()
+) -> Callable[[bytes, Keyring], None]:
     """A check for :class:`core.keyring.KeyringWatcher`: the chain beside the keyring vouches for it."""
     path = chain_path(keyring_path)
 

@@ -23,10 +23,10 @@ from core.generation import bump_generation, writing_state
 from core.keyring import (
     HistoryEvent,
     Keyring,
-    read_floor,
     bootstrap_keyring,
     keyring_file_bytes,
     load_keyring,
+    read_floor,
     save_keyring,
     validate_keyring,
 )
@@ -84,7 +84,9 @@ def keygen(
     return meta
 
 
-def keyring_link_signer(settings: Settings, keyring: Keyring, operator: bool = False) -> tuple[Signer, LinkSigner]:
+def keyring_link_signer(
+    settings: Settings, keyring: Keyring, operator: bool = False
+) -> tuple[Signer, LinkSigner]:
     """Who signs ``keyring``'s link: the operator key when asked, or for the first keyring when
     ``CAP_OPERATOR_KEY`` is set; else the outgoing default signer (the one of the keyring on disk);
     else (first keyring or unsigned data dir, no operator key) its own default signer as a bootstrap link,
@@ -92,7 +94,9 @@ def keyring_link_signer(settings: Settings, keyring: Keyring, operator: bool = F
     ring, store = settings.layout.keyring, KeyStore(settings.layout)
     if operator or (not ring.exists() and settings.operator_key_file is not None):
         if settings.operator_key_file is None:
-            raise ConfigError("no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY")
+            raise ConfigError(
+                "no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY"
+            )
         return load_operator_signer(settings.operator_key_file), LinkSigner.OPERATOR
     if not ring.exists() or read_chain(chain_path(ring)) is None:
         return store.signer(keyring.default_signing_kid), LinkSigner.BOOTSTRAP
@@ -124,7 +128,8 @@ ACTION_ANCHOR = "anchor"
 def anchor_keyring(settings: Settings, now: datetime, *, actor: str = "cap keys anchor") -> Keyring:
     """An operator vouches for the keyring on disk as it is (e.g. after restoring a legacy, unsigned backup):
     its content as version + 1, signed by the operator key, which must be pinned. Refuses a version below
-    the floor. Raises :class:`ConfigError` (no or unpinned operator key), RotationError ``keyring_rollback``."""
+    the floor. Raises :class:`ConfigError` (no or unpinned operator key), RotationError
+    ``keyring_rollback``."""
     if settings.operator_key_file is None:
         raise ConfigError("no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY")
     operator = load_operator_signer(settings.operator_key_file)
@@ -137,7 +142,11 @@ def anchor_keyring(settings: Settings, now: datetime, *, actor: str = "cap keys 
     current = load_keyring(settings.layout.keyring, min_version=read_floor(settings.layout.keyring_floor))
     version = current.version + 1
     event = HistoryEvent(
-        version=version, action=ACTION_ANCHOR, actor=actor, at=format_timestamp(now), detail=f"operator {operator.kid}"
+        version=version,
+        action=ACTION_ANCHOR,
+        actor=actor,
+        at=format_timestamp(now),
+        detail=f"operator {operator.kid}",
     )
     anchored = current.model_copy(update={"version": version, "history": (*current.history, event)})
     return save_local_keyring(settings, anchored, now, operator=True)

@@ -29,6 +29,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from core.attestation import SignedAttestation, attestation_problem
 from core.backup.archive import READ_CHUNK, extract_archive, iter_gunzip, read_stream, tar_size_bound
 from core.backup.crypto import KeyWrapper, decrypt_stream, load_master_key
 from core.backup.manifest import (
@@ -58,7 +59,6 @@ from core.backup.swap import (  # MANAGED, journal_path: re-exported for callers
     swap_back_dir,
     swap_dirs,
 )
-from core.attestation import SignedAttestation, attestation_problem
 from core.canonical import canonical_bytes
 from core.documents import parse_model
 from core.errors import (
@@ -361,7 +361,9 @@ def _check_attestation_file(path: Path, rel: str) -> None:
     signed = parse_model(SignedAttestation, path.read_bytes(), source=rel, what="attestation")
     subject = signed.attestation.subject_kid
     if Path(rel).name != subject + ATTESTATION_SUFFIX:
-        raise IntegrityError("attestation file is not named after its subject key", file=rel, expected=subject)
+        raise IntegrityError(
+            "attestation file is not named after its subject key", file=rel, expected=subject
+        )
     problem = attestation_problem(signed)
     if problem is not None:
         raise IntegrityError(f"restored attestation does not verify: {problem}", file=rel)
@@ -404,7 +406,9 @@ def _check_keyring_chain(ctx: RestoreContext, ring: Path) -> None:
         return
     data = ring.read_bytes()
     keyring = parse_full_keyring(data, source="keyring.json")
-    require_chain(keyring, data, read_chain(chain) if chain.exists() else None, ctx.operator_keys, source="keyring.json")
+    require_chain(
+        keyring, data, read_chain(chain) if chain.exists() else None, ctx.operator_keys, source="keyring.json"
+    )
     ctx.check("keyring_signature", f"keyring v{keyring.version} signed, chain verified")
 
 
@@ -479,7 +483,11 @@ def _set_floor(ctx: RestoreContext) -> None:
         seen = (read_floor(ctx.live_dir / FLOOR_FILE), read_floor(ctx.staging_dir / FLOOR_FILE))
         floor = max(restored, ctx.live_keyring_version or 0, *(v or 0 for v in seen))
     write_floor(ctx.staging_dir / FLOOR_FILE, floor)
-    ctx.check("keyring_floor", f"rollback floor v{floor}", "warn" if floor < (ctx.live_keyring_version or 0) else "ok")
+    ctx.check(
+        "keyring_floor",
+        f"rollback floor v{floor}",
+        "warn" if floor < (ctx.live_keyring_version or 0) else "ok",
+    )
 
 
 def swap_in(ctx: RestoreContext, hook: Hook | None = None) -> None:

@@ -176,7 +176,7 @@ def _trigger_deployment(parameters: dict[str, object]) -> dict[str, str]:
 
 @app.command("anchor")
 def anchor(as_json: JsonFlag = False) -> None:
-    """Operator: sign the keyring as it is with CAP_OPERATOR_KEY (new version), e.g. after restoring an unsigned backup."""
+    """Operator: sign the keyring as it is with CAP_OPERATOR_KEY (as a new version), e.g. after a restore."""
     keyring = service.anchor_keyring(settings(), now())
     rows = {"keyring_version": keyring.version, "default_signing_kid": keyring.default_signing_kid}
     emit(as_json, rows, lambda: out.print(kv_table("keyring anchored", rows)))

@@ -34,7 +34,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from core import service
 from core.backup import service as backups
-from core.errors import CapError, ConflictError, NotFoundError, RotationError, VerificationError
+from core.errors import ConflictError, NotFoundError, RotationError, VerificationError
 from core.generation import generation_number
 from core.keys import KeyStatus
 from core.modes import CheckStatus, EnforcementMode
@@ -147,7 +147,9 @@ class OpsMachine(RuleBasedStateMachine):
 
     def _rotate(self, phase: int, rollback: bool) -> None:
         before = self._keyring()
-        request = RotationRequest(phase=RotationPhase(phase), rollback=rollback, force=True, duration=timedelta(hours=1))
+        request = RotationRequest(
+            phase=RotationPhase(phase), rollback=rollback, force=True, duration=timedelta(hours=1)
+        )
         try:
             service.rotate_signing_key(self.s, request, _now(), confirm=lambda plan: True)
         except (RotationError, ConflictError, NotFoundError):
@@ -291,7 +293,16 @@ def test_operations_hold_together(live):
     )(OpsMachine)
     RAN.clear()
     machine.TestCase().runTest()
-    rules = {"rotate", "advance", "revoke", "backup", "restore_verify_only", "restore", "install_lists", "prove"}
+    rules = {
+        "rotate",
+        "advance",
+        "revoke",
+        "backup",
+        "restore_verify_only",
+        "restore",
+        "install_lists",
+        "prove",
+    }
     assert set(RAN) == rules, f"rules never run: {rules - set(RAN)} (ran {dict(RAN)})"
 
 
@@ -302,7 +313,9 @@ def test_the_verdicts_compared_can_differ(live):
     first = service.load_local_keyring(s).default_signing_kid
     service.rotate_signing_key(s, RotationRequest(phase=RotationPhase(0), force=True), _now())
     service.rotate_signing_key(s, RotationRequest(phase=RotationPhase(1), force=True), _now())
-    service.rotate_signing_key(s, RotationRequest(phase=RotationPhase(2), force=True), _now(), confirm=lambda p: True)
+    service.rotate_signing_key(
+        s, RotationRequest(phase=RotationPhase(2), force=True), _now(), confirm=lambda p: True
+    )
     proof = proof_file_bytes(World(signer=service.KeyStore(s.layout).signer(first)).build().proof)
     before = service.verify_file(s, proof, source="proof", mode=EnforcementMode.STRICT, now=_now()).result
     service.revoke_signing_key(s, first, _now(), reason="compromised")

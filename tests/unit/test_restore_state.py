@@ -231,9 +231,12 @@ def test_a_registry_write_during_a_restore_lands_in_the_restored_state(tmp_path)
 
 def test_a_registry_write_that_cannot_wait_fails_retryably(tmp_path):
     settings = real_state(tmp_path / "var")
-    with replacing_state(settings.data_dir), pytest.raises(StorageError) as info:
-        with writing_state(settings.data_dir, wait=0.2):
-            pass
+    with (
+        replacing_state(settings.data_dir),
+        pytest.raises(StorageError) as info,
+        writing_state(settings.data_dir, wait=0.2),
+    ):
+        pass
     assert info.value.code == "state_restoring" and info.value.transient
 
 
