@@ -121,7 +121,23 @@ def _signature_ok(link: ChainLink, public_key: str) -> bool:
     )
 
 
-def _link_problem(link: ChainLink, previous: ChainLink | None, operators: dict[str, str]) -> str | None:
+def _outgoing_key(link: ChainLink, previous: ChainLink, before: ChainLink | None) -> str | None:
+    """The public key an outgoing link may be signed with: the previous version's default signer, or the
+    key that signed the previous version (so the key that made a step can revert it)."""
+    if link.signer_kid == previous.default_signing_kid:
+        return previous.default_public_key
+    if (
+        link.signer_kid == previous.signer_kid
+        and previous.signer is LinkSigner.OUTGOING
+        and before is not None
+    ):
+        return before.default_public_key if before.default_signing_kid == link.signer_kid else None
+    return None
+
+
+def _link_problem(
+    link: ChainLink, previous: ChainLink | None, operators: dict[str, str], before: ChainLink | None = None
+) -> str | None:
     if derive_kid(link.default_public_key) != link.default_signing_kid:
         return "default_signing_kid does not match default_public_key"
     if previous is not None and link.version <= previous.version:
@@ -133,9 +149,9 @@ def _link_problem(link: ChainLink, previous: ChainLink | None, operators: dict[s
     elif link.signer is LinkSigner.OUTGOING:
         if previous is None:
             return "the first link has no outgoing signer"
-        if link.signer_kid != previous.default_signing_kid:
+        key = _outgoing_key(link, previous, before)
+        if key is None:
             return f"signed by {link.signer_kid}, not by the outgoing signer {previous.default_signing_kid}"
-        key = previous.default_public_key
     else:
         if previous is not None or operators:
             return "a self-signed bootstrap link is only accepted first and without pinned operator keys"
@@ -164,11 +180,12 @@ def check_chain(
     operators = {derive_kid(k): k for k in operator_keys}
     links = [x for x in chain.links if x.version <= keyring.version]  # later ones: written ahead of the file
     previous: ChainLink | None = None
+    before: ChainLink | None = None
     for link in links[_anchor(links, operators) :]:
-        problem = _link_problem(link, previous, operators)
+        problem = _link_problem(link, previous, operators, before)
         if problem is not None:
             return ChainVerdict(ok=False, reason=problem, failed_version=link.version)
-        previous = link
+        previous, before = link, previous
     if previous is None:
         return ChainVerdict(ok=False, reason="the chain has no links")
     head = keyring.entry(previous.default_signing_kid)

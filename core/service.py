@@ -17,7 +17,7 @@ from core.canonical import canonical_bytes, pretty_bytes
 from core.commitments import Commitments, RootScheme, commit, read_suppliers, read_ubos
 from core.digest import sha3_hex
 from core.documents import parse_model
-from core.errors import ConfigError, InvalidInputError, NotFoundError
+from core.errors import ConfigError, InvalidInputError, KeyError_, NotFoundError
 from core.fsio import atomic_write
 from core.generation import bump_generation, writing_state
 from core.keyring import (
@@ -98,9 +98,22 @@ def keyring_link_signer(
                 "no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY"
             )
         return load_operator_signer(settings.operator_key_file), LinkSigner.OPERATOR
-    if not ring.exists() or read_chain(chain_path(ring)) is None:
+    chain = read_chain(chain_path(ring)) if ring.exists() else None
+    if chain is None or not chain.links:
         return store.signer(keyring.default_signing_kid), LinkSigner.BOOTSTRAP
-    return store.signer(load_keyring(ring).default_signing_kid), LinkSigner.OUTGOING
+    try:
+        return store.signer(load_keyring(ring).default_signing_kid), LinkSigner.OUTGOING
+    except (KeyError_, NotFoundError):  # e.g. reverting a step whose new key is gone: its signer undoes it
+        last = chain.links[-1]
+        if last.signer is not LinkSigner.OUTGOING:
+            raise
+        return store.signer(last.signer_kid), LinkSigner.OUTGOING
+
+
+def _may_stay_unsigned(settings: Settings) -> bool:
+    """A legacy unsigned data dir (no chain, no pinned operator key) whose signer's key is not here stays
+    unsigned rather than failing; a signed one never does."""
+    return not settings.operator_public_keys and read_chain(settings.layout.keyring_chain) is None
 
 
 def save_local_keyring(
@@ -115,8 +128,13 @@ def save_local_keyring(
     """
     with writing_state(settings.data_dir):
         validate_keyring(keyring, source=str(settings.layout.keyring))
-        signer, role = keyring_link_signer(settings, keyring, operator)
-        append_link(settings.layout.keyring, keyring, keyring_file_bytes(keyring), signer, role)
+        try:
+            signer, role = keyring_link_signer(settings, keyring, operator)
+        except (KeyError_, NotFoundError) as exc:
+            if exc.code not in ("private_key_missing", "key_not_found") or not _may_stay_unsigned(settings):
+                raise
+        else:
+            append_link(settings.layout.keyring, keyring, keyring_file_bytes(keyring), signer, role)
         save_keyring(settings.layout.keyring, keyring)
         bump_generation(settings.data_dir, f"keyring v{keyring.version}", now)
     return keyring

@@ -43,6 +43,7 @@ from core.metrics import BACKUP_DURATION, BACKUP_TOTAL, RESTORE_DURATION, RESTOR
 from core.policy_store import StoredPolicy, verify_stored
 from core.service import default_signer
 from core.settings import Settings
+from core.signing import Ed25519Signer
 
 SUCCESS, FAILURE = "success", "failure"
 
@@ -238,6 +239,28 @@ def restore_receipt(
     return sign_receipt(build_receipt(ctx, records, recovered, now), default_signer(settings))
 
 
+class _AfterRestoreSigner:
+    """Signs the receipt with the default signer of the keyring in force *after* the restore, so a broken
+    or tampered live keyring (what the restore repairs) does not block it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def _signer(self) -> Ed25519Signer:
+        return default_signer(self._settings)
+
+    @property
+    def kid(self) -> str:
+        return self._signer().kid
+
+    @property
+    def public_key_b64(self) -> str:
+        return self._signer().public_key_b64
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signer().sign(data)
+
+
 def restore_now(
     settings: Settings,
     backup_id: str,
@@ -267,6 +290,12 @@ def restore_now(
             keyring_merge=keyring_merge,
             hook=hook,
         )
-        signer = default_signer(settings)
         with target_errors(job.live_dir):
-            return run_restore(job.store, job.backup_id, job.live_dir, signer, now=now, options=job.options)
+            return run_restore(
+                job.store,
+                job.backup_id,
+                job.live_dir,
+                _AfterRestoreSigner(settings),
+                now=now,
+                options=job.options,
+            )
