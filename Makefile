@@ -55,3 +55,4 @@ fuzz: install
 
 soak: install
 	$(BIN)/python -m bench.soak --minutes 3
+	CAP_STATEFUL_STEPS=$${CAP_STATEFUL_STEPS:-2000} $(BIN)/python -m pytest -q -n 0 tests/integration/test_ops_state_machine.py

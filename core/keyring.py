@@ -206,10 +206,72 @@ def load_keyring(path: str | Path, *, min_version: int | None = None) -> Keyring
     return parse_keyring(data, source=str(path), min_version=min_version)
 
 
+def keyring_file_bytes(keyring: Keyring) -> bytes:
+    """The exact bytes :func:`save_keyring` writes (what a keyring signature covers)."""
+    return pretty_bytes(keyring) + b"\n"
+
+
 def save_keyring(path: str | Path, keyring: Keyring) -> Path:
-    """Validate, then write ``keyring`` atomically as pretty JSON. Raises as :func:`validate_keyring`."""
+    """Validate, then write ``keyring`` atomically as pretty JSON and raise the rollback floor to its
+    version. Raises as :func:`validate_keyring`."""
     validate_keyring(keyring, source=str(path))
-    return atomic_write(path, pretty_bytes(keyring) + b"\n")
+    written = atomic_write(path, keyring_file_bytes(keyring))
+    raise_floor(floor_path(path), keyring.version)
+    return written
+
+
+# --- the rollback floor -----------------------------------------------------------------------------------
+
+FLOOR_SCHEMA: Final = "cap-keyring-floor.v1"
+FLOOR_FILE: Final = "keyring.floor.json"
+
+
+class KeyringFloor(BaseModel):
+    """``cap-keyring-floor.v1``: the highest keyring version this data directory has seen.
+
+    Kept beside the keyring, not in it, so replacing ``keyring.json`` by an older (validly signed) copy
+    is refused after a restart too. Only a restore with an explicit ``--allow-key-rollback`` lowers it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: Literal["cap-keyring-floor.v1"] = Field(default=FLOOR_SCHEMA, alias="schema")
+    version: int = Field(ge=1)
+
+
+def floor_path(keyring_path: str | Path) -> Path:
+    return Path(keyring_path).with_name(FLOOR_FILE)
+
+
+def read_floor(path: str | Path) -> int | None:
+    """The floor recorded at ``path`` (a ``keyring.floor.json``), or None when there is none.
+
+    Raises :class:`InvalidInputError` naming the file when it is malformed.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    return parse_model(
+        KeyringFloor, data, source=str(path), what="keyring floor", expected=FLOOR_SCHEMA
+    ).version
+
+
+def write_floor(path: str | Path, version: int) -> Path:
+    """Set the floor at ``path`` to ``version`` (restore uses it; lowering it is an operator's decision)."""
+    return atomic_write(path, pretty_bytes(KeyringFloor(version=version)) + b"\n")
+
+
+def raise_floor(path: str | Path, version: int) -> None:
+    """Raise the floor at ``path`` to ``version``; never lowers it."""
+    current = read_floor(path)
+    if current is None or version > current:
+        write_floor(path, version)
+
+
+def read_keyring_bytes(path: str | Path) -> bytes:
+    """The exact bytes of the keyring file. Raises NotFoundError ``keyring_not_found``."""
+    return _read_stamped(Path(path))[0]
 
 
 def bootstrap_keyring(metadata: KeyMetadata, now: datetime, actor: str) -> Keyring:
@@ -307,7 +369,9 @@ class KeyringWatcher:
     """Holds the last good keyring of one file and reloads it when the file changes. Thread-safe.
 
     A replacement that fails to load, or whose version is lower than the one held (or equal with different
-    content), is refused: the old keyring stays in use and the error is kept in :attr:`last_error`.
+    content), or below the persisted floor, or that ``guard`` refuses (the signature chain), is refused:
+    the old keyring stays in use and the error is kept in :attr:`last_error`. When the data dir's
+    generation file changes (a restore), the held version no longer counts as a floor; the persisted one does.
     """
 
     def __init__(
@@ -316,8 +380,13 @@ class KeyringWatcher:
         *,
         cooldown_seconds: float = DEFAULT_REFRESH_COOLDOWN_S,
         clock: Callable[[], float] = time.monotonic,
+        generation_path: str | Path | None = None,
+        guard: Callable[[bytes, Keyring], None] | None = None,
     ) -> None:
         self._path = Path(path)
+        self._generation_path = None if generation_path is None else Path(generation_path)
+        self._generation: FileStamp | None = None
+        self._guard = guard
         self._cooldown = cooldown_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -340,12 +409,23 @@ class KeyringWatcher:
         return self._loaded_at
 
     def current(self, now: datetime) -> Keyring:
-        """The keyring in force, reloaded first if the file changed. Raises only if none was ever loaded."""
+        """The keyring in force, reloaded first if the file or the data dir's generation changed.
+
+        Raises only if none was ever loaded.
+        """
         with self._lock:
+            generation = self._generation_stamp()
+            if generation != self._generation:
+                self._reload(now, new_generation=True)
+                if self._last_error is None:
+                    self._generation = generation
             stamp = _stamp(self._path)
             if stamp is None or stamp != self._stamp:
                 self._reload(now)
             return self._held()
+
+    def _generation_stamp(self) -> FileStamp | None:
+        return None if self._generation_path is None else _stamp(self._generation_path)
 
     def refresh(self, now: datetime) -> bool:
         """Re-read the file even if unchanged, at most once per cool-down. True if a re-read happened."""
@@ -371,14 +451,19 @@ class KeyringWatcher:
             )
         return self._keyring
 
-    def _reload(self, now: datetime) -> None:
+    def _reload(self, now: datetime, *, new_generation: bool = False) -> None:
+        """Re-read the file. Within one generation the held version is the floor; when the generation
+        moved (a restore), the persisted floor is, so an operator-allowed rollback is followed."""
         try:
             data, stamp = _read_stamped(self._path)
             self._stamp = stamp
-            held = self._keyring
-            candidate = parse_keyring(
-                data, source=str(self._path), min_version=held.version if held else None
-            )
+            held = None if new_generation else self._keyring
+            floor = read_floor(floor_path(self._path))
+            if held is not None:
+                floor = max(floor or 0, held.version)
+            candidate = parse_keyring(data, source=str(self._path), min_version=floor)
+            if self._guard is not None:
+                self._guard(data, candidate)
             if held is not None and candidate.version == held.version and candidate != held:
                 raise RotationError(
                     "keyring changed without a new version",

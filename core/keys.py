@@ -307,6 +307,11 @@ class KeyStore:
         atomic_write(self._layout.key_metadata_path(meta.kid), pretty_bytes(meta) + b"\n")
 
 
+def load_operator_signer(path: Path) -> Ed25519Signer:
+    """The operator's signer from its PKCS#8 PEM (0600, regular file). Raises :class:`KeyError_`."""
+    return Ed25519Signer.from_pem(_read_private_file(Path(path)), source=str(path))
+
+
 def _read_private_file(path: Path) -> bytes:
     """Read a regular private key file accessible by its owner only. Raises :class:`KeyError_`."""
     try:

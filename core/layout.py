@@ -36,6 +36,21 @@ class DataLayout:
         return self.root / "keyring.json"
 
     @property
+    def keyring_floor(self) -> Path:
+        """The highest keyring version seen (``cap-keyring-floor.v1``), kept outside the keyring."""
+        return self.root / "keyring.floor.json"
+
+    @property
+    def keyring_chain(self) -> Path:
+        """One signed link per keyring version (``cap-keyring-chain.v1``)."""
+        return self.root / "keyring.chain.json"
+
+    @property
+    def generation_file(self) -> Path:
+        """The data directory's generation (``cap-generation.v1``), raised by restores and key changes."""
+        return self.root / "generation.json"
+
+    @property
     def keys_dir(self) -> Path:
         """Key metadata ``<kid>.json`` (public) and private ``<kid>.pem`` (mode 0600)."""
         return self.root / "keys"

@@ -186,6 +186,56 @@ def next_entry_id(count: int, taken: Callable[[str], bool]) -> str:
     return candidate
 
 
+HIGH_WATER_KEY = "entry_high_water"
+
+
+def entry_number(entry_id: str) -> int:
+    """The number in ``proof_NNN`` (0 for any other id)."""
+    digits = entry_id.removeprefix("proof_")
+    return int(digits) if digits != entry_id and digits.isdigit() else 0
+
+
+def high_water(conn: sqlite3.Connection) -> int:
+    """The highest entry number ever handed out by this registry or any registry it was restored over."""
+    row = conn.execute("SELECT value FROM registry_meta WHERE key = ?", (HIGH_WATER_KEY,)).fetchone()
+    if row is not None and str(row[0]).isdigit():
+        return int(row[0])  # every insert since the mark exists keeps it current
+    ids = (r[0] for r in conn.execute("SELECT id FROM registry_entries"))
+    return max([0, *map(entry_number, ids)])
+
+
+def _is_registry(conn: sqlite3.Connection) -> bool:
+    found = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {"registry_meta", "registry_entries"} <= found
+
+
+def carry_high_water(live: Path, staged: Path) -> int:
+    """Restore: raise the staged registry's high-water mark to the live one's, so no entry id that the
+    live registry handed out is ever handed out again. Returns the mark (0 when there is no registry)."""
+    if not live.exists() or not staged.exists():
+        return 0
+    src = sqlite3.connect(live)  # read-write but query-only: closing it leaves no -wal/-shm behind
+    try:
+        src.execute("PRAGMA query_only = 1")
+        mark = high_water(src) if _is_registry(src) else 0
+    except sqlite3.DatabaseError:
+        mark = 0  # an unreadable live registry is what the restore replaces; nothing to carry
+    finally:
+        src.close()
+    dst = sqlite3.connect(staged)
+    try:
+        if not _is_registry(dst):
+            return 0
+        with dst:
+            mark = max(mark, high_water(dst))
+            dst.execute(
+                "INSERT OR REPLACE INTO registry_meta(key, value) VALUES (?, ?)", (HIGH_WATER_KEY, str(mark))
+            )
+    finally:
+        dst.close()
+    return mark
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -234,8 +284,13 @@ class Registry(db.SqliteStore):
         }
         with self._lock, db.transaction(self._conn, self.path):
             count = int(self._conn.execute("SELECT COUNT(*) FROM registry_entries").fetchone()[0])
-            entry = sign_entry(next_entry_id(count, self._taken), unsigned, signer)
+            entry_id = next_entry_id(max(count, high_water(self._conn)), self._taken)
+            entry = sign_entry(entry_id, unsigned, signer)
             self._insert(entry)
+            self._conn.execute(
+                "INSERT OR REPLACE INTO registry_meta(key, value) VALUES (?, ?)",
+                (HIGH_WATER_KEY, str(entry_number(entry_id))),
+            )
         return entry
 
     def get(self, entry_id: str) -> RegistryEntry:

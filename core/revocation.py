@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.errors import ConflictError, NotFoundError
-from core.keyring import HistoryEvent, Keyring, load_keyring, save_keyring
+from core.keyring import HistoryEvent, Keyring
 from core.keys import KeyStatus, KeyStore, format_timestamp
 from core.settings import Settings
 
@@ -51,10 +51,12 @@ def revoke_key(
 
     Raises NotFoundError (no keyring, unknown kid), ConflictError (default signer), errors of save_keyring.
     """
-    current = load_keyring(settings.layout.keyring)
+    from core.service import load_local_keyring, save_local_keyring  # service builds on this module
+
+    current = load_local_keyring(settings)
     updated = revoked_keyring(current, kid, now=now, actor=actor, reason=reason)
     if updated is not current:
-        save_keyring(settings.layout.keyring, updated)
+        save_local_keyring(settings, updated, now)
     store = KeyStore(settings.layout)
     if settings.layout.key_metadata_path(kid).exists():
         store.set_status(kid, KeyStatus.REVOKED)

@@ -27,10 +27,21 @@ from core.commitments import (
 )
 from core.digest import sha3_hex
 from core.documents import parse_model
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import ConfigError, InvalidInputError, KeyError_, NotFoundError
 from core.fsio import atomic_write
-from core.keyring import Keyring, bootstrap_keyring, load_keyring, save_keyring
-from core.keys import KeyMetadata, KeyStore, format_timestamp
+from core.generation import bump_generation, writing_state
+from core.keyring import (
+    HistoryEvent,
+    Keyring,
+    bootstrap_keyring,
+    keyring_file_bytes,
+    load_keyring,
+    read_floor,
+    save_keyring,
+    validate_keyring,
+)
+from core.keyring_chain import LinkSigner, append_link, chain_path, load_trusted_keyring, read_chain
+from core.keys import KeyMetadata, KeyStore, format_timestamp, load_operator_signer, parse_timestamp
 from core.lists_refresh import RefreshResult, load_sources
 from core.lists_refresh import refresh_lists as refresh_from_sources
 from core.manifest import AuditInfo, Manifest, PolicyInfo, build_manifest
@@ -49,7 +60,7 @@ from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screen_report import Party, ScreenedRow, ScreenReport, screen_rows
 from core.screening import ListsFile, SanctionsList, build_lists, check_lists, load_lists, save_lists
 from core.settings import Settings
-from core.signing import Ed25519Signer
+from core.signing import Ed25519Signer, Signer
 from core.trust import TrustAnchors, lists_info
 from core.verify import Check, CheckKind, RegistryLookup, Report, verify_proof, verify_proof_bytes
 
@@ -82,8 +93,94 @@ def keygen(
     store = KeyStore(settings.layout)
     meta = store.generate(owner or settings.owner, now, valid_days)
     if not settings.layout.keyring.exists():
-        save_keyring(settings.layout.keyring, bootstrap_keyring(meta, now, actor="cap keys keygen"))
+        save_local_keyring(settings, bootstrap_keyring(meta, now, actor="cap keys keygen"), now)
     return meta
+
+
+def keyring_link_signer(
+    settings: Settings, keyring: Keyring, operator: bool = False
+) -> tuple[Signer, LinkSigner]:
+    """Who signs ``keyring``'s link: the operator key when asked, or for the first keyring when
+    ``CAP_OPERATOR_KEY`` is set; else the outgoing default signer (the one of the keyring on disk);
+    else (first keyring or unsigned data dir, no operator key) its own default signer as a bootstrap link,
+    which is refused once operator keys are pinned. Raises :class:`ConfigError`, :class:`KeyError_`."""
+    ring, store = settings.layout.keyring, KeyStore(settings.layout)
+    if operator or (not ring.exists() and settings.operator_key_file is not None):
+        if settings.operator_key_file is None:
+            raise ConfigError(
+                "no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY"
+            )
+        return load_operator_signer(settings.operator_key_file), LinkSigner.OPERATOR
+    chain = read_chain(chain_path(ring)) if ring.exists() else None
+    if chain is None or not chain.links:
+        return store.signer(keyring.default_signing_kid), LinkSigner.BOOTSTRAP
+    try:
+        return store.signer(load_keyring(ring).default_signing_kid), LinkSigner.OUTGOING
+    except (KeyError_, NotFoundError):  # e.g. reverting a step whose new key is gone: its signer undoes it
+        last = chain.links[-1]
+        if last.signer is not LinkSigner.OUTGOING:
+            raise
+        return store.signer(last.signer_kid), LinkSigner.OUTGOING
+
+
+def _may_stay_unsigned(settings: Settings) -> bool:
+    """A legacy unsigned data dir (no chain, no pinned operator key) whose signer's key is not here stays
+    unsigned rather than failing; a signed one never does."""
+    return not settings.operator_public_keys and read_chain(settings.layout.keyring_chain) is None
+
+
+def save_local_keyring(
+    settings: Settings, keyring: Keyring, now: datetime, *, operator: bool = False
+) -> Keyring:
+    """Sign (see :func:`keyring_link_signer`), save the data dir's keyring and raise the generation —
+    never while a restore replaces the directory. The link is written before the keyring, so a reader
+    never sees a keyring without its link.
+
+    Raises what :func:`save_keyring` raises, :class:`KeyError_` when the signer's key is unavailable,
+    and the retryable ``state_restoring`` during a restore.
+    """
+    with writing_state(settings.data_dir):
+        validate_keyring(keyring, source=str(settings.layout.keyring))
+        try:
+            signer, role = keyring_link_signer(settings, keyring, operator)
+        except (KeyError_, NotFoundError) as exc:
+            if exc.code not in ("private_key_missing", "key_not_found") or not _may_stay_unsigned(settings):
+                raise
+        else:
+            append_link(settings.layout.keyring, keyring, keyring_file_bytes(keyring), signer, role)
+        save_keyring(settings.layout.keyring, keyring)
+        bump_generation(settings.data_dir, f"keyring v{keyring.version}", now)
+    return keyring
+
+
+ACTION_ANCHOR = "anchor"
+
+
+def anchor_keyring(settings: Settings, now: datetime, *, actor: str = "cap keys anchor") -> Keyring:
+    """An operator vouches for the keyring on disk as it is (e.g. after restoring a legacy, unsigned backup):
+    its content as version + 1, signed by the operator key, which must be pinned. Refuses a version below
+    the floor. Raises :class:`ConfigError` (no or unpinned operator key), RotationError
+    ``keyring_rollback``."""
+    if settings.operator_key_file is None:
+        raise ConfigError("no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY")
+    operator = load_operator_signer(settings.operator_key_file)
+    if operator.public_key_b64 not in settings.operator_public_keys:
+        raise ConfigError(
+            "the operator key is not pinned: add its public key to CAP_OPERATOR_PUBLIC_KEYS",
+            field="CAP_OPERATOR_PUBLIC_KEYS",
+            found=operator.kid,
+        )
+    current = load_keyring(settings.layout.keyring, min_version=read_floor(settings.layout.keyring_floor))
+    version = current.version + 1
+    event = HistoryEvent(
+        version=version,
+        action=ACTION_ANCHOR,
+        actor=actor,
+        at=format_timestamp(now),
+        detail=f"operator {operator.kid}",
+    )
+    anchored = current.model_copy(update={"version": version, "history": (*current.history, event)})
+    return save_local_keyring(settings, anchored, now, operator=True)
 
 
 def list_keys(settings: Settings) -> list[KeyMetadata]:
@@ -100,7 +197,7 @@ def load_local_keyring(settings: Settings, path: Path | None = None) -> Keyring:
         raise NotFoundError(
             "no keyring: run `cap keys keygen` first", code="keyring_not_found", file=str(target)
         )
-    return load_keyring(target)
+    return load_trusted_keyring(target, settings.operator_public_keys)
 
 
 def default_signer(settings: Settings) -> Ed25519Signer:
@@ -333,7 +430,7 @@ def register_proof(
     settings: Settings, proof: Proof, outcome: CheckStatus, signer: Ed25519Signer, now: datetime
 ) -> RegistryEntry:
     m = proof.manifest
-    with Registry(settings.layout.registry_db) as registry:
+    with writing_state(settings.data_dir), Registry(settings.layout.registry_db) as registry:
         return registry.register(
             proof_file_bytes(proof),
             canonical_bytes(m),
@@ -575,8 +672,7 @@ def write_rotation_keyring(settings: Settings, plan: rotation.RotationPlan) -> K
             found=current.version,
             expected=plan.before.version,
         )
-    save_keyring(settings.layout.keyring, plan.after)
-    return plan.after
+    return save_local_keyring(settings, plan.after, parse_timestamp(plan.after.history[-1].at))
 
 
 def revert_rotation_keyring(
@@ -584,8 +680,7 @@ def revert_rotation_keyring(
 ) -> Keyring:
     """Compensation: write ``previous``'s content under a higher version (watchers refuse lower ones)."""
     reverted = rotation.revert(load_local_keyring(settings), previous, now, actor, reason)
-    save_keyring(settings.layout.keyring, reverted)
-    return reverted
+    return save_local_keyring(settings, reverted, now)
 
 
 def sync_key_statuses(settings: Settings, keyring: Keyring) -> dict[str, KeyStatus]:
@@ -707,7 +802,7 @@ def revoke_signing_key(
     keyring = load_local_keyring(settings)
     revoked = rotation.revoke(keyring, kid, now, actor, reason)
     if revoked.version != keyring.version:
-        save_keyring(settings.layout.keyring, revoked)
+        save_local_keyring(settings, revoked, now)
         write_signing_values(settings, revoked)
     if settings.layout.key_metadata_path(kid).exists():
         KeyStore(settings.layout).set_status(kid, KeyStatus.REVOKED)

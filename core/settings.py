@@ -26,6 +26,12 @@ class Settings(BaseModel):
     owner: str = "Company"
     env: str = "dev"
     max_list_age_days: int = Field(default=14, ge=1)
+    operator_public_keys: tuple[str, ...] = ()
+    """Pinned operator keys (``CAP_OPERATOR_PUBLIC_KEYS``, comma-separated base64): with any pinned,
+    the keyring must carry a valid signature chain (docs/formats/keys.md, "Signed keyring")."""
+    operator_key_file: Path | None = None
+    """The operator's private key (``CAP_OPERATOR_KEY``), outside the data dir; only on an operator's
+    machine or job, never in a replica or backup."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -41,6 +47,12 @@ class Settings(BaseModel):
         ):
             if env.get(var):
                 values[field] = env[var]
+        if env.get("CAP_OPERATOR_PUBLIC_KEYS"):
+            values["operator_public_keys"] = tuple(
+                k.strip() for k in env["CAP_OPERATOR_PUBLIC_KEYS"].split(",") if k.strip()
+            )
+        if env.get("CAP_OPERATOR_KEY"):
+            values["operator_key_file"] = env["CAP_OPERATOR_KEY"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return validate_model(cls, values, source="environment", what="settings (CAP_*)")
 

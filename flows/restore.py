@@ -51,16 +51,19 @@ def restore(
     verify_only: bool = False,
     target: str | None = None,
     allow_key_rollback: bool = False,
+    keyring_merge: bool = False,
 ) -> dict[str, Any]:
     """Restore ``backup_id`` from ``from_uri`` (default the data dir's store) into ``target`` (default
     the data dir); returns the signed ``restore.receipt.v1``."""
     settings = Settings.from_env()
     with backups.restore_metrics():
-        job = t.prepare_restore(settings, backup_id, from_uri, verify_only, target, allow_key_rollback)
+        job = t.prepare_restore(
+            settings, backup_id, from_uri, verify_only, target, allow_key_rollback, keyring_merge
+        )
         slot = contextlib.nullcontext() if verify_only else mutation_slot()
-        with slot, restore_lock(job.live_dir), backups.target_errors(job.live_dir):
+        with slot, restore_lock(job.live_dir), job.holding_state(), backups.target_errors(job.live_dir):
             recovered = t.recover(job.live_dir)
-            saga = RestoreSaga(job.new_context())
+            saga = RestoreSaga(job.new_context(datetime.now(UTC)))
             _run_steps(saga, job)
         receipt = t.sign_receipt(settings, saga.ctx, saga.records, recovered, datetime.now(UTC))
     t.publish_receipt(receipt)

@@ -42,6 +42,7 @@ def prepare_restore(
     verify_only: bool,
     target: str | None,
     allow_key_rollback: bool,
+    keyring_merge: bool = False,
 ) -> backups.RestoreJob:
     return backups.prepare_restore(
         settings,
@@ -50,6 +51,7 @@ def prepare_restore(
         verify_only=verify_only,
         target=target,
         allow_key_rollback=allow_key_rollback,
+        keyring_merge=keyring_merge,
     )
 
 

@@ -130,7 +130,7 @@ def _stream_to_store(
 
 
 def _keyring_version(sources: list[BackupSource]) -> int | None:
-    ring = next((s for s in sources if s.type is FileType.KEYRING), None)
+    ring = next((s for s in sources if s.type is FileType.KEYRING and s.arcname == "keyring.json"), None)
     return None if ring is None else parse_keyring(ring.path.read_bytes()).version
 
 

@@ -66,6 +66,8 @@ def select_sources(layout: DataLayout) -> list[BackupSource]:
         (layout.policy_db, FileType.POLICY_STORE),
         (layout.config_file, FileType.CONFIGURATION),
         (layout.keyring, FileType.KEYRING),
+        (layout.keyring_floor, FileType.KEYRING),
+        (layout.keyring_chain, FileType.KEYRING),
         (layout.audit_log, FileType.AUDIT_LOG),
     ]
     out = [BackupSource(p.name, p, t) for p, t in singles if _regular(p)]

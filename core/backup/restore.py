@@ -12,10 +12,12 @@ live in :mod:`core.backup.swap`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +29,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from core.attestation import SignedAttestation, attestation_problem
 from core.backup.archive import READ_CHUNK, extract_archive, iter_gunzip, read_stream, tar_size_bound
 from core.backup.crypto import KeyWrapper, decrypt_stream, load_master_key
 from core.backup.manifest import (
@@ -57,6 +60,7 @@ from core.backup.swap import (  # MANAGED, journal_path: re-exported for callers
     swap_dirs,
 )
 from core.canonical import canonical_bytes
+from core.documents import parse_model
 from core.errors import (
     CapError,
     ConfigError,
@@ -65,6 +69,12 @@ from core.errors import (
     VerificationError,
 )
 from core.fsio import fsync_dir
+from core.generation import next_generation, replacing_state, write_generation
+from core.keyring import FLOOR_FILE, read_floor, write_floor
+from core.keyring import parse_keyring as parse_full_keyring
+from core.keyring_chain import CHAIN_FILE, read_chain, require_chain
+from core.keys import parse_timestamp
+from core.registry import carry_high_water
 from core.signing import Signer, derive_kid
 
 RECEIPT_VERSION: Final = "restore.receipt.v1"
@@ -79,6 +89,13 @@ class StepName(StrEnum):
     KEYS = "check_key_metadata"
     SWAP = "swap"
     SMOKE = "smoke"
+
+
+class KeyringChoice(StrEnum):
+    """What a restore does with a backup keyring older than the live one (``--keyring``)."""
+
+    REFUSE = "refuse"
+    MERGE = "merge"
 
 
 class CheckRecord(BaseModel):
@@ -108,6 +125,9 @@ class RestoreContext(BaseModel):
     manifest_sha3: str | None = None
     archive_path: Path | None = None
     archive_is_copy: bool = False
+    keyring_merge: bool = False
+    started_at: datetime | None = None
+    operator_keys: tuple[str, ...] = ()
     live_keyring_version: int | None = None
     old_dir: Path | None = None
     checks: list[CheckRecord] = []
@@ -142,6 +162,8 @@ class RestoreOptions:
 
     verify_only: bool = False
     allow_key_rollback: bool = False
+    keyring_merge: bool = False
+    operator_keys: tuple[str, ...] = ()
     trusted_keys: tuple[TrustedKey, ...] | None = None
     key_wrapper: KeyWrapper | None = None
     expected_registry_tables: tuple[str, ...] = ()
@@ -328,10 +350,32 @@ def check_policy_store(
 
 
 # -- step 6 ------------------------------------------------------------------------------------------
+ATTESTATION_SUFFIX: Final = ".attestation.json"
+KEYRING_OPTIONS: Final = (
+    "restore with --keyring merge to keep the live keyring (its retired and revoked keys stay so), "
+    "or with --allow-key-rollback to take the backup's keyring as it was"
+)
+
+
+def _check_attestation_file(path: Path, rel: str) -> None:
+    signed = parse_model(SignedAttestation, path.read_bytes(), source=rel, what="attestation")
+    subject = signed.attestation.subject_kid
+    if Path(rel).name != subject + ATTESTATION_SUFFIX:
+        raise IntegrityError(
+            "attestation file is not named after its subject key", file=rel, expected=subject
+        )
+    problem = attestation_problem(signed)
+    if problem is not None:
+        raise IntegrityError(f"restored attestation does not verify: {problem}", file=rel)
+
+
 def _check_key_file(ctx: RestoreContext, rel: str) -> None:
     path = ctx.staging_dir / rel
     if scan_file(rel, path, FileType.KEY_METADATA):
         raise IntegrityError("restored key metadata holds sensitive material", file=rel)
+    if rel.endswith(ATTESTATION_SUFFIX):
+        _check_attestation_file(path, rel)
+        return
     try:
         meta = json.loads(path.read_bytes())
         kid, public = meta["kid"], meta["public_key"]
@@ -341,10 +385,38 @@ def _check_key_file(ctx: RestoreContext, rel: str) -> None:
         raise IntegrityError("key metadata kid does not match its public key", file=rel)
 
 
-def check_key_metadata(ctx: RestoreContext) -> None:
-    """Step 6: kids derive from public keys; the keyring is not older than the live one.
+def _keyring_decision(ctx: RestoreContext, version: int, live: int) -> None:
+    """A backup keyring older than the live one: refuse (naming the options), merge, or roll back."""
+    why = f"backup keyring v{version} is older than live v{live}"
+    if ctx.allow_key_rollback:
+        ctx.check("keyring_decision", f"{why}: taking the backup's keyring (--allow-key-rollback)", "warn")
+    elif ctx.keyring_merge:
+        ctx.check("keyring_decision", f"{why}: keeping the live keyring v{live} (--keyring merge)", "warn")
+    elif ctx.verify_only:
+        ctx.check("keyring_decision", f"{why}; a real restore needs a choice: {KEYRING_OPTIONS}", "warn")
+    else:
+        raise VerificationError(f"{why}; {KEYRING_OPTIONS}", code="keyring_rollback", expected=f">= {live}")
 
-    Raises :class:`IntegrityError` or :class:`VerificationError` (``keyring_rollback``).
+
+def _check_keyring_chain(ctx: RestoreContext, ring: Path) -> None:
+    """The restored keyring carries a valid signature chain (or, with no operator key pinned, none)."""
+    chain = ring.with_name(CHAIN_FILE)
+    if not chain.exists() and not ctx.operator_keys:
+        ctx.check("keyring_signature", "backup keyring is unsigned (no keyring.chain.json)", "warn")
+        return
+    data = ring.read_bytes()
+    keyring = parse_full_keyring(data, source="keyring.json")
+    require_chain(
+        keyring, data, read_chain(chain) if chain.exists() else None, ctx.operator_keys, source="keyring.json"
+    )
+    ctx.check("keyring_signature", f"keyring v{keyring.version} signed, chain verified")
+
+
+def check_key_metadata(ctx: RestoreContext) -> None:
+    """Step 6: key metadata and attestations check out; a keyring older than the live one gets a decision.
+
+    Raises :class:`IntegrityError`, :class:`InvalidInputError` or :class:`VerificationError`
+    (``keyring_rollback``, unless merging, rolling back explicitly, or only verifying).
     """
     manifest = ctx.need_manifest()
     for entry in (f for f in manifest.files if f.type is FileType.KEY_METADATA):
@@ -356,13 +428,10 @@ def check_key_metadata(ctx: RestoreContext) -> None:
     view = parse_keyring(ring.read_bytes(), source="keyring.json")
     if view.version != manifest.keyring_version:
         raise IntegrityError("keyring version differs from manifest", file="keyring.json")
+    _check_keyring_chain(ctx, ring)
     live = ctx.live_keyring_version
-    if live is not None and view.version < live and not ctx.allow_key_rollback:
-        raise VerificationError(
-            f"restored keyring version {view.version} is older than live version {live}",
-            code="keyring_rollback",
-            expected=f">= {live}",
-        )
+    if live is not None and view.version < live:
+        _keyring_decision(ctx, view.version, live)
     ctx.check(
         "keyring", f"version {view.version} (live {live})", "warn" if live and view.version < live else "ok"
     )
@@ -380,10 +449,60 @@ def _completeness(ctx: RestoreContext) -> None:
         )
 
 
+KEYRING_STATE: Final = ("keyring.json", "keyring.chain.json")
+
+
+def keep_live_keyring(live: Path, staging: Path) -> list[str]:
+    """``--keyring merge``: the staged keyring and key metadata become the live ones (the newer security
+    state: a key retired or revoked since the backup stays so); returns what was kept."""
+    kept = []
+    for name in KEYRING_STATE:
+        if (live / name).is_file():
+            shutil.copy2(live / name, staging / name)
+            kept.append(name)
+    staged_keys = staging / "keys"
+    for meta in sorted(staged_keys.glob("*.json")) if staged_keys.is_dir() else []:
+        meta.unlink()
+    for meta in sorted((live / "keys").glob("*.json")) if (live / "keys").is_dir() else []:
+        staged_keys.mkdir(exist_ok=True)
+        shutil.copy2(meta, staged_keys / meta.name)
+        kept.append(f"keys/{meta.name}")
+    return kept
+
+
+def _set_floor(ctx: RestoreContext) -> None:
+    """The restored rollback floor: the highest version either side has seen, unless the operator
+    explicitly rolled the keyring back (then the restored keyring's version)."""
+    staged = ctx.staging_dir / "keyring.json"
+    if not staged.exists():
+        return
+    restored = parse_keyring(staged.read_bytes(), source="keyring.json").version
+    if ctx.allow_key_rollback:
+        floor = restored
+    else:
+        seen = (read_floor(ctx.live_dir / FLOOR_FILE), read_floor(ctx.staging_dir / FLOOR_FILE))
+        floor = max(restored, ctx.live_keyring_version or 0, *(v or 0 for v in seen))
+    write_floor(ctx.staging_dir / FLOOR_FILE, floor)
+    ctx.check(
+        "keyring_floor",
+        f"rollback floor v{floor}",
+        "warn" if floor < (ctx.live_keyring_version or 0) else "ok",
+    )
+
+
 def swap_in(ctx: RestoreContext, hook: Hook | None = None) -> None:
     """Step 7: completeness check, carry-over, journal, atomic swap. Live is old or new, never mixed."""
     _completeness(ctx)
     live, staging = ctx.live_dir, ctx.staging_dir
+    if ctx.keyring_merge and live.exists():
+        ctx.check("keyring_kept", ", ".join(keep_live_keyring(live, staging)) or "nothing")
+    _set_floor(ctx)
+    mark = carry_high_water(live / "registry.sqlite", staging / "registry.sqlite")
+    ctx.check("registry_high_water", f"entry ids continue after proof_{mark:03d}")
+    when = ctx.started_at or parse_timestamp(ctx.need_manifest().created_at, field="created_at")
+    record = next_generation(live, f"restore {ctx.backup_id}", when)
+    write_generation(staging, record)
+    ctx.check("generation", f"generation {record.generation}")
     carried = carry_over(live, staging) if live.exists() else []
     ctx.check("carried_over", ", ".join(carried) or "nothing")
     ctx.old_dir = free_old_dir(live, ctx.backup_id)
@@ -571,13 +690,17 @@ def run_restore(
     """
     opts = options or RestoreOptions()
     live_dir = Path(live_dir).absolute()
-    with restore_lock(live_dir):
+    writers = contextlib.nullcontext() if opts.verify_only else replacing_state(live_dir)
+    with restore_lock(live_dir), writers:
         recovered = recover(live_dir)
         ctx = RestoreContext(
             backup_id=backup_id,
             live_dir=live_dir,
             verify_only=opts.verify_only,
             allow_key_rollback=opts.allow_key_rollback,
+            keyring_merge=opts.keyring_merge,
+            operator_keys=opts.operator_keys,
+            started_at=now,
         )
         saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
         try:

@@ -38,10 +38,12 @@ from core.backup.scan import PiiMode
 from core.backup.storage import BackupListing, BackupStore, open_store
 from core.backup.swap import Recovery
 from core.errors import ConfigError, StorageError
+from core.generation import replacing_state
 from core.metrics import BACKUP_DURATION, BACKUP_TOTAL, RESTORE_DURATION, RESTORE_TOTAL
 from core.policy_store import StoredPolicy, verify_stored
 from core.service import default_signer
 from core.settings import Settings
+from core.signing import Ed25519Signer
 
 SUCCESS, FAILURE = "success", "failure"
 
@@ -167,13 +169,20 @@ class RestoreJob:
     live_dir: Path
     options: RestoreOptions
 
-    def new_context(self) -> RestoreContext:
+    def new_context(self, now: datetime | None = None) -> RestoreContext:
         return RestoreContext(
             backup_id=self.backup_id,
             live_dir=self.live_dir,
             verify_only=self.options.verify_only,
             allow_key_rollback=self.options.allow_key_rollback,
+            keyring_merge=self.options.keyring_merge,
+            operator_keys=self.options.operator_keys,
+            started_at=now,
         )
+
+    def holding_state(self) -> contextlib.AbstractContextManager[None]:
+        """A real restore holds the state lock exclusive (registry writers wait or fail retryably)."""
+        return contextlib.nullcontext() if self.options.verify_only else replacing_state(self.live_dir)
 
 
 def prepare_restore(
@@ -184,6 +193,7 @@ def prepare_restore(
     verify_only: bool = False,
     target: str | Path | None = None,
     allow_key_rollback: bool = False,
+    keyring_merge: bool = False,
     hook: Callable[[str], None] | None = None,
 ) -> RestoreJob:
     """Resolve store, live dir (``target`` or the data dir) and options.
@@ -197,6 +207,8 @@ def prepare_restore(
     options = RestoreOptions(
         verify_only=verify_only,
         allow_key_rollback=allow_key_rollback,
+        keyring_merge=keyring_merge,
+        operator_keys=settings.operator_public_keys,
         trusted_keys=_trusted_keys(settings, live),
         policy_rehash=rehash_policy_store,
         smoke=smoke_restored,
@@ -227,6 +239,28 @@ def restore_receipt(
     return sign_receipt(build_receipt(ctx, records, recovered, now), default_signer(settings))
 
 
+class _AfterRestoreSigner:
+    """Signs the receipt with the default signer of the keyring in force *after* the restore, so a broken
+    or tampered live keyring (what the restore repairs) does not block it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def _signer(self) -> Ed25519Signer:
+        return default_signer(self._settings)
+
+    @property
+    def kid(self) -> str:
+        return self._signer().kid
+
+    @property
+    def public_key_b64(self) -> str:
+        return self._signer().public_key_b64
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signer().sign(data)
+
+
 def restore_now(
     settings: Settings,
     backup_id: str,
@@ -236,6 +270,7 @@ def restore_now(
     verify_only: bool = False,
     target: str | Path | None = None,
     allow_key_rollback: bool = False,
+    keyring_merge: bool = False,
     hook: Callable[[str], None] | None = None,
 ) -> RestoreReceipt:
     """Restore (or with ``verify_only`` only check) ``backup_id``; returns the signed receipt.
@@ -252,8 +287,15 @@ def restore_now(
             verify_only=verify_only,
             target=target,
             allow_key_rollback=allow_key_rollback,
+            keyring_merge=keyring_merge,
             hook=hook,
         )
-        signer = default_signer(settings)
         with target_errors(job.live_dir):
-            return run_restore(job.store, job.backup_id, job.live_dir, signer, now=now, options=job.options)
+            return run_restore(
+                job.store,
+                job.backup_id,
+                job.live_dir,
+                _AfterRestoreSigner(settings),
+                now=now,
+                options=job.options,
+            )

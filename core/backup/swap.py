@@ -28,7 +28,17 @@ from core.errors import ConflictError, IntegrityError
 from core.fsio import atomic_write, fsync_dir
 
 MANAGED = frozenset(
-    {"registry.sqlite", "policies.sqlite", "config.yaml", "keyring.json", "audit.jsonl", "lists"}
+    {
+        "registry.sqlite",
+        "policies.sqlite",
+        "config.yaml",
+        "keyring.json",
+        "audit.jsonl",
+        "lists",
+        "generation.json",
+        "keyring.floor.json",
+        "keyring.chain.json",
+    }
 )
 _SQLITE_SIDE = ("-wal", "-shm", "-journal")
 

@@ -66,6 +66,7 @@ class ReadyCheck(BaseModel):
 
 class Readiness(BaseModel):
     status: str
+    generation: int = Field(0, description="the data directory generation this process serves")
     checks: list[ReadyCheck]
 
 
@@ -195,6 +196,9 @@ class RestoreRequest(_In):
     verify_only: StrictBool = Field(False, description="run the checks of steps 1-6 and change nothing")
     from_uri: str | None = Field(None, description="where the backup is stored; default the data dir's store")
     allow_key_rollback: StrictBool = Field(False, description="accept a keyring older than the live one")
+    keyring_merge: StrictBool = Field(
+        False, description="backup keyring older than live: keep the live keyring and restore the rest"
+    )
 
 
 class RotateRequest(_In):

@@ -14,6 +14,7 @@ from core.anchors import InstalledListsWatcher, trust_anchors
 from core.auth import JwksCache, TokenValidator, file_fetcher, url_fetcher
 from core.errors import CapError
 from core.keyring import Keyring, KeyringWatcher
+from core.keyring_chain import chain_guard
 from core.registry import RegistryHandle
 from core.settings import Settings
 from core.trust import TrustAnchors
@@ -77,7 +78,11 @@ class ApiState:
         return cls(
             settings=settings,
             config=config,
-            keyring=KeyringWatcher(settings.layout.keyring),
+            keyring=KeyringWatcher(
+                settings.layout.keyring,
+                generation_path=settings.layout.generation_file,
+                guard=chain_guard(settings.layout.keyring, settings.operator_public_keys),
+            ),
             tokens=token_validator(config),
             registry=RegistryHandle(settings.layout.registry_db),
             lists=InstalledListsWatcher(settings),

@@ -30,7 +30,7 @@ from rich.table import Table
 from core import service
 from core.backup import BACKUP_PHASES
 from core.backup import service as backups
-from core.backup.restore import RestoreReceipt, StepName
+from core.backup.restore import KeyringChoice, RestoreReceipt, StepName
 from core.backup.retention import KeepRules
 from core.backup.scan import PiiMode
 from core.errors import (
@@ -200,6 +200,10 @@ def restore(
     allow_key_rollback: Annotated[
         bool, typer.Option(help="Accept a keyring older than the live one.")
     ] = False,
+    keyring: Annotated[
+        KeyringChoice,
+        typer.Option(help="Backup keyring older than live: refuse, or merge (keep the live keyring)."),
+    ] = KeyringChoice.REFUSE,
     receipt_path: Annotated[
         Path | None, typer.Option("--receipt", help="Also write the receipt here.")
     ] = None,
@@ -223,6 +227,7 @@ def restore(
             verify_only=verify_only,
             target=target,
             allow_key_rollback=allow_key_rollback,
+            keyring_merge=keyring is KeyringChoice.MERGE,
             hook=hook,
         )
     if receipt_path is not None:

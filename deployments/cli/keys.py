@@ -174,6 +174,14 @@ def _trigger_deployment(parameters: dict[str, object]) -> dict[str, str]:
     return {"flow_run_id": str(run.id), "state": run.state.name if run.state else "unknown"}
 
 
+@app.command("anchor")
+def anchor(as_json: JsonFlag = False) -> None:
+    """Operator: sign the keyring as it is with CAP_OPERATOR_KEY (as a new version), e.g. after a restore."""
+    keyring = service.anchor_keyring(settings(), now())
+    rows = {"keyring_version": keyring.version, "default_signing_kid": keyring.default_signing_kid}
+    emit(as_json, rows, lambda: out.print(kv_table("keyring anchored", rows)))
+
+
 @app.command("revoke")
 def revoke(
     kid: Annotated[str, typer.Argument(help="KID to revoke (terminal; not the default signer).")],

@@ -66,11 +66,18 @@ def write_keyring(root: Path, version: int, signer: Ed25519Signer = SIGNER) -> N
     (root / "keyring.json").write_text(json.dumps(ring))
 
 
+STATE_FILES = frozenset({"generation.json", "keyring.floor.json"})
+"""Written by every restore and key change on purpose (tests/unit/test_restore_state.py checks them)."""
+
+
 def tree_digest(root: Path) -> dict[str, str]:
-    """Relative path -> sha3 of every file (and the target of every symlink) under ``root``."""
+    """Relative path -> sha3 of every file (and the target of every symlink) under ``root``, except the
+    generation and rollback-floor records."""
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        if rel in STATE_FILES:
+            continue
         if path.is_symlink():
             out[rel] = "link:" + str(path.readlink())
         elif path.is_file():

@@ -528,7 +528,7 @@ def _stray_key(settings):
     keyring = load_keyring(settings.layout.keyring)
     entry = entry_from_metadata(meta)
     bumped = keyring.model_copy(update={"version": keyring.version + 1, "keys": (*keyring.keys, entry)})
-    service.save_keyring(settings.layout.keyring, bumped)
+    service.save_local_keyring(settings, bumped, NOW)  # another writer, signed like every writer
     return meta.kid
 
 

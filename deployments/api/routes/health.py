@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core import db
 from core.errors import CapError
+from core.generation import generation_number
 from core.metrics import ObservedState, declare_signers, scrape_registry
 from core.modes import CheckStatus
 from core.status import observe_rotation, observe_status
@@ -36,8 +37,10 @@ def readyz(state: StateDep, now: NowDep) -> Response:
         _database("policy_store", state.settings.layout.policy_db),
         _jwks(state),
     ]
+    generation, check = _generation(state)
+    checks.append(check)
     ready = all(c.status is CheckStatus.OK for c in checks)
-    body = Readiness(status="OK" if ready else "FAIL", checks=checks)
+    body = Readiness(status="OK" if ready else "FAIL", generation=generation, checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
 
@@ -83,7 +86,18 @@ def _keyring(state: ApiState, now: datetime) -> ReadyCheck:
         return _check("keyring", False, exc.message)
     if not state.settings.layout.keyring.exists():
         return _check("keyring", False, "keyring file is gone (serving the last good copy)")
+    refused = state.keyring.last_error
+    if refused is not None:
+        return _check("keyring", False, f"serving v{keyring.version}; the file is refused: {refused.message}")
     return _check("keyring", True, f"v{keyring.version}, default signer {entry.kid}")
+
+
+def _generation(state: ApiState) -> tuple[int, ReadyCheck]:
+    try:
+        number = generation_number(state.settings.data_dir)
+    except CapError as exc:
+        return 0, _check("generation", False, exc.message)
+    return number, _check("generation", True, f"generation {number}")
 
 
 def _jwks(state: ApiState) -> ReadyCheck:
