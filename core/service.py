@@ -383,6 +383,7 @@ from core.keyring import KeyAcceptance, entry_from_metadata, key_acceptance  # n
 from core.keys import KeyStatus, build_metadata  # noqa: E402
 
 SIGNING_VALUES_FILE = "helm-signing-values.yaml"
+PREVIEW_KEY = "<new key, generated when applied>"
 
 
 class PreparedKey(BaseModel):
@@ -407,6 +408,7 @@ class RotationOutcome(BaseModel):
     version_before: int
     version_after: int
     diff: tuple[str, ...]
+    dual_accept_until: str | None = None
     census: int = 0
     values_file: Path | None = None
     verified_signer: str | None = None
@@ -570,16 +572,23 @@ def rotation_outcome(
     if not dry_run and not plan.noop:
         metrics.KEY_ROTATIONS.inc()
         observe_keyring(plan.after, now)
+    new_kid: str | None = plan.step.new_kid
+    diff = plan.diff
+    if prepared is None and plan.step.new_entry is not None and plan.request.new_kid is None:
+        # a preview of phase 0: its key id belongs to a throwaway key, so name no id that will never exist
+        diff = tuple(line.replace(plan.step.new_kid, PREVIEW_KEY) for line in diff)
+        new_kid = None
     return RotationOutcome(
         action=plan.step.action,
         phase=plan.request.phase,
         dry_run=dry_run,
         noop=plan.noop,
         old_kid=plan.pair.old_kid,
-        new_kid=plan.step.new_kid,
+        new_kid=new_kid,
         version_before=plan.before.version,
         version_after=plan.after.version,
-        diff=plan.diff,
+        diff=diff,
+        dual_accept_until=plan.after.dual_accept_until,
         census=census,
         values_file=values,
         verified_signer=signer,

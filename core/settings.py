@@ -24,6 +24,7 @@ class Settings(BaseModel):
     subject: str = DEFAULT_SUBJECT
     owner: str = "Company"
     env: str = "dev"
+    approvers: tuple[str, ...] = ()  # who may approve rotation steps; empty: anyone who may resume runs
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -38,6 +39,9 @@ class Settings(BaseModel):
         ):
             if env.get(var):
                 values[field] = env[var]
+        if env.get("CAP_ROTATION_APPROVERS"):
+            names = env["CAP_ROTATION_APPROVERS"].split(",")
+            values["approvers"] = tuple(a.strip() for a in names if a.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

@@ -153,7 +153,10 @@ def rotate(
     }
     request = make_request(**options, actor="cap keys rotate")
     if via_prefect:
-        run = _trigger_deployment({**options, "dry_run": dry_run})
+        from flows.forms import PhaseChoice  # heavy (prefect): only for --via-prefect
+
+        given = {k: v for k, v in options.items() if v is not None}
+        run = _trigger_deployment({**given, "phase": PhaseChoice.of(phase).value, "dry_run": dry_run})
         emit(as_json, run, lambda: out.print(kv_table("rotation triggered", run)))
         return
     outcome = service.rotate_signing_key(settings(), request, now(), dry_run=dry_run, confirm=_confirm)
