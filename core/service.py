@@ -696,3 +696,62 @@ def verify_attestation_files(
     if result.ok and result.head_kid and settings.layout.keyring.exists():
         head = key_acceptance(load_local_keyring(settings), result.head_kid, mode, now)
     return ChainCheck(chain=result, head_acceptance=head)
+
+
+# --- what an operator sees of the keys (ISSUE 21) -----------------------------------------------------
+
+from core.keyring import HistoryEvent  # noqa: E402
+
+
+class KeyRow(BaseModel):
+    """One key as ``cap keys list`` shows it: the store's view and the keyring's side by side."""
+
+    model_config = ConfigDict(frozen=True)
+    kid: str
+    owner: str | None
+    store_status: str | None  # None: public key only in the keyring (no local key files)
+    keyring_status: str | None  # None: not a member of the keyring
+    default_signer: bool
+    valid_from: str
+    valid_to: str
+
+
+class KeysOverview(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    keyring_version: int | None
+    mode: str | None
+    default_signing_kid: str | None
+    dual_accept_until: str | None
+    keys: tuple[KeyRow, ...]
+    history: tuple[HistoryEvent, ...]
+
+
+def keys_overview(settings: Settings) -> KeysOverview:
+    """Every key of the store and the keyring: signer, membership, statuses, validity, keyring history."""
+    stored = {m.kid: m for m in KeyStore(settings.layout).list()}
+    ring = load_local_keyring(settings) if settings.layout.keyring.exists() else None
+    members = {e.kid: e for e in ring.keys} if ring else {}
+    rows = []
+    for kid in [*stored, *(k for k in members if k not in stored)]:
+        meta, entry = stored.get(kid), members.get(kid)
+        window = meta or entry
+        assert window is not None
+        rows.append(
+            KeyRow(
+                kid=kid,
+                owner=meta.owner if meta else None,
+                store_status=meta.status.value if meta else None,
+                keyring_status=entry.status.value if entry else None,
+                default_signer=ring is not None and ring.default_signing_kid == kid,
+                valid_from=window.valid_from,
+                valid_to=window.valid_to,
+            )
+        )
+    return KeysOverview(
+        keyring_version=ring.version if ring else None,
+        mode=ring.mode.value if ring else None,
+        default_signing_kid=ring.default_signing_kid if ring else None,
+        dual_accept_until=ring.dual_accept_until if ring else None,
+        keys=tuple(rows),
+        history=ring.history if ring else (),
+    )

@@ -13,7 +13,6 @@ from core.errors import (
     RotationError,
     VerificationError,
 )
-from core.prover import PolicyFailedError
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -23,7 +22,6 @@ EXIT_INTEGRITY = 4
 
 _TABLE: tuple[tuple[type[CapError], int], ...] = (
     (IntegrityError, EXIT_INTEGRITY),
-    (PolicyFailedError, EXIT_FAIL),
     (VerificationError, EXIT_FAIL),
     (InvalidInputError, EXIT_INPUT),
     (NotFoundError, EXIT_INPUT),
@@ -35,6 +33,10 @@ _TABLE: tuple[tuple[type[CapError], int], ...] = (
 
 
 def exit_code_for(exc: CapError) -> int:
+    from core.prover import PolicyFailedError  # lazy: the prover is heavy, and raised only after it loaded
+
+    if isinstance(exc, PolicyFailedError):
+        return EXIT_FAIL
     for kind, code in _TABLE:
         if isinstance(exc, kind):
             return code
