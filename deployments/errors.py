@@ -41,3 +41,16 @@ def exit_code_for(exc: CapError) -> int:
         if isinstance(exc, kind):
             return code
     return EXIT_INTERNAL
+
+
+# What to do next, by error code: printed under the error (the message says what happened).
+HINTS = {
+    "census_not_empty": (
+        "options: wait until those entries are older than --census-window and retry; re-issue them "
+        "signed by the new key (the default signer since phase 2); roll the sign-switch back with "
+        "cap keys rotate --phase 2 --rollback; or --force (proofs signed by the old key then fail)"
+    ),
+    "dual_accept_active": "wait until dual_accept_until (cap keys list shows it), or --force",
+    "dual_accept_expired": "roll back with cap keys rotate --phase 2 --rollback, or --force",
+    "backup_store_missing": "create the bucket, or point --to/--from (or CAP_BACKUP_URI) at the right store",
+}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ from typer.exceptions import TyperException
 
 from core.errors import CapError
 from deployments.cli.output import err
-from deployments.errors import EXIT_INPUT, EXIT_INTERNAL, exit_code_for
+from deployments.errors import EXIT_INPUT, EXIT_INTERNAL, HINTS, exit_code_for
 
 
 class Lazy(NamedTuple):
@@ -139,9 +140,22 @@ def _report_error(exc: CapError) -> None:
     if "--json" in sys.argv:
         print(json.dumps(exc.to_dict(), ensure_ascii=False, default=str), file=sys.stderr)
     err.print(f"[bold red]error[/] \\[{exc.code}]: {escape(exc.diagnostics())}", highlight=False)
+    if exc.code in HINTS:
+        err.print(f"hint: {escape(HINTS[exc.code])}", highlight=False)
+
+
+def _show_progress_logs() -> None:
+    """Warnings of the domain's loggers (``cap.*``: retries, waits) go to stderr as one line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("cap")
+    if not logger.handlers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> None:
+    _show_progress_logs()
     try:
         rc = app(args=argv, standalone_mode=False)  # click returns an Exit's code here instead of raising
     except typer.Exit as exc:

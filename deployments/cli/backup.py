@@ -42,7 +42,7 @@ from core.errors import (
     VerificationError,
 )
 from deployments.cli.output import JsonFlag, emit, err, kv_table, now, out, settings, table
-from deployments.errors import EXIT_INPUT, EXIT_INTERNAL
+from deployments.errors import EXIT_INPUT, EXIT_INTERNAL, HINTS
 
 EXIT_NOT_FOUND = 3
 EXIT_INTEGRITY = 4
@@ -88,6 +88,8 @@ def _exit_codes() -> Iterator[None]:
         if "--json" in sys.argv:
             print(json.dumps(exc.to_dict(), ensure_ascii=False, default=str), file=sys.stderr)
         err.print(f"[bold red]error[/] \\[{exc.code}]: {escape(exc.diagnostics())}", highlight=False)
+        if exc.code in HINTS:
+            err.print(f"hint: {escape(HINTS[exc.code])}", highlight=False)
         raise typer.Exit(exit_code(exc)) from exc
 
 
