@@ -252,7 +252,8 @@ def test_a_failed_restore_publishes_what_failed_and_a_rollback_is_a_warning(
 
     drill = restore(backup_id=bid, verify_only=True, allow_key_rollback=True, return_state=True)
     text = _run_artifact(drill.state_details.flow_run_id, "restore-receipt")
-    assert text.startswith(f"restore-{bid}-verify-only\n# Verification of `{bid}`: ok, 1 warning(s)")
+    assert text.startswith(f"restore-{bid}-verify-only\n# Verification of `{bid}`: ok, 2 warning(s)")
+    assert "**warning** `sqlite:database`: not in this backup" in text  # the fixture's other warning
     assert (
         f"**warning** `keyring`: version {ring.version} (live {ring.version + 11}) — a keyring rollback"
         in text
