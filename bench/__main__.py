@@ -108,6 +108,12 @@ def _hostile(quick: bool, s3: bool) -> list[Figure]:
     return bench_hostile.run()
 
 
+def _cli(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_cli
+
+    return bench_cli.run(repeat=3 if quick else 7)
+
+
 Suite = Callable[[bool, bool], list[Figure]]
 SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
     "verify_http": (_verify_http, ("verify_http_rps", "verify_http_p99_ms", "verify_inprocess_rps")),
@@ -125,6 +131,7 @@ SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
         _hostile,
         ("hostile_anon_28mib_verify_ms", "hostile_policy_60k_keys_ms", "hostile_swapped_archive_ms"),
     ),
+    "cli": (_cli, ("cli_help_s", "cli_verify_small_s")),
 }
 
 

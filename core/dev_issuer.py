@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from core.errors import ConfigError
+from core.auth import Scope
+from core.errors import ConfigError, InvalidInputError
 from core.fsio import atomic_write
 from core.settings import Settings
 
@@ -82,10 +83,20 @@ class DevIssuer:
         return str(jwk["kid"])
 
     def mint(self, scopes: Iterable[str], *, ttl: int, now: int, subject: str = "dev-user") -> str:
-        """A signed ES256 token. Raises :class:`ConfigError` for a bad TTL or a missing issuer."""
+        """A signed ES256 token. Raises :class:`ConfigError` for a bad TTL or a missing issuer,
+        :class:`InvalidInputError` for a scope the API does not know."""
+        scopes = list(scopes)
         if not 0 < ttl <= MAX_TTL_S:
             raise ConfigError(
                 "token TTL out of range", field="ttl", found=ttl, expected=f"1..{MAX_TTL_S} seconds"
+            )
+        unknown = sorted(set(scopes) - {s.value for s in Scope})
+        if unknown:
+            raise InvalidInputError(
+                f"unknown scope {unknown[0]!r}",
+                field="scope",
+                found=" ".join(unknown),
+                expected="some of: " + " ".join(s.value for s in Scope),
             )
         if not self.exists():
             raise ConfigError("no development issuer yet: run `cap serve` once", file=str(self.directory))

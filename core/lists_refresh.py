@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,6 +34,9 @@ from core.sanctions import ListFormat, load_source, read_high_risk
 from core.sap.odata import retry_after_seconds
 from core.screening import ListsFile, SanctionsList, build_lists, load_lists
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 SOURCES_SCHEMA = "cap-list-sources.v1"
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024  # the full OFAC and UN lists are a few MB each
@@ -196,6 +198,8 @@ class Fetcher:
         return dest
 
     def _download(self, url: str, dest: Path) -> Path:
+        import httpx  # lazy: the CLI imports this module on every start; only a download needs httpx
+
         try:
             with self.client.stream("GET", url) as response:
                 if response.status_code != 200:
@@ -260,6 +264,8 @@ def _refresh(
     target.parent.mkdir(parents=True, exist_ok=True)
     previous = load_lists(target) if target.exists() else None
     owned = client is None
+    import httpx  # lazy, as above
+
     http = client or httpx.Client(timeout=60.0, follow_redirects=True, headers={"User-Agent": "cap-verifier"})
     try:
         # staged beside the data dir's files, not under lists/ (which backups copy whole)

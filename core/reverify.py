@@ -255,17 +255,17 @@ def entry_drift(
 
 
 def run_row(entry: RegistryEntry, report: Report, drift: DriftReport | None) -> dict[str, str | int | None]:
-    """One row of the verification-run table artifact."""
+    """One row of the verification-run table artifact: verdict and drift first, then who and when."""
     return {
-        "entry": entry.id,
-        "subject": entry.subject,
-        "registered_at": entry.registered_at,
-        "kid": report.kid or entry.kid,
         "result": report.result.value.upper(),
         "failed_checks": ", ".join(c.id for c in report.checks if c.status is CheckStatus.FAIL) or None,
-        "drift_score": drift.score if drift else None,
         "drift_level": drift.level.value if drift else None,
+        "drift_score": drift.score if drift else None,
+        "subject": entry.subject,
+        "entry": entry.id,
+        "registered_at": entry.registered_at,
         "drift_types": ", ".join(i.type.value for i in drift.drifted_items) if drift else None,
+        "kid": report.kid or entry.kid,
         "baseline": drift.baseline if drift else None,
     }
 

@@ -557,6 +557,7 @@ from core.keyring import KeyAcceptance, entry_from_metadata, key_acceptance  # n
 from core.keys import KeyStatus, build_metadata  # noqa: E402
 
 SIGNING_VALUES_FILE = "helm-signing-values.yaml"
+PREVIEW_KEY = "<new key, generated when applied>"
 
 
 class PreparedKey(BaseModel):
@@ -581,6 +582,7 @@ class RotationOutcome(BaseModel):
     version_before: int
     version_after: int
     diff: tuple[str, ...]
+    dual_accept_until: str | None = None
     census: int = 0
     values_file: Path | None = None
     verified_signer: str | None = None
@@ -729,16 +731,23 @@ def rotation_outcome(
     """The report of a planned or applied step; an applied change counts in ``cap_key_rotations_total``."""
     if not dry_run and not plan.noop:
         metrics.KEY_ROTATIONS.inc()
+    new_kid: str | None = plan.step.new_kid
+    diff = plan.diff
+    if prepared is None and plan.step.new_entry is not None and plan.request.new_kid is None:
+        # a preview of phase 0: its key id belongs to a throwaway key, so name no id that will never exist
+        diff = tuple(line.replace(plan.step.new_kid, PREVIEW_KEY) for line in diff)
+        new_kid = None
     return RotationOutcome(
         action=plan.step.action,
         phase=plan.request.phase,
         dry_run=dry_run,
         noop=plan.noop,
         old_kid=plan.pair.old_kid,
-        new_kid=plan.step.new_kid,
+        new_kid=new_kid,
         version_before=plan.before.version,
         version_after=plan.after.version,
-        diff=plan.diff,
+        diff=diff,
+        dual_accept_until=plan.after.dual_accept_until,
         census=census,
         values_file=values,
         verified_signer=signer,
@@ -845,3 +854,60 @@ def verify_attestation_files(
     if result.ok and result.head_kid and settings.layout.keyring.exists():
         head = key_acceptance(load_local_keyring(settings), result.head_kid, mode, now)
     return ChainCheck(chain=result, head_acceptance=head)
+
+
+# --- what an operator sees of the keys (ISSUE 21) -----------------------------------------------------
+
+
+class KeyRow(BaseModel):
+    """One key as ``cap keys list`` shows it: the store's view and the keyring's side by side."""
+
+    model_config = ConfigDict(frozen=True)
+    kid: str
+    owner: str | None
+    store_status: str | None  # None: public key only in the keyring (no local key files)
+    keyring_status: str | None  # None: not a member of the keyring
+    default_signer: bool
+    valid_from: str
+    valid_to: str
+
+
+class KeysOverview(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    keyring_version: int | None
+    mode: str | None
+    default_signing_kid: str | None
+    dual_accept_until: str | None
+    keys: tuple[KeyRow, ...]
+    history: tuple[HistoryEvent, ...]
+
+
+def keys_overview(settings: Settings) -> KeysOverview:
+    """Every key of the store and the keyring: signer, membership, statuses, validity, keyring history."""
+    stored = {m.kid: m for m in KeyStore(settings.layout).list()}
+    ring = load_local_keyring(settings) if settings.layout.keyring.exists() else None
+    members = {e.kid: e for e in ring.keys} if ring else {}
+    rows = []
+    for kid in [*stored, *(k for k in members if k not in stored)]:
+        meta, entry = stored.get(kid), members.get(kid)
+        window = meta or entry
+        assert window is not None
+        rows.append(
+            KeyRow(
+                kid=kid,
+                owner=meta.owner if meta else None,
+                store_status=meta.status.value if meta else None,
+                keyring_status=entry.status.value if entry else None,
+                default_signer=ring is not None and ring.default_signing_kid == kid,
+                valid_from=window.valid_from,
+                valid_to=window.valid_to,
+            )
+        )
+    return KeysOverview(
+        keyring_version=ring.version if ring else None,
+        mode=ring.mode.value if ring else None,
+        default_signing_kid=ring.default_signing_kid if ring else None,
+        dual_accept_until=ring.dual_accept_until if ring else None,
+        keys=tuple(rows),
+        history=ring.history if ring else (),
+    )

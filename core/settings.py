@@ -32,6 +32,7 @@ class Settings(BaseModel):
     operator_key_file: Path | None = None
     """The operator's private key (``CAP_OPERATOR_KEY``), outside the data dir; only on an operator's
     machine or job, never in a replica or backup."""
+    approvers: tuple[str, ...] = ()  # who may approve rotation steps; empty: anyone who may resume runs
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -53,6 +54,9 @@ class Settings(BaseModel):
             )
         if env.get("CAP_OPERATOR_KEY"):
             values["operator_key_file"] = env["CAP_OPERATOR_KEY"]
+        if env.get("CAP_ROTATION_APPROVERS"):
+            names = env["CAP_ROTATION_APPROVERS"].split(",")
+            values["approvers"] = tuple(a.strip() for a in names if a.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return validate_model(cls, values, source="environment", what="settings (CAP_*)")
 

@@ -17,10 +17,12 @@ from typing import Any
 from prefect import flow
 
 from core.backup import service as backups
-from core.backup.restore import RestoreSaga, StepName
+from core.backup.manifest import BACKUP_ID_PATTERN
+from core.backup.restore import RestoreSaga, StepName, StepRecord
 from core.backup.swap import restore_lock
 from core.errors import CapError
 from core.settings import Settings
+from flows.forms import param, restore_run_name
 from tasks import restore as t
 from tasks.locks import mutation_slot
 
@@ -44,27 +46,50 @@ def _run_steps(saga: RestoreSaga, job: backups.RestoreJob) -> None:
         saga.unwind(finished, (t.discard_staging, t.discard_fetch))
 
 
-@flow(name="restore", retries=0)
+@flow(name="restore", retries=0, flow_run_name=restore_run_name)
 def restore(
-    backup_id: str,
-    from_uri: str | None = None,
-    verify_only: bool = False,
-    target: str | None = None,
-    allow_key_rollback: bool = False,
-    keyring_merge: bool = False,
+    backup_id: str = param(
+        "Backup id", description="As listed by `cap backups list`", pattern=BACKUP_ID_PATTERN
+    ),
+    verify_only: bool = param(
+        "Verify only", False, description="Run steps 1-6 (fetch, integrity, checks); change nothing"
+    ),
+    from_uri: str = param("Store", "", description="file://DIR or s3://bucket/prefix; empty: var/backups"),
+    target: str = param("Target dir", "", description="Empty: the data dir"),
+    allow_key_rollback: bool = param(
+        "Allow keyring rollback", False, description="Accept a keyring older than the live one (a warning)"
+    ),
+    keyring_merge: bool = param(
+        "Merge keyring",
+        False,
+        description="Restore the data but keep the live keyring, its chain and key metadata "
+        "(retired and revoked keys stay so)",
+    ),
 ) -> dict[str, Any]:
     """Restore ``backup_id`` from ``from_uri`` (default the data dir's store) into ``target`` (default
-    the data dir); returns the signed ``restore.receipt.v1``."""
+    the data dir); returns the signed ``restore.receipt.v1``. A failure publishes what failed and why."""
     settings = Settings.from_env()
-    with backups.restore_metrics():
-        job = t.prepare_restore(
-            settings, backup_id, from_uri, verify_only, target, allow_key_rollback, keyring_merge
-        )
-        slot = contextlib.nullcontext() if verify_only else mutation_slot()
-        with slot, restore_lock(job.live_dir), job.holding_state(), backups.target_errors(job.live_dir):
-            recovered = t.recover(job.live_dir)
-            saga = RestoreSaga(job.new_context(datetime.now(UTC)))
-            _run_steps(saga, job)
-        receipt = t.sign_receipt(settings, saga.ctx, saga.records, recovered, datetime.now(UTC))
+    records: list[StepRecord] = []
+    try:
+        with backups.restore_metrics():
+            job = t.prepare_restore(
+                settings,
+                backup_id,
+                from_uri or None,
+                verify_only,
+                target or None,
+                allow_key_rollback,
+                keyring_merge,
+            )
+            slot = contextlib.nullcontext() if verify_only else mutation_slot()
+            with slot, restore_lock(job.live_dir), job.holding_state(), backups.target_errors(job.live_dir):
+                recovered = t.recover(job.live_dir)
+                saga = RestoreSaga(job.new_context(datetime.now(UTC)))
+                records = saga.records
+                _run_steps(saga, job)
+            receipt = t.sign_receipt(settings, saga.ctx, saga.records, recovered, datetime.now(UTC))
+    except CapError as exc:
+        t.publish_failure(backup_id, verify_only, records, exc, datetime.now(UTC))
+        raise
     t.publish_receipt(receipt)
     return receipt.model_dump(mode="json")

@@ -17,28 +17,31 @@ from prefect import flow
 from core.modes import EnforcementMode
 from core.reverify import run_summary
 from core.settings import Settings
+from flows.forms import param, verification_run_name
 from tasks import verification as t
 
 
-@flow(name="verification-run", retries=0)
+@flow(name="verification-run", retries=0, flow_run_name=verification_run_name)
 def verification_run(
-    data_dir: str | None = None,
-    mode: EnforcementMode = EnforcementMode.RELAXED,
-    limit: int | None = None,
-    lists_path: str | None = None,
-    expected_gap_hours: float = 24.0,
+    mode: EnforcementMode = param(
+        "Enforcement mode", EnforcementMode.RELAXED, description="strict fails all; relaxed warns on minor"
+    ),
+    limit: int = param(
+        "Newest entries", 0, description="Re-verify this many, newest first; 0: all", minimum=0
+    ),
+    expected_gap_hours: float = param(
+        "Expected gap (h)", 24.0, description="Drift: a longer gap since the baseline counts as drift"
+    ),
+    data_dir: str = param("Data dir", "", description="Empty: CAP_DATA_DIR, else ./var"),
+    lists_path: str = param("Lists file", "", description="Empty: <data>/lists/lists.json when present"),
 ) -> dict[str, int]:
-    """Re-verify up to ``limit`` entries (newest first; all by default) under ``mode``; returns the counts.
-
-    ``data_dir`` defaults to the settings (``CAP_DATA_DIR``, else ``./var``); ``lists_path`` to
-    ``<data>/lists/lists.json`` when present.
-    """
-    settings = Settings.from_env(data_dir=data_dir)
-    entries = t.load_entries(settings, limit)
+    """Re-verify up to ``limit`` entries (newest first; all by default) under ``mode``; returns the counts."""
+    settings = Settings.from_env(data_dir=data_dir or None)
+    entries = t.load_entries(settings, limit or None)
     if not entries:
         t.publish_results([], [], [])
         return run_summary([], [])
-    trust = t.load_trust(settings, lists_path)
+    trust = t.load_trust(settings, lists_path or None)
     now = datetime.now(UTC)
     reports = t.reverify_entries(entries, trust, mode, now)
     drifts = t.analyse_drift(entries, reports, trust, timedelta(hours=expected_gap_hours))

@@ -19,9 +19,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from core.backup import restore as steps
 from core.backup import service as backups
-from core.backup.report import restore_markdown
+from core.backup.report import failure_markdown, restore_markdown
 from core.backup.restore import RestoreContext, RestoreReceipt, StepRecord
 from core.backup.swap import Recovery
+from core.errors import CapError
+from core.keys import format_timestamp
 from core.settings import Settings
 from tasks.retry import LOCAL, TRANSIENT_IO
 
@@ -144,4 +146,15 @@ def publish_receipt(receipt: RestoreReceipt) -> UUID:
     """A markdown artifact (key ``restore-receipt``): every step with status, timing and checks."""
     return create_markdown_artifact(
         key=RECEIPT_KEY, markdown=restore_markdown(receipt), description=f"restore of {receipt.backup_id}"
+    )
+
+
+@task(name="publish-restore-failure", **LOCAL)
+def publish_failure(
+    backup_id: str, verify_only: bool, records: Sequence[StepRecord], error: CapError, now: datetime
+) -> UUID:
+    """The same artifact key, for a failed restore: the step that failed, the error, the checks so far."""
+    markdown = failure_markdown(backup_id, verify_only, records, error, format_timestamp(now))
+    return create_markdown_artifact(
+        key=RECEIPT_KEY, markdown=markdown, description=f"FAILED restore of {backup_id}: {error.code}"
     )

@@ -13,16 +13,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from uuid import UUID
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.utilities.annotations import quote
 
 from core import service
 from core.keyring import Keyring
 from core.keys import KeyStatus
 from core.rotation import RotationPlan, RotationRequest
+from core.rotation_report import RotationRecord, record_markdown
 from core.settings import Settings
 from tasks.retry import LOCAL, TRANSIENT_IO
+
+ARTIFACT_KEY = "key-rotation"
 
 
 @task(name="load-keyring", **TRANSIENT_IO)
@@ -86,6 +91,16 @@ def report(
 ) -> service.RotationOutcome:
     return service.rotation_outcome(
         plan, now, dry_run=dry_run, census=census, values=values, signer=signer, prepared=prepared
+    )
+
+
+@task(name="publish-rotation-record", **LOCAL)
+def publish_record(record: RotationRecord) -> UUID:
+    """The markdown artifact ``key-rotation``: result, keys, versions, approver, timestamps, diff."""
+    return create_markdown_artifact(
+        key=ARTIFACT_KEY,
+        markdown=record_markdown(record),
+        description=f"{record.action.value}: {record.result.value}",
     )
 
 

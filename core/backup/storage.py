@@ -65,6 +65,14 @@ def boto_errors(operation: str, key: str) -> Iterator[None]:
         err = exc.response.get("Error", {})
         code = str(err.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code == "NoSuchBucket":  # the store itself is missing: a configuration error, not a missing backup
+            bucket = err.get("BucketName") or "the store's bucket"
+            raise ConfigError(
+                f"{operation}: S3 bucket {bucket} does not exist",
+                code="backup_store_missing",
+                field="store URI",
+                expected="an existing bucket (create it, or fix --to/--from / CAP_BACKUP_URI)",
+            ) from exc
         if code in ("NoSuchKey", "404", "NotFound", "NoSuchUpload") or status == 404:
             raise NotFoundError(f"{operation}: not found", key=key) from exc
         if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
@@ -110,6 +111,9 @@ def sap_error_message(body: bytes) -> tuple[str | None, str | None]:
         message = message.get("value")
     code = error.get("code")
     return (str(code) if code is not None else None), (str(message) if message is not None else None)
+
+
+_log = logging.getLogger("cap.sap")  # retry lines: the CLI prints them, Prefect can capture them
 
 
 def retry_after_seconds(value: str | None, now_epoch: float) -> float | None:
@@ -311,6 +315,9 @@ class ODataClient:
                 hint = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
                 delay = self._backoff(attempt) if hint is None else min(hint, self.max_delay)
             if attempt < self.max_attempts:
+                _log.warning(
+                    "%s; retry %d of %d in %.1f s", last.message, attempt + 1, self.max_attempts, delay
+                )
                 self._sleep(delay)
         assert last is not None
         raise SapError(

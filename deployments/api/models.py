@@ -226,7 +226,11 @@ class RotateRequest(_In):
         return value
 
     def parameters(self) -> dict[str, Any]:
-        return self.model_dump()
+        """The flow's parameters: the phase as the form's label, absent key ids left to the flow."""
+        from flows.forms import PhaseChoice  # the flow's own enum; prefect is loaded here anyway
+
+        params = self.model_dump(exclude_none=True)
+        return {**params, "phase": PhaseChoice.of(self.phase).value}
 
 
 class RevokeRequest(_In):

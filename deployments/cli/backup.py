@@ -25,7 +25,6 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
 from core import service
 from core.backup import BACKUP_PHASES
@@ -42,8 +41,8 @@ from core.errors import (
     NotFoundError,
     VerificationError,
 )
-from deployments.cli.output import JsonFlag, emit, err, kv_table, now, out, settings
-from deployments.errors import EXIT_INPUT, EXIT_INTERNAL
+from deployments.cli.output import JsonFlag, emit, err, kv_table, now, out, settings, table
+from deployments.errors import EXIT_INPUT, EXIT_INTERNAL, HINTS
 
 EXIT_NOT_FOUND = 3
 EXIT_INTEGRITY = 4
@@ -64,7 +63,9 @@ _BY_KIND: tuple[tuple[type[CapError], int], ...] = (
     (KeyError_, EXIT_INPUT),
 )
 
-backups_app = typer.Typer(help="Stored backups: list them, apply retention.", no_args_is_help=True)
+backups_app = typer.Typer(
+    help="Stored backups: list them, apply retention.", no_args_is_help=True, rich_markup_mode=None
+)
 
 FromOption = Annotated[
     str | None,
@@ -87,6 +88,8 @@ def _exit_codes() -> Iterator[None]:
         if "--json" in sys.argv:
             print(json.dumps(exc.to_dict(), ensure_ascii=False, default=str), file=sys.stderr)
         err.print(f"[bold red]error[/] \\[{exc.code}]: {escape(exc.diagnostics())}", highlight=False)
+        if exc.code in HINTS:
+            err.print(f"hint: {escape(HINTS[exc.code])}", highlight=False)
         raise typer.Exit(exit_code(exc)) from exc
 
 
@@ -134,12 +137,12 @@ def list_backups(from_uri: FromOption = None, as_json: JsonFlag = False) -> None
         listing = backups.list_backups(settings(), from_uri)
 
     def human() -> None:
-        table = Table("backup id", "created", "archive bytes", "readable")
+        rows = table("backup id", "created", "archive bytes", "readable", whole=("backup id",))
         for b in listing:
-            table.add_row(
+            rows.add_row(
                 b.backup_id, b.created_at or "-", str(b.size_bytes or "-"), "yes" if b.readable else "NO"
             )
-        out.print(table)
+        out.print(rows)
 
     emit(as_json, listing, human)
 
@@ -184,12 +187,15 @@ def _show_receipt(receipt: RestoreReceipt) -> None:
             },
         )
     )
-    table = Table("#", "step", "status", "ms", "checks")
+    steps = table("#", "step", "status", "ms", "checks")
     for s in receipt.steps:
-        table.add_row(
+        steps.add_row(
             str(s.number), s.name.value, s.status, str(s.duration_ms), "; ".join(c.id for c in s.checks)
         )
-    out.print(table)
+    out.print(steps)
+    for c in (c for s in receipt.steps for c in s.checks if c.status == "warn"):
+        rollback = " (a keyring rollback)" if c.id == "keyring" and "live" in c.message else ""
+        err.print(f"[yellow]warning[/] {c.id}: {escape(c.message)}{rollback}")
 
 
 def restore(

@@ -10,19 +10,18 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from core import service
 from core.errors import ConfigError
 from core.keys import check_kid
 from core.modes import CheckStatus
 from core.rotation import RotationPlan, make_request
-from deployments.cli.output import JsonFlag, emit, err, kv_table, now, out, settings
+from deployments.cli.output import JsonFlag, emit, err, kv_table, now, out, settings, table
 from deployments.errors import EXIT_FAIL, EXIT_INTEGRITY
 
 ROTATION_DEPLOYMENT = "rotate-signing-key/rotate-signing-key"
 
-app = typer.Typer(help="Signing keys (Ed25519, cap-key.v1).", no_args_is_help=True)
+app = typer.Typer(help="Signing keys (Ed25519, cap-key.v1).", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("keygen")
@@ -32,22 +31,64 @@ def keygen(
     as_json: JsonFlag = False,
 ) -> None:
     """Generate a key pair: <kid>.pem (0600) and <kid>.json in the key directory."""
-    meta = service.keygen(settings(), now=now(), owner=owner, valid_days=valid_days)
+    config = settings()
+    signer = service.keys_overview(config).default_signing_kid
+    meta = service.keygen(config, now=now(), owner=owner, valid_days=valid_days)
     emit(as_json, meta, lambda: out.print(kv_table("key generated", meta.model_dump(mode="json"))))
+    if signer is None:
+        err.print(f"{meta.kid} is the default signer of a new keyring (v1)")
+    else:
+        err.print(
+            f"[yellow]note[/]: {meta.kid} is stored but signs nothing: the default signer stays {signer}. "
+            f"To make the new key the signer, rotate to it: cap keys rotate --phase 0 --new-kid {meta.kid}, "
+            "then phases 1-3 (docs/runbooks/rotation.md)."
+        )
 
 
 @app.command("list")
-def list_keys(as_json: JsonFlag = False) -> None:
-    """List key metadata."""
-    keys = service.list_keys(settings())
+def list_keys(
+    wide: Annotated[bool, typer.Option(help="Also the owner and the validity start.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Keys of the store and the keyring: default signer, membership, status, validity; keyring history."""
+    view = service.keys_overview(settings())
+    emit(as_json, view, lambda: _print_keys(view, wide))
 
-    def human() -> None:
-        table = Table("kid", "owner", "status", "valid_to")
-        for k in keys:
-            table.add_row(k.kid, k.owner, k.status.value, k.valid_to)
-        out.print(table)
 
-    emit(as_json, keys, human)
+def _print_keys(view: service.KeysOverview, wide: bool) -> None:
+    if view.keyring_version is None:
+        out.print("no keyring yet: `cap keys keygen` starts one")
+    else:
+        until = f", dual-accept until {view.dual_accept_until}" if view.dual_accept_until else ""
+        out.print(
+            f"keyring v{view.keyring_version}, {view.mode}{until}; default signer {view.default_signing_kid}"
+        )
+    headers = (
+        "kid",
+        "signer",
+        "keyring",
+        "store",
+        "valid to (UTC)",
+        *(("owner", "valid from") if wide else ()),
+    )
+    rows = table(*headers, whole=("kid",))
+    for k in view.keys:
+        extra = (k.owner or "-", k.valid_from) if wide else ()
+        member = k.keyring_status or "not a member"
+        rows.add_row(
+            k.kid,
+            "default" if k.default_signer else "",
+            member,
+            k.store_status or "-",
+            k.valid_to[:10],
+            *extra,
+        )
+    out.print(rows)
+    if view.history:
+        history = table("v", "action", "actor", "at", "key", whole=("key",), title="keyring history")
+        for e in view.history:
+            history.add_row(str(e.version), e.action, e.actor, e.at, e.kid or "-")
+        out.print(history)
 
 
 @app.command("show")
@@ -153,7 +194,10 @@ def rotate(
     }
     request = make_request(**options, actor="cap keys rotate")
     if via_prefect:
-        run = _trigger_deployment({**options, "dry_run": dry_run})
+        from flows.forms import PhaseChoice  # heavy (prefect): only for --via-prefect
+
+        given = {k: v for k, v in options.items() if v is not None}
+        run = _trigger_deployment({**given, "phase": PhaseChoice.of(phase).value, "dry_run": dry_run})
         emit(as_json, run, lambda: out.print(kv_table("rotation triggered", run)))
         return
     outcome = service.rotate_signing_key(settings(), request, now(), dry_run=dry_run, confirm=_confirm)

@@ -28,10 +28,12 @@ from deployments.cli.drift import print_drift
 from deployments.cli.output import JsonFlag, emit, kv_table, now, out, settings, styled
 from deployments.errors import EXIT_FAIL, EXIT_INTEGRITY
 
-lists_app = typer.Typer(help="Sanctions and high-risk lists.", no_args_is_help=True)
-policy_app = typer.Typer(help="Policies: lint and compile to IR.", no_args_is_help=True)
-manifest_app = typer.Typer(help="Manifests.", no_args_is_help=True)
-proof_app = typer.Typer(help="Proofs.", no_args_is_help=True)
+lists_app = typer.Typer(help="Sanctions and high-risk lists.", no_args_is_help=True, rich_markup_mode=None)
+policy_app = typer.Typer(
+    help="Policies: lint and compile to IR.", no_args_is_help=True, rich_markup_mode=None
+)
+manifest_app = typer.Typer(help="Manifests.", no_args_is_help=True, rich_markup_mode=None)
+proof_app = typer.Typer(help="Proofs.", no_args_is_help=True, rich_markup_mode=None)
 
 M = TypeVar("M", bound=BaseModel)
 ModeOpt = Annotated[EnforcementMode, typer.Option("--enforce-mode", help="strict, relaxed or audit.")]

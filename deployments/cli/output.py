@@ -8,17 +8,34 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
-from rich.table import Table
 
-from core.settings import Settings
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+    from core.settings import Settings
+
+
+class _LazyConsole:
+    """A rich Console made on first use: ``cap --help`` and ``--json`` runs never import rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole(highlight=False, soft_wrap=True)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # type: ignore[assignment]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -28,11 +45,13 @@ def now() -> datetime:
 
 
 def settings() -> Settings:
+    from core.settings import Settings  # lazy: pydantic is not needed to print help
+
     return Settings.from_env()
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    if hasattr(value, "model_dump"):  # a pydantic model
         return value.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(value, list):
         return [_plain(v) for v in value]
@@ -49,7 +68,20 @@ def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
         human()
 
 
+def table(*headers: str, whole: tuple[str, ...] = (), **options: Any) -> Table:
+    """A table that never cuts a cell: columns in ``whole`` (ids, hashes a user copies) never wrap,
+    the others wrap (fold) instead of ending in an ellipsis."""
+    from rich.table import Table
+
+    made = Table(**options)
+    for header in headers:
+        made.add_column(header, no_wrap=header in whole, overflow="fold")
+    return made
+
+
 def kv_table(title: str, rows: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")

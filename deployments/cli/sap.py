@@ -19,7 +19,9 @@ from deployments.cli.output import JsonFlag, emit, err, kv_table, now, out, sett
 from deployments.errors import EXIT_FAIL
 
 app = typer.Typer(
-    help="SAP S/4HANA adapter: ingest → screen → commit → proof → verify.", no_args_is_help=True
+    rich_markup_mode=None,  # plain click help: never truncates option names, needs no rich.markdown
+    help="SAP S/4HANA adapter: ingest → screen → commit → proof → verify.",
+    no_args_is_help=True,
 )
 
 ModeOpt = Annotated[

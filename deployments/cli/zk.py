@@ -16,7 +16,9 @@ from deployments.cli.output import JsonFlag, emit, err, kv_table, out
 from deployments.errors import EXIT_FAIL
 
 app = typer.Typer(
-    help="Zero-knowledge screening: circuits and trusted setup (cap-proof.v3).", no_args_is_help=True
+    help="Zero-knowledge screening: circuits and trusted setup (cap-proof.v3).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Suppliers per proof (power of two).")]

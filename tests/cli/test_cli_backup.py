@@ -132,3 +132,9 @@ def test_backup_and_restore_over_s3(cap, s3_endpoint):
     restored = cap("restore", "--backup", bid, "--from", uri)
     assert restored.code == 0, restored.stderr
     assert (_live(cap) / "keyring.json").read_bytes() == before
+
+    # a missing bucket is a configuration error (exit 2), not a missing backup (exit 3)
+    gone = cap("restore", "--backup", bid, "--from", "s3://no-such-bucket/prod", "--verify-only")
+    assert gone.code == 2 and "[backup_store_missing]" in gone.stderr and "no-such-bucket" in gone.stderr
+    missing = cap("restore", "--backup", "backup-20990101-000000-abcdef", "--from", uri, "--verify-only")
+    assert missing.code == 3 and "[not_found]" in missing.stderr

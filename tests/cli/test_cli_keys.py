@@ -41,8 +41,9 @@ def test_rotation_through_the_cli_with_gates_dry_run_and_revoke(rotated):
     values = (cap.root / "var" / "helm-signing-values.yaml").read_text()
     assert "mode: single-key" in values and f"default_key: /keys/{new}.pem" in values
 
-    listed = {k["kid"]: k["status"] for k in cap("keys", "list", "--json").json()}
-    assert listed == {old: "retired", new: "active"}
+    keys = cap("keys", "list", "--json").json()["keys"]
+    listed = {k["kid"]: (k["store_status"], k["keyring_status"], k["default_signer"]) for k in keys}
+    assert listed == {old: ("retired", "retired", False), new: ("active", "active", True)}
     assert cap("keys", "revoke", new).code == 2  # the default signer: rotate first
     revoked = cap("keys", "revoke", old, "--reason", "drill", "--json")
     assert revoked.code == 0 and revoked.json()["keyring_version"] == 6

@@ -17,6 +17,7 @@ from core import service
 from core.backup import service as backups
 from core.backup.restore import RestoreSaga, journal_path, run_restore
 from core.errors import VerificationError
+from core.keyring import load_keyring, save_keyring
 from core.metrics import REGISTRY
 from tests.unit.test_backup_helpers import NOW, tree_digest
 from tests.unit.test_backup_service import real_state
@@ -216,3 +217,45 @@ def test_deployment_entries_match_the_flows():
         assert set(entry["parameters"]) <= set(inspect.signature(fn.fn).parameters)
     names = (p.replace("keyring", "") for p in inspect.signature(restore.fn).parameters)  # choices, not keys
     assert not any("key" in p and "rollback" not in p for p in names)
+
+
+def _run_artifact(run_id, key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        runs = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        found = [a for a in client.read_artifacts(artifact_filter=runs) if a.key == key]
+        name = client.read_flow_run(run_id).name
+    assert found, f"no artifact {key} in run {name}"
+    return name + "\n" + found[0].data
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.xdist_group("prefect")
+def test_a_failed_restore_publishes_what_failed_and_a_rollback_is_a_warning(
+    prefect_api, tmp_path, monkeypatch
+):
+    from flows.restore import restore
+
+    monkeypatch.setenv("CAP_DATA_DIR", str(tmp_path / "var"))
+    settings = real_state(tmp_path / "var")
+    bid = backups.backup_now(settings, now=NOW).manifest.backup_id
+    ring = load_keyring(settings.layout.keyring)
+    save_keyring(settings.layout.keyring, ring.model_copy(update={"version": ring.version + 11}))
+
+    refused = restore(backup_id=bid, return_state=True)
+    assert refused.is_failed()
+    text = _run_artifact(refused.state_details.flow_run_id, "restore-receipt")
+    assert text.startswith(f"restore-{bid}\n# Restore of `{bid}`: FAILED at step check_key_metadata")
+    assert "error `keyring_rollback`" in text and "older than live version" in text
+    assert "| 5 | check_policy_store | ok |" in text and "| 6 |" not in text
+
+    drill = restore(backup_id=bid, verify_only=True, allow_key_rollback=True, return_state=True)
+    text = _run_artifact(drill.state_details.flow_run_id, "restore-receipt")
+    assert text.startswith(f"restore-{bid}-verify-only\n# Verification of `{bid}`: ok, 2 warning(s)")
+    assert "**warning** `sqlite:database`: not in this backup" in text  # the fixture's other warning
+    assert (
+        f"**warning** `keyring`: version {ring.version} (live {ring.version + 11}) — a keyring rollback"
+        in text
+    )

@@ -41,12 +41,21 @@ def _registry(tmp_path) -> tuple[Settings, dict[str, str]]:
 
 
 @pytest.mark.xdist_group("prefect")
+def _run_name(state) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(state.state_details.flow_run_id).name
+
+
 def test_verification_run_publishes_a_table_and_drift_events(prefect_api, tmp_path, captured_events):
     from prefect.artifacts import Artifact
 
     from flows.verification import verification_run
 
     settings, roots = _registry(tmp_path)
+    state = verification_run(data_dir=str(settings.data_dir), mode=EnforcementMode.STRICT, return_state=True)
+    assert _run_name(state).startswith("verify-strict-all-")
     summary = verification_run(data_dir=str(settings.data_dir), mode=EnforcementMode.RELAXED)
     assert summary == {
         "entries": 3,
@@ -64,6 +73,7 @@ def test_verification_run_publishes_a_table_and_drift_events(prefect_api, tmp_pa
     rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
     by_entry = {r["entry"]: r for r in rows}
     assert list(by_entry) == ["proof_003", "proof_002", "proof_001"]  # newest first
+    assert list(rows[0])[:5] == ["result", "failed_checks", "drift_level", "drift_score", "subject"]
     assert by_entry["proof_001"]["drift_score"] is None and by_entry["proof_001"]["result"] == "OK"
     assert (by_entry["proof_002"]["drift_score"], by_entry["proof_002"]["drift_level"]) == (55, "medium")
     assert by_entry["proof_002"]["drift_types"] == "policy, root"

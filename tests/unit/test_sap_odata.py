@@ -165,6 +165,19 @@ def test_retries_exhausted_is_a_clear_transient_error():
     )
 
 
+def test_every_wait_before_a_retry_is_announced_on_one_line(caplog):
+    rec = Recorder(sap_error(503, "Service Unavailable: backend down"))
+    with (
+        caplog.at_level("WARNING", logger="cap.sap"),
+        client(rec, sleep=lambda _s: None, max_attempts=3) as c,
+        pytest.raises(SapError),
+    ):
+        list(c.iter_entities("/X", {}))
+    lines = [r.getMessage() for r in caplog.records if r.name == "cap.sap"]
+    assert len(lines) == 2 and lines[0].endswith("retry 2 of 3 in 0.5 s") and "HTTP 503" in lines[0]
+    assert lines[1].endswith("retry 3 of 3 in 1.0 s")
+
+
 def test_transport_errors_are_translated_and_chained():
     rec = Recorder(httpx.ConnectError("refused"))
     with client(rec, max_attempts=2) as c, pytest.raises(SapError) as info:

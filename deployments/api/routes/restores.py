@@ -15,6 +15,6 @@ router = APIRouter(prefix="/admin/restores", tags=["admin"])
 async def create_restore(body: RestoreRequest, _: BackupRestorer, state: StateDep) -> RunAccepted:
     """Trigger a restore (or with ``verify_only`` a dry check that changes nothing)."""
     name = state.config.flows.restore
-    params = {**body.model_dump(), "backup_id": check_backup_id(body.backup_id)}
+    params = {**body.model_dump(exclude_none=True), "backup_id": check_backup_id(body.backup_id)}
     run = await state.flows.trigger(name, params)
     return RunAccepted(flow_run_id=run.flow_run_id, deployment=name, state=run.state_name)
