@@ -47,14 +47,14 @@ TESTS: dict[str, list[str]] = {
     "core/backup/manifest.py": [
         "tests/unit/test_backup_tamper.py",
         "tests/unit/test_backup_roundtrip.py",
-        "tests/unit/test_mutation_backup.py",
+        "tests/unit/test_mutation_backup_manifest.py",
     ],
-    "core/backup/scan.py": ["tests/unit/test_backup_scan.py", "tests/unit/test_mutation_backup.py"],
+    "core/backup/scan.py": ["tests/unit/test_backup_scan.py", "tests/unit/test_mutation_backup_scan.py"],
     "core/backup/restore.py": [
         "tests/unit/test_backup_tamper.py",
         "tests/unit/test_backup_roundtrip.py",
         "tests/unit/test_backup_restore_crash.py",
-        "tests/unit/test_mutation_backup.py",
+        "tests/unit/test_mutation_backup_restore.py",
     ],
     "core/keyring.py": [
         "tests/unit/test_keyring.py",
