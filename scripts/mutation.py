@@ -92,7 +92,9 @@ def prepare(module: str, workdir: Path, rev: str | None) -> list[str]:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     if rev:
-        archive = subprocess.run(["git", "archive", rev, "core", "tests"], cwd=REPO, capture_output=True, check=True)
+        archive = subprocess.run(
+            ["git", "archive", rev, "core", "tests"], cwd=REPO, capture_output=True, check=True
+        )
         subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive.stdout, check=True)
     else:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
@@ -123,9 +125,16 @@ def statuses(workdir: Path, module: str) -> dict[str, str]:
     return {name: status_by_exit_code[code] for name, code in data["exit_code_by_key"].items()}
 
 
-def diff_of(workdir: Path, mutmut: str, name: str) -> str:
-    done = subprocess.run([mutmut, "show", name], cwd=workdir, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
+def diffs_of(workdir: Path, module: str, names: list[str]) -> dict[str, str]:
+    """Each mutant's diff against the original function (what ``mutmut show`` prints), in one process."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    here = Path.cwd()
+    os.chdir(workdir)
+    try:
+        return {name: get_diff_for_mutant(name, path=Path(module)) for name in names}
+    finally:
+        os.chdir(here)
 
 
 def run_module(module: str, children: int, out: Path, rev: str | None) -> dict[str, object]:
@@ -163,19 +172,25 @@ def run_module(module: str, children: int, out: Path, rev: str | None) -> dict[s
         "score": round(100.0 * killed / total, 1) if total else 100.0,
         "counts": counts,
         "seconds": seconds,
-        "alive": [{"name": n, "status": by_name[n], "diff": diff_of(workdir, mutmut, n)} for n in alive],
+        "alive": [
+            {"name": n, "status": by_name[n], "diff": d} for n, d in diffs_of(workdir, module, alive).items()
+        ],
     }
     (out / f"{slug(module)}.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all)")
     parser.add_argument("--children", type=int, default=2, help="parallel mutant workers (default 2)")
     parser.add_argument("--list", action="store_true", help="print the module -> tests mapping and stop")
     parser.add_argument("--rev", help="mutate and test this git revision instead of the working tree")
-    parser.add_argument("--out", type=Path, default=BUILD, help="where the results go (default build/mutation)")
+    parser.add_argument(
+        "--out", type=Path, default=BUILD, help="where the results go (default build/mutation)"
+    )
     parser.add_argument("--target", type=float, default=90.0, help="minimum score per module (default 90)")
     args = parser.parse_args(argv)
     if args.list:

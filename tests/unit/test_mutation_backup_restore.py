@@ -207,7 +207,7 @@ def test_older_keyring_is_refused_then_allowed_with_a_warning(made):
 
 
 def test_same_keyring_version_is_not_a_rollback(made):
-    live, store, manifest = made
+    live, store, _ = made
     write_keyring(live, 3)
     assert verify(store, live).steps[5].status == "ok"
 
@@ -281,7 +281,7 @@ def test_backup_without_keyring_or_database_warns(tmp_path):
     live = tmp_path / "var"
     live.mkdir()
     (live / "config.yaml").write_text("subject: X\n")
-    store, result = backup(live, tmp_path / "store", backup_id="b1")
+    store, _ = backup(live, tmp_path / "store", backup_id="b1")
     trusted = (TrustedKey(kid=SIGNER.kid, public_key=SIGNER.public_key_b64),)
     receipt = verify(store, live, trusted_keys=trusted)
     checks = {c.id: c for s in receipt.steps for c in s.checks}

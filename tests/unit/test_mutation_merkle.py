@@ -1,6 +1,6 @@
-"""Merkle proofs that are malformed at their edges never verify (each case kills a mutant of core/merkle.py).
+"""Merkle proofs malformed at their edges never verify (core/merkle.py).
 
-``make mutation MODULE=core/merkle.py`` runs these; docs/testing.md says which mutant each one defends against.
+``make mutation MODULE=core/merkle.py`` runs these (docs/testing.md has the scores).
 """
 
 import pytest
@@ -12,7 +12,7 @@ LEAVES = [bytes([i]) * 32 for i in range(1, 8)]
 
 @pytest.mark.parametrize("size", range(1, 8))
 def test_index_equal_to_tree_size_is_outside_the_tree(size):
-    """The index bound is strict: leaf ``tree_size`` does not exist (a one-leaf tree would otherwise accept it)."""
+    """The index bound is strict: leaf ``tree_size`` does not exist (a one-leaf tree would accept it)."""
     tree = MerkleTree(LEAVES[:size])
     last = tree.prove(size - 1)
     beyond = last.model_copy(update={"index": size})
