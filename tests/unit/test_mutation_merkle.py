@@ -48,3 +48,20 @@ def test_single_leaf_tree_proof_is_the_leaf_itself():
     tree = MerkleTree(LEAVES[:1])
     assert tree.prove(0) == InclusionProof(index=0, tree_size=1, path=[])
     assert verify_inclusion(LEAVES[0], tree.prove(0), tree.root)
+
+
+SIZES = range(1, 18)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_proof_of_every_small_tree_verifies_at_its_index_only(size):
+    """Deterministic sweep (the Hypothesis test only samples): right-edge promotions up to 17 leaves."""
+    leaves = [bytes([i + 1]) * 32 for i in range(size)]
+    tree = MerkleTree(leaves)
+    for i, leaf in enumerate(leaves):
+        proof = tree.prove(i)
+        assert root_from_proof(leaf, proof) == tree.root, (size, i)
+        for j in range(size):
+            if j != i:
+                moved = proof.model_copy(update={"index": j})
+                assert not verify_inclusion(leaf, moved, tree.root), (size, i, j)
