@@ -187,6 +187,58 @@ def run_module(module: str, children: int, out: Path, rev: str | None) -> dict[s
     return result
 
 
+def recheck(module: str, out: Path) -> dict[str, object]:
+    """Re-run the module's current tests against each mutant a finished run left alive, without a new run.
+
+    Each mutant is applied (``mutmut apply``) to a pristine copy of the module in the run directory and the
+    mapped test files, copied fresh from the working tree, run against it. Mutants whose tests now fail are
+    recorded as killed in ``<slug>.json`` under ``rechecked``; a full run gives the same answer, slower.
+    """
+    workdir = BUILD / "work" / slug(module)
+    result_path = out / f"{slug(module)}.json"
+    result = json.loads(result_path.read_text("utf-8"))
+    source = workdir / module
+    pristine = source.with_suffix(".py.orig")
+    if not pristine.exists():
+        shutil.copy(source, pristine)
+    shutil.rmtree(workdir / "tests")
+    shutil.copytree(REPO / "tests", workdir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    tests = existing(TESTS[module])
+    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    env = dict(os.environ, PYTHONPATH=str(workdir), PYTHONDONTWRITEBYTECODE="1")
+    rechecked: dict[str, str] = {}
+    try:
+        for alive in result["alive"]:  # type: ignore[union-attr]
+            name = alive["name"]
+            shutil.copy(pristine, source)
+            subprocess.run([mutmut, "apply", name], cwd=workdir, capture_output=True, check=True)
+            pytest = [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-n", "0", "-p", "no:randomly"]
+            done = subprocess.run(
+                [
+                    "nice",
+                    "-n",
+                    "15",
+                    *pytest,
+                    "-p",
+                    "no:cacheprovider",
+                    "-k",
+                    f"not ({' or '.join(DESELECT)})",
+                ],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+            rechecked[name] = "killed" if done.returncode == 1 else "survived"
+            print(f"{name}: {rechecked[name]}", flush=True)
+    finally:
+        shutil.copy(pristine, source)
+    result["rechecked"] = rechecked
+    result["recheck_tests"] = tests
+    result_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -194,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all)")
     parser.add_argument("--children", type=int, default=2, help="parallel mutant workers (default 2)")
     parser.add_argument("--list", action="store_true", help="print the module -> tests mapping and stop")
+    parser.add_argument(
+        "--recheck", action="store_true", help="re-test the survivors of the last run with the current tests"
+    )
     parser.add_argument("--rev", help="mutate and test this git revision instead of the working tree")
     parser.add_argument(
         "--out", type=Path, default=BUILD, help="where the results go (default build/mutation)"
@@ -208,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"not in the mapping: {', '.join(unknown)}; known: {', '.join(TESTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.recheck:
+        for module in args.modules or list(TESTS):
+            result = recheck(module, args.out.resolve())
+            alive = [n for n, v in dict(result["rechecked"]).items() if v == "survived"]  # type: ignore[call-overload]
+            print(f"{module}: {len(alive)} of {len(result['rechecked'])} survivors still alive")  # type: ignore[arg-type]
+        return 0
     below = []
     for module in args.modules or list(TESTS):
         result = run_module(module, args.children, args.out.resolve(), args.rev)

@@ -120,9 +120,16 @@ def test_range_on_a_non_number_is_an_error_naming_the_side(x, found):
     assert result.evidence == {}
 
 
-def test_range_with_a_non_number_bound_names_the_right_side():
-    result = evaluate_rule(R("r", "range_max", V, "ten"), KeySetCtx(x=1))
+@pytest.mark.parametrize("op", ["range_min", "range_max"])
+def test_range_with_a_non_number_bound_names_the_right_side(op):
+    result = evaluate_rule(R("r", op, V, "ten"), KeySetCtx(x=1))
     assert result.message == "cannot evaluate: rhs is not a number or list"
+
+
+@pytest.mark.parametrize("op", ["range_min", "range_max"])
+def test_range_on_a_non_number_names_the_left_side(op):
+    result = evaluate_rule(R("r", op, V, 1), KeySetCtx(x="ten"))
+    assert result.message == "cannot evaluate: lhs is not a number or list"
 
 
 def test_membership_needs_a_list_on_the_right_message():
