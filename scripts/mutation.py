@@ -207,9 +207,13 @@ def recheck(module: str, out: Path) -> dict[str, object]:
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     env = dict(os.environ, PYTHONPATH=str(workdir), PYTHONDONTWRITEBYTECODE="1")
     rechecked: dict[str, str] = {}
+    equivalent_file = REPO / "scripts" / "mutation_equivalents.json"
+    equivalent = json.loads(equivalent_file.read_text("utf-8")) if equivalent_file.exists() else {}
     try:
         for alive in result["alive"]:  # type: ignore[union-attr]
             name = alive["name"]
+            if name in equivalent:
+                continue
             shutil.copy(pristine, source)
             subprocess.run([mutmut, "apply", name], cwd=workdir, capture_output=True, check=True)
             pytest = [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-n", "0", "-p", "no:randomly"]

@@ -42,16 +42,20 @@ def render(results: dict[str, dict], before: dict[str, dict], equivalents: dict[
     details = []
     for module in [m for m in TESTS if m in results] + sorted(set(results) - set(TESTS)):
         r = results[module]
-        alive = list(r["alive"])
+        rechecked = dict(r.get("rechecked", {}))
+        late = [n for n, v in rechecked.items() if v == "killed"]
+        alive = [a for a in r["alive"] if a["name"] not in late]
         accepted = [a for a in alive if a["name"] in equivalents]
-        total, killed = int(r["total"]), int(r["killed"])
+        total, killed = int(r["total"]), int(r["killed"]) + len(late)
+        score = f"{100.0 * killed / total:.1f}" if total else "100.0"
         net_total = total - len(accepted)
         net = f"{100.0 * killed / net_total:.1f} %" if net_total else "100.0 %"
         was = before.get(module)
         was_text = f"{was['score']} %" if was else "—"
         tests = ", ".join(Path(t).name for t in r["tests"])
+        killed_text = f"{killed} ({len(late)} on recheck)" if late else str(killed)
         lines.append(
-            f"| `{module}` | {total} | {killed} | {len(alive)} | {r['score']} % | {len(accepted)} | {net} "
+            f"| `{module}` | {total} | {killed_text} | {len(alive)} | {score} % | {len(accepted)} | {net} "
             f"| {was_text} | {tests} |"
         )
         if alive:
