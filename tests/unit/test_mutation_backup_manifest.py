@@ -61,9 +61,16 @@ def _key(signer=SIGNER, status=KeyStatus.ACTIVE):
 
 @pytest.mark.parametrize("path", ["", "/etc/passwd", "a\\b", "a\x00b", "a//b", "./a", "a/../b", "..", "a/"])
 def test_unsafe_archive_paths_are_refused(path):
-    with pytest.raises(InvalidInputError, match="unsafe archive path") as caught:
+    with pytest.raises(InvalidInputError) as caught:
         check_relative_path(path)
-    assert caught.value.details["field"] == "path"
+    assert caught.value.message == "unsafe archive path"
+    assert caught.value.details == {"field": "path", "found": path}
+
+
+def test_unsafe_path_is_quoted_up_to_200_characters():
+    with pytest.raises(InvalidInputError) as caught:
+        check_relative_path("../" + "a" * 300)
+    assert caught.value.details["found"] == ("../" + "a" * 300)[:200]
 
 
 @pytest.mark.parametrize("path", ["config.yaml", "keys/a.json", "lists/x..y.csv", ".hidden"])
@@ -75,6 +82,7 @@ def test_safe_archive_paths_are_kept(path):
 def test_bad_backup_ids_are_refused_naming_the_pattern(bid):
     with pytest.raises(InvalidInputError) as caught:
         check_backup_id(bid)
+    assert caught.value.message == "invalid backup id"
     assert caught.value.details == {"field": "backup_id", "expected": "[A-Za-z0-9][A-Za-z0-9._-]{0,127}"}
 
 
@@ -137,6 +145,7 @@ def test_signature_covers_domain_and_everything_but_the_signature():
 def test_signature_statuses(manifest, keys, status, message):
     result = check_manifest_signature(manifest, keys)
     assert (result.status, result.message) == (status, message)
+    assert result.kid == (manifest.signature.kid if manifest.signature else None)
     with pytest.raises(VerificationError) as caught:
         verify_manifest_signature(manifest, keys)
     assert caught.value.code == "backup_signature_invalid"
@@ -160,6 +169,18 @@ def test_malformed_signature_text_is_invalid_not_a_crash(sig):
     assert result.kid == SIGNER.kid
 
 
+@pytest.mark.parametrize("junk", ["*", "\n", " "])
+def test_signature_text_with_non_base64_characters_is_invalid(junk):
+    """Strict base64: a valid signature with a stray character is not quietly repaired."""
+    signed = sign_manifest(_manifest(), SIGNER)
+    sig = signed.signature.sig
+    bad = signed.model_copy(
+        update={"signature": signed.signature.model_copy(update={"sig": sig[:8] + junk + sig[8:]})}
+    )
+    assert check_manifest_signature(bad, (_key(),)).status is SignatureStatus.INVALID
+    assert check_manifest_signature(signed, (_key(),)).status is SignatureStatus.OK
+
+
 @pytest.mark.parametrize("status", [KeyStatus.ACTIVE, KeyStatus.RETIRED])
 def test_valid_signature_by_active_or_retired_key(status):
     signed = sign_manifest(_manifest(), SIGNER)
@@ -177,8 +198,9 @@ def test_stored_bytes_round_trip_and_name_the_source_on_errors():
     data = manifest_bytes(signed)
     assert parse_manifest(data) == signed
     pretty = json.dumps(json.loads(data), indent=1).encode()
-    with pytest.raises(IntegrityError, match="not in canonical form") as caught:
+    with pytest.raises(IntegrityError) as caught:
         parse_manifest(pretty, source="b-1.manifest.json")
+    assert caught.value.message == "backup manifest is not in canonical form"
     assert caught.value.details["file"] == "b-1.manifest.json"
 
 
@@ -186,7 +208,7 @@ def test_stored_bytes_round_trip_and_name_the_source_on_errors():
     ("data", "message"),
     [
         pytest.param(b"\xff", "backup manifest is unreadable: ", id="not_utf8"),
-        pytest.param(b"{", "backup manifest is unreadable: ", id="not_json"),
+        pytest.param(b"{", "backup manifest is unreadable: Expecting property name", id="not_json"),
         pytest.param(
             b"{}", "backup manifest is unreadable: created_at: Field required", id="shape_names_field"
         ),
@@ -225,9 +247,16 @@ def test_keyring_view_reads_keys_and_statuses():
 
 def test_keyring_kid_must_match_its_public_key():
     data = _keyring({"kid": SIGNER.kid, "public_key": OTHER.public_key_b64})
-    with pytest.raises(IntegrityError, match="keyring kid does not match its public key") as caught:
+    with pytest.raises(IntegrityError) as caught:
         parse_keyring(data, source="live/keyring.json")
+    assert caught.value.message == "keyring kid does not match its public key"
     assert caught.value.details == {"file": "live/keyring.json", "field": SIGNER.kid}
+
+
+def test_unreadable_keyring_json_error_is_quoted():
+    with pytest.raises(InvalidInputError) as caught:
+        parse_keyring(b"{")
+    assert caught.value.message.startswith("keyring is unreadable: Expecting property name")
 
 
 @pytest.mark.parametrize(
