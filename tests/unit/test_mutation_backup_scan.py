@@ -142,6 +142,11 @@ def test_unparsable_yaml_and_json_fall_back_to_text(tmp_path):
     assert _scan(tmp_path, "c.json", "{x@y.org") == [("c.json", "$ <unparsed>", K.EMAIL)]
 
 
+def test_unparsable_list_files_are_not_scanned_for_pii(tmp_path):
+    assert _scan(tmp_path, "lists/a.json", "{x@y.org", FileType.LISTS) == []
+    assert _scan(tmp_path, "lists/a.yaml", "a: [x@y.org\n", FileType.LISTS) == []
+
+
 def test_empty_documents_have_no_findings(tmp_path):
     assert _scan(tmp_path, "c.json", "  \n") == []
     assert _scan(tmp_path, "c.yaml", "") == []
@@ -259,7 +264,8 @@ def test_pii_refuses_by_default_naming_the_first_finding_and_warn_passes():
     assert error.code == "backup_pii_detected"
     assert error.message.startswith("possible personal data found (2 findings)")
     assert (error.details["file"], error.details["field"]) == ("c.yaml", "$.email")
-    assert len(error.details["findings"]) == 2
+    assert [f["kind"] for f in error.details["findings"]] == ["email", "phone"]
+    assert all(type(f["kind"]) is str for f in error.details["findings"])
     assert enforce(report, PiiMode.WARN) is report
     clean = ScanReport(files_scanned=3)
     assert enforce(clean, PiiMode.REFUSE) is clean
