@@ -163,13 +163,19 @@ def run_module(module: str, children: int, out: Path, rev: str | None) -> dict[s
     seconds = round(time.monotonic() - started)
     if done.returncode != 0:
         raise SystemExit(f"mutmut failed on {module} (exit {done.returncode}); see {log.name}")
+    return collect(module, out, tests, rev, seconds)
+
+
+def collect(module: str, out: Path, tests: list[str], rev: str | None, seconds: int) -> dict[str, object]:
+    """Counts and survivors' diffs from a run directory; an interrupted run gives a partial result."""
+    workdir = BUILD / "work" / slug(module)
     by_name = statuses(workdir, module)
     counts: dict[str, int] = {}
     for status in by_name.values():
         counts[status] = counts.get(status, 0) + 1
     total = len(by_name)
     killed = sum(1 for s in by_name.values() if s in KILLED)
-    alive = sorted(n for n, s in by_name.items() if s not in KILLED)
+    alive = sorted(n for n, s in by_name.items() if s not in KILLED and s != "not checked")
     result: dict[str, object] = {
         "module": module,
         "tests": tests,
@@ -179,6 +185,7 @@ def run_module(module: str, children: int, out: Path, rev: str | None) -> dict[s
         "score": round(100.0 * killed / total, 1) if total else 100.0,
         "counts": counts,
         "seconds": seconds,
+        "not_checked": counts.get("not checked", 0),
         "alive": [
             {"name": n, "status": by_name[n], "diff": d} for n, d in diffs_of(workdir, module, alive).items()
         ],
@@ -253,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recheck", action="store_true", help="re-test the survivors of the last run with the current tests"
     )
+    parser.add_argument(
+        "--collect", action="store_true", help="write the results of an interrupted run (partial) and stop"
+    )
     parser.add_argument("--rev", help="mutate and test this git revision instead of the working tree")
     parser.add_argument(
         "--out", type=Path, default=BUILD, help="where the results go (default build/mutation)"
@@ -267,6 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"not in the mapping: {', '.join(unknown)}; known: {', '.join(TESTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.collect:
+        for module in args.modules:
+            tests = [t for t in TESTS[module] if (BUILD / "work" / slug(module) / t).exists()]
+            result = collect(module, args.out.resolve(), tests, args.rev, 0)
+            print(
+                f"{module}: {result['killed']}/{result['total']} killed, {result['not_checked']} not checked"
+            )
+        return 0
     if args.recheck:
         for module in args.modules or list(TESTS):
             result = recheck(module, args.out.resolve())

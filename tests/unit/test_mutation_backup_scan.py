@@ -158,6 +158,10 @@ def test_plain_text_is_scanned_line_by_line(tmp_path):
     ]
 
 
+def test_bytes_that_are_not_utf8_are_still_scanned(tmp_path):
+    assert _scan(tmp_path, "notes.txt", b"\xff\xfe contact x@y.org\n") == [("notes.txt", "<text>", K.EMAIL)]
+
+
 def test_lists_are_scanned_for_keys_only(tmp_path):
     text = "name,email\nJohn Roe,x@y.org\n"
     assert _scan(tmp_path, "lists/a.csv", text, FileType.LISTS) == []
