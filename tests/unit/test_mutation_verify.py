@@ -12,6 +12,7 @@ import json
 import pytest
 
 from core.manifest import sign_manifest
+from core.metrics import REGISTRY
 from core.modes import CheckStatus, EnforcementMode
 from core.proof import parse_proof_bytes, proof_file_bytes, sign_proof
 from core.rules import Outcome, Severity
@@ -420,12 +421,35 @@ def test_disclosed_scalars_that_are_missing_or_wrong_typed_fail(world, good, pub
 # --- bytes --------------------------------------------------------------------------------------------
 
 
-def test_unreadable_bytes_are_one_failed_format_check(world):
+def _failed_reports():
+    return REGISTRY.get_sample_value("cap_verify_results_total", {"result": "fail"}) or 0.0
+
+
+def test_unreadable_bytes_are_one_failed_format_check_naming_the_file(world):
+    before = _failed_reports()
     report = verify_proof_bytes(b"{}", keyring=world.keyring, mode=AUDIT, now=NOW, source="p.json")
+    assert _failed_reports() == before + 1
     (check,) = report.checks
     assert (check.id, check.kind, check.status) == ("proof_format", CheckKind.INTEGRITY, CheckStatus.FAIL)
-    assert "p.json" in check.message or "schema" in check.message
+    assert "file p.json" in check.message
     assert report.mode is AUDIT and report.integrity_failed
+    unnamed = verify_proof_bytes(b"{}", keyring=world.keyring, mode=AUDIT, now=NOW)
+    assert "file <proof>" in unnamed.checks[0].message
+
+
+def test_bytes_verification_passes_the_given_manifest_and_registry_on(world, good):
+    data = proof_file_bytes(good)
+    other = good.manifest.model_copy(update={"subject": "LEI-OTHER", "ubo_root": "0x" + "11" * 32})
+
+    def registry(proof, forms):
+        return Check(id="registry", kind=CheckKind.REGISTRY, status=CheckStatus.OK, message="registered")
+
+    report = verify_proof_bytes(
+        data, keyring=world.keyring, mode=STRICT, now=NOW, manifest=other, registry=registry
+    )
+    checks = checks_of(report)
+    assert checks["manifest_match"].message == "given manifest differs from the proof's in subject, ubo_root"
+    assert checks["registry"].message == "registered"
 
 
 def test_rule_failure_alone_is_not_an_integrity_failure():
