@@ -204,11 +204,12 @@ def test_proof_ir_hash_field_must_be_the_irs(world, good):
 # --- roots and the given manifest ----------------------------------------------------------------------
 
 
-def test_malformed_supplier_root_fails_company_root(world, good):
-    manifest = good.manifest.model_copy(update={"supplier_root": "0x1234"})
+@pytest.mark.parametrize("field", ["supplier_root", "ubo_root"])
+def test_malformed_root_fails_company_root_naming_the_field(world, good, field):
+    manifest = good.manifest.model_copy(update={field: "0x1234"})
     report = verify(world, resign(world, good, manifest=manifest))
     assert "company_root" in failing(report)
-    assert "supplier_root" in checks_of(report)["company_root"].message
+    assert f"(field {field})" in checks_of(report)["company_root"].message
 
 
 @pytest.mark.parametrize(
