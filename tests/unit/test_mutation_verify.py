@@ -463,3 +463,16 @@ def test_stored_bytes_round_trip(world, good):
     data = proof_file_bytes(good)
     assert parse_proof_bytes(data) == good and data.endswith(b"}\n")
     assert verify_proof_bytes(data, keyring=world.keyring, mode=STRICT, now=NOW).result is CheckStatus.OK
+
+
+def _signatures(kid, status):
+    return REGISTRY.get_sample_value("cap_signatures_verified_total", {"kid": kid, "status": status}) or 0.0
+
+
+def test_signature_checks_are_counted_by_kid_and_status(world, good):
+    kid = world.signer.kid
+    ok, failed = _signatures(kid, "ok"), _signatures(kid, "fail")
+    verify(world, good)
+    forged = good.model_copy(update={"signature": good.signature.model_copy(update={"sig": "!!"})})
+    verify(world, forged)
+    assert (_signatures(kid, "ok"), _signatures(kid, "fail")) == (ok + 1, failed + 1)
