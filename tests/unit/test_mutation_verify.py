@@ -476,3 +476,46 @@ def test_signature_checks_are_counted_by_kid_and_status(world, good):
     forged = good.model_copy(update={"signature": good.signature.model_copy(update={"sig": "!!"})})
     verify(world, forged)
     assert (_signatures(kid, "ok"), _signatures(kid, "fail")) == (ok + 1, failed + 1)
+
+
+def _adaptive(good, expr, when="p"):
+    from core.policy.ir import Activation, Adaptivity, Predicate
+
+    rules = tuple(r.id for r in good.ir.rules)
+    adaptivity = Adaptivity(
+        predicates=(Predicate(id="p", expr=expr),), activations=(Activation(when=when, rules=rules),)
+    )
+    return good.ir.model_copy(update={"adaptivity": adaptivity})
+
+
+def test_rule_selection_that_cannot_be_evaluated_fails_as_a_policy_check(world, good):
+    report = verify(world, resign(world, good, ir=_adaptive(good, "p", when="undeclared")))
+    check = checks_of(report)["rule_selection"]
+    assert (check.kind, check.status) == (CheckKind.POLICY, CheckStatus.FAIL)
+    assert check.message.startswith("activation refers to unknown predicate 'undeclared'")
+
+
+def test_rule_selection_reads_the_disclosed_scalars(world, good):
+    forged = resign(world, good, ir=_adaptive(good, "screened"), public={**good.public, "screened": True})
+    checks = checks_of(verify(world, forged))
+    assert "rule_selection" not in checks
+    assert checks["rule:max_tier"].status is CheckStatus.OK
+
+
+def test_results_for_several_inactive_rules_are_all_named(world, good):
+    extra = [good.rules[0].model_copy(update={"rule_id": rid}) for rid in ("invented", "other")]
+    check = checks_of(verify(world, resign(world, good, rules=[*good.rules, *extra])))["rule_results"]
+    assert check.message == "results for rules that are not active in the IR: invented, other"
+
+
+def test_registry_gets_the_proofs_byte_forms_and_results_are_counted(world, good):
+    seen = []
+
+    def registry(proof, forms):
+        seen.append(forms.file_bytes())
+        return Check(id="registry", kind=CheckKind.REGISTRY, status=CheckStatus.OK, message="registered")
+
+    before = REGISTRY.get_sample_value("cap_verify_results_total", {"result": "ok"}) or 0.0
+    verify(world, good, registry=registry)
+    assert seen == [proof_file_bytes(good)]
+    assert REGISTRY.get_sample_value("cap_verify_results_total", {"result": "ok"}) == before + 1
