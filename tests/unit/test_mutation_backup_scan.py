@@ -255,7 +255,7 @@ def test_private_material_is_refused_in_every_mode(mode):
     with pytest.raises(InvalidInputError) as caught:
         enforce(ScanReport(findings=(PII, PRIVATE)), mode)
     assert caught.value.code == "backup_private_key_material"
-    assert caught.value.message == "private key material found; backups never contain private keys"
+    assert caught.value.message == "private key material found in k.json; backups never contain private keys"
     (finding,) = caught.value.details["findings"]
     assert finding == {"file": "k.json", "field": "$.seed", "kind": "private_key_seed"}
     assert type(finding["kind"]) is str  # plain JSON, as the API and CLI print it
