@@ -68,6 +68,7 @@ TESTS: dict[str, list[str]] = {
     "core/verify.py": [
         "tests/unit/test_proof_verify.py",
         "tests/unit/test_vectors_proof.py",
+        "tests/unit/test_enforce_metrics.py",
         "tests/unit/test_mutation_verify.py",
     ],
 }
