@@ -46,7 +46,8 @@ def render(results: dict[str, dict], before: dict[str, dict], equivalents: dict[
         late = [n for n, v in rechecked.items() if v == "killed"]
         alive = [a for a in r["alive"] if a["name"] not in late]
         accepted = [a for a in alive if a["name"] in equivalents]
-        total, killed = int(r["total"]), int(r["killed"]) + len(late)
+        unchecked = int(r.get("not_checked", 0))
+        total, killed = int(r["total"]) - unchecked, int(r["killed"]) + len(late)
         score = f"{100.0 * killed / total:.1f}" if total else "100.0"
         net_total = total - len(accepted)
         net = f"{100.0 * killed / net_total:.1f} %" if net_total else "100.0 %"
@@ -55,7 +56,8 @@ def render(results: dict[str, dict], before: dict[str, dict], equivalents: dict[
         tests = ", ".join(Path(t).name for t in r["tests"])
         killed_text = f"{killed} ({len(late)} on recheck)" if late else str(killed)
         lines.append(
-            f"| `{module}` | {total} | {killed_text} | {len(alive)} | {score} % | {len(accepted)} | {net} "
+            f"| `{module}` | {total}{f' checked of {total + unchecked} (partial run)' if unchecked else ''} "
+            f"| {killed_text} | {len(alive)} | {score} % | {len(accepted)} | {net} "
             f"| {was_text} | {tests} |"
         )
         if alive:
