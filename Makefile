@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench lint clean demo fuzz soak zk-setup test-zk-ceremony
+.PHONY: run test install bench lint clean demo fuzz soak zk-setup test-zk-ceremony mutation mutation-table
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -56,3 +56,14 @@ fuzz: install
 soak: install
 	$(BIN)/python -m bench.soak --minutes 3
 	CAP_STATEFUL_STEPS=$${CAP_STATEFUL_STEPS:-2000} $(BIN)/python -m pytest -q -n 0 tests/integration/test_ops_state_machine.py
+
+# Mutation testing of the verification and backup checks: each module against its own tests
+# (scripts/mutation.py has the mapping). One module: make mutation MODULE=core/merkle.py
+# Results land in build/mutation/; `make mutation-table` writes the scores into docs/testing.md.
+MODULE ?=
+mutation: install
+	nice -n 15 $(BIN)/python scripts/mutation.py --children 2 $(MODULE); status=$$?; \
+		$(BIN)/python scripts/mutation_table.py; exit $$status
+
+mutation-table: install
+	$(BIN)/python scripts/mutation_table.py
