@@ -34,7 +34,8 @@ PREFECT_ENV = {
     "PREFECT_CLIENT_MAX_RETRIES": "1",
 }
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT_S = 90.0
+# how long a child may take to answer its health check (a loaded 2-core machine needs more than the default)
+STARTUP_TIMEOUT_S = float(os.environ.get("CAP_SERVE_STARTUP_TIMEOUT_S", "90"))
 GRACE_S = 15.0
 POLL_S = 0.25
 

@@ -617,7 +617,9 @@ def test_admin_trigger_passes_typed_parameters(client, issuer, flows):
         "/admin/keys/rotate", json={"phase": 1, "duration": "1h30m"}, headers=auth(issuer, "admin:full")
     )
     assert r.status_code == 202, r.text
-    assert flows.triggered[-1][1]["phase"] == 1 and flows.triggered[-1][1]["duration"] == "1h30m"
+    sent = flows.triggered[-1][1]
+    assert sent["phase"] == "1 — dual-accept (verifiers accept both keys)"  # the form's label of phase 1
+    assert sent["duration"] == "1h30m"
 
 
 @pytest.mark.parametrize(
