@@ -53,7 +53,13 @@ def _prove(cap, suppliers_text, name, *extra):
 
 def test_drift_detect_on_build_and_verify_and_cap_drift(cap):
     lists = cap(
-        "lists", "build", "--ofac", FIXTURES / "ofac" / "sdn.csv", "--high-risk", EXAMPLES / "high_risk.csv"
+        "lists",
+        "build",
+        "--ofac",
+        FIXTURES / "ofac" / "sdn.csv",
+        "--high-risk",
+        EXAMPLES / "high_risk.csv",
+        "--install",  # the verifier (same data dir) trusts the lists the proofs were screened against
     )
     assert lists.code == 0
     first = _prove(cap, SUPPLIERS, "first", "--drift-detect")
@@ -95,6 +101,7 @@ def test_audit_prints_violations_and_exits_0_strict_and_relaxed_exit_3(cap):
             FIXTURES / "ofac" / "sdn.csv",
             "--high-risk",
             EXAMPLES / "high_risk.csv",
+            "--install",
         ).code
         == 0
     )
