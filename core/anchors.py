@@ -14,9 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from core.errors import InvalidInputError
-from core.policy.compile import compile_policy
-from core.policy.lint import LintMode
-from core.policy.load import load_policy_file
 from core.screening import load_lists
 from core.settings import Settings
 from core.trust import PinnedPolicy, TrustAnchors, TrustedLists
@@ -39,14 +36,18 @@ def installed_lists(settings: Settings) -> tuple[TrustedLists, ...]:
     return (load_trusted(path, "installed"),) if path.exists() else ()
 
 
+def _policy_hash(path: Path) -> str:
+    # The compiler (and its YAML loader) only when a file is pinned: most `cap verify` runs pin none.
+    from core.policy.compile import compile_policy
+    from core.policy.lint import LintMode
+    from core.policy.load import load_policy_file
+
+    return compile_policy(load_policy_file(path), LintMode.RELAXED).policy_hash
+
+
 def pinned_policies(policy_files: Sequence[Path], policy_hashes: Sequence[str]) -> tuple[PinnedPolicy, ...]:
     """Pins from policy files (compiled to their hash) and from hashes given as text."""
-    pins = [
-        PinnedPolicy(
-            hash=compile_policy(load_policy_file(p), LintMode.RELAXED).policy_hash, origin=f"--policy {p}"
-        )
-        for p in policy_files
-    ]
+    pins = [PinnedPolicy(hash=_policy_hash(p), origin=f"--policy {p}") for p in policy_files]
     for h in policy_hashes:
         if not (h.startswith("0x") or h.startswith("sha3-256:")):
             raise InvalidInputError(

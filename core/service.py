@@ -25,7 +25,6 @@ from core.commitments import (
     read_ubos,
     record_lines,
 )
-from core.digest import sha3_hex
 from core.documents import parse_model
 from core.errors import ConfigError, InvalidInputError, KeyError_, NotFoundError
 from core.fsio import atomic_write
@@ -40,7 +39,7 @@ from core.keyring import (
     save_keyring,
     validate_keyring,
 )
-from core.keyring_chain import LinkSigner, append_link, chain_path, load_trusted_keyring, read_chain
+from core.keyring_chain import LinkSigner, append_link, chain_path, read_chain
 from core.keys import KeyMetadata, KeyStore, format_timestamp, load_operator_signer, parse_timestamp
 from core.lists_refresh import RefreshResult, load_sources
 from core.lists_refresh import refresh_lists as refresh_from_sources
@@ -53,16 +52,19 @@ from core.policy.load import load_policy_file, load_policy_text
 from core.policy.v1 import PolicyV1
 from core.policy.v2 import PolicyV2
 from core.policy_store import PolicyStore, StoredPolicy
-from core.proof import Proof, ProofForms, proof_file_bytes
+from core.proof import Proof, proof_file_bytes
 from core.prover import ProofBuild, build_proof
-from core.registry import Registry, RegistryEntry, RegistryHandle, verify_entry
+from core.registry import Registry, RegistryEntry
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screen_report import Party, ScreenedRow, ScreenReport, screen_rows
 from core.screening import ListsFile, SanctionsList, build_lists, check_lists, load_lists, save_lists
+from core.service_verify import load_local_keyring as load_local_keyring
+from core.service_verify import registry_check as registry_check
+from core.service_verify import verify_document as verify_document
+from core.service_verify import verify_file as verify_file
 from core.settings import Settings
 from core.signing import Ed25519Signer, Signer
-from core.trust import TrustAnchors, lists_info
-from core.verify import Check, CheckKind, RegistryLookup, Report, verify_proof, verify_proof_bytes
+from core.trust import lists_info
 
 
 class LoadedPolicy(BaseModel):
@@ -189,15 +191,6 @@ def list_keys(settings: Settings) -> list[KeyMetadata]:
 
 def show_key(settings: Settings, kid: str) -> KeyMetadata:
     return KeyStore(settings.layout).get(kid)
-
-
-def load_local_keyring(settings: Settings, path: Path | None = None) -> Keyring:
-    target = path or settings.layout.keyring
-    if not target.exists():
-        raise NotFoundError(
-            "no keyring: run `cap keys keygen` first", code="keyring_not_found", file=str(target)
-        )
-    return load_trusted_keyring(target, settings.operator_public_keys)
 
 
 def default_signer(settings: Settings) -> Ed25519Signer:
@@ -445,101 +438,6 @@ def register_proof(
             signer=signer,
             now=now,
         )
-
-
-def registry_check(
-    settings: Settings, keyring: Keyring, handle: RegistryHandle | None = None
-) -> RegistryLookup:
-    """A registry lookup for :func:`verify_proof`: is this exact proof registered with a valid entry?
-
-    A long-running process passes its :class:`RegistryHandle` (one open connection); one-shot callers
-    open the file for the lookup.
-    """
-    path = settings.layout.registry_db
-    keys = {k.kid: k.public_key for k in keyring.keys}
-
-    def find(forms: ProofForms) -> RegistryEntry | None:
-        hashes = sha3_hex(forms.manifest_bytes()), sha3_hex(forms.file_bytes())
-        if handle is not None:
-            registry = handle.get()
-            return registry.find(*hashes) if registry is not None else None
-        with Registry(path) as registry:
-            return registry.find(*hashes)
-
-    def check(proof: Proof, forms: ProofForms) -> Check:
-        if not path.exists():
-            return Check(
-                id="registry",
-                kind=CheckKind.REGISTRY,
-                status=CheckStatus.WARN,
-                message="no local registry to look the proof up in",
-            )
-        entry = find(forms)
-        if entry is None:
-            return Check(
-                id="registry",
-                kind=CheckKind.REGISTRY,
-                status=CheckStatus.WARN,
-                message="proof is not in the local registry",
-            )
-        ok = verify_entry(entry, keys.get)
-        return Check(
-            id="registry",
-            kind=CheckKind.REGISTRY,
-            status=CheckStatus.OK if ok else CheckStatus.FAIL,
-            message=f"registered as {entry.id}" if ok else f"registry entry {entry.id} signature invalid",
-        )
-
-    return check
-
-
-def verify_file(
-    settings: Settings,
-    data: bytes,
-    *,
-    source: str,
-    mode: EnforcementMode,
-    now: datetime,
-    keyring_path: Path | None = None,
-    trust: TrustAnchors,
-    manifest: Manifest | None = None,
-    use_registry: bool = True,
-) -> Report:
-    """Verify stored proof bytes against the keyring and trust anchors (and the local registry)."""
-    keyring = load_local_keyring(settings, keyring_path)
-    registry = registry_check(settings, keyring) if use_registry else None
-    return verify_proof_bytes(
-        data,
-        source=source,
-        keyring=keyring,
-        mode=mode,
-        now=now,
-        trust=trust,
-        manifest=manifest,
-        registry=registry,
-    )
-
-
-def verify_document(
-    settings: Settings,
-    proof: Proof,
-    *,
-    keyring: Keyring,
-    mode: EnforcementMode,
-    now: datetime,
-    trust: TrustAnchors,
-    registry: RegistryHandle | None = None,
-) -> Report:
-    """Verify a parsed proof against ``keyring`` and ``trust``; ``registry`` is a long-running caller's
-    open registry."""
-    return verify_proof(
-        proof,
-        keyring=keyring,
-        mode=mode,
-        now=now,
-        trust=trust,
-        registry=registry_check(settings, keyring, registry),
-    )
 
 
 # --- key rotation, revocation, attestation (ISSUE 6) ------------------------------------------

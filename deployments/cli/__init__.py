@@ -37,7 +37,7 @@ COMMANDS: dict[str, Lazy] = {
         "lifecycle", "commit", "Commit to supplier and UBO lists: roots and counts, the leaves stay with you."
     ),
     "verify": Lazy(
-        "lifecycle",
+        "verify",
         "verify",
         "Verify a proof: signature, key status, hashes, roots, every rule, sanctions evidence.",
     ),

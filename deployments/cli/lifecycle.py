@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import BaseModel
-from rich.table import Table
 
 from core import reverify, service
-from core.anchors import trust_anchors
 from core.commitments import Commitments, RootScheme
-from core.documents import parse_model
 from core.drift import DriftReport
 from core.errors import InvalidInputError
 from core.fsio import atomic_write
 from core.manifest import Manifest
-from core.modes import CheckStatus, EnforcementMode
+from core.modes import EnforcementMode
 from core.policy.lint import LintMode, has_errors
 from core.proof import proof_file_bytes
 from core.prover import ProofBuild
 from core.sanctions import ListFormat
 from core.screening import load_lists
-from core.verify import Report, summary_line
 from deployments.cli.drift import print_drift
-from deployments.cli.output import JsonFlag, emit, kv_table, now, out, settings, styled
-from deployments.errors import EXIT_FAIL, EXIT_INTEGRITY
+from deployments.cli.output import (
+    JsonFlag,
+    emit,
+    kv_table,
+    load_input,
+    now,
+    out,
+    settings,
+    styled,
+)
+from deployments.cli.verify import BaselineOpt, DriftOpt, ModeOpt
+from deployments.errors import EXIT_FAIL
 
 lists_app = typer.Typer(help="Sanctions and high-risk lists.", no_args_is_help=True, rich_markup_mode=None)
 policy_app = typer.Typer(
@@ -34,16 +39,6 @@ policy_app = typer.Typer(
 )
 manifest_app = typer.Typer(help="Manifests.", no_args_is_help=True, rich_markup_mode=None)
 proof_app = typer.Typer(help="Proofs.", no_args_is_help=True, rich_markup_mode=None)
-
-M = TypeVar("M", bound=BaseModel)
-ModeOpt = Annotated[EnforcementMode, typer.Option("--enforce-mode", help="strict, relaxed or audit.")]
-DriftOpt = Annotated[bool, typer.Option("--drift-detect", help="Score drift against a baseline.")]
-BaselineOpt = Annotated[
-    Path | None,
-    typer.Option(
-        help="Drift baseline proof/manifest (default: the last accepted registry entry of the subject)."
-    ),
-]
 
 
 def _build(name: str) -> Path:
@@ -204,7 +199,7 @@ def manifest_build(
     as_json: JsonFlag = False,
 ) -> None:
     """Bind commitments to a policy (and the list roots) in an unsigned manifest."""
-    c = _load(commitments, Commitments, "commitments")
+    c = load_input(commitments, Commitments, "commitments")
     manifest = service.make_manifest(
         settings(), c, service.load_policy(policy), load_lists(lists) if lists else None, now()
     )
@@ -223,20 +218,6 @@ def manifest_build(
             )
         ),
     )
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInputError("file not found", file=str(path)) from None
-    except IsADirectoryError:
-        raise InvalidInputError("is a directory, expected a file", file=str(path)) from None
-
-
-def _load(path: Path, model: type[M], what: str) -> M:
-    """A JSON document of type ``model`` from ``path``; bad input names the file and field."""
-    return parse_model(model, _read(path), source=str(path), what=f"{what} file")
 
 
 @proof_app.command("build")
@@ -259,7 +240,7 @@ def proof_build(
     as_json: JsonFlag = False,
 ) -> None:
     """Evaluate the policy on the real data, sign, register; exit 3 if refused (--enforce)."""
-    when, m = now(), _load(manifest, Manifest, "manifest")
+    when, m = now(), load_input(manifest, Manifest, "manifest")
     base = reverify.subject_baseline(settings(), m.subject, baseline) if drift_detect else None
     loaded_lists = service.read_lists(lists, sanctions, fmt, high_risk, when)
     built = service.prove(
@@ -295,72 +276,3 @@ def _print_build(built: ProofBuild, target: Path, mode: EnforcementMode, summary
     if "drift" in summary:
         drift = summary["drift"]
         print_drift(drift if isinstance(drift, DriftReport) else None)
-
-
-def _print_report(report: Report) -> None:
-    table = Table(
-        "check",
-        "kind",
-        "status",
-        "message",
-        title=f"result {styled(report.result.value.upper())}",
-        title_justify="left",
-    )
-    for c in report.checks:
-        table.add_row(c.id, c.kind.value, styled(c.status.value), c.message)
-    out.print(table)
-    out.print(summary_line(report), soft_wrap=True)
-
-
-def verify(
-    proof: Annotated[Path, typer.Option(help="proof.json to verify.")],
-    manifest: Annotated[Path | None, typer.Option(help="Also check this manifest matches the proof.")] = None,
-    keyring: Annotated[Path | None, typer.Option(help="Keyring with the prover's public keys.")] = None,
-    mode: ModeOpt = EnforcementMode.STRICT,
-    lists: Annotated[
-        list[Path] | None,
-        typer.Option(help="Also trust this lists.json (repeatable); the installed lists are always trusted."),
-    ] = None,
-    policy: Annotated[
-        list[Path] | None, typer.Option(help="Require the proof's policy to be this one (repeatable).")
-    ] = None,
-    expect_policy_hash: Annotated[
-        list[str] | None, typer.Option(help="Require this policy hash (repeatable).")
-    ] = None,
-    max_list_age_days: Annotated[
-        int | None,
-        typer.Option(min=1, help="Refuse lists built longer ago (default CAP_MAX_LIST_AGE_DAYS or 14)."),
-    ] = None,
-    drift_detect: DriftOpt = False,
-    baseline: BaselineOpt = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Verify a proof: signature, key status, hashes, roots, trusted lists, every rule, sanctions evidence."""
-    data = _read(proof)
-    cfg = (
-        settings().model_copy(update={"max_list_age_days": max_list_age_days})
-        if max_list_age_days
-        else settings()
-    )
-    trust = trust_anchors(
-        cfg, lists=lists or [], policies=policy or [], policy_hashes=expect_policy_hash or []
-    )
-    report = service.verify_file(
-        cfg,
-        data,
-        source=str(proof),
-        mode=mode,
-        now=now(),
-        trust=trust,
-        keyring_path=keyring,
-        manifest=_manifest(manifest) if manifest else None,
-    )
-    if drift_detect:
-        report = reverify.add_drift(cfg, report, data, source=str(proof), baseline=baseline)
-    emit(as_json, report, lambda: _print_report(report))
-    if report.result is CheckStatus.FAIL:
-        raise typer.Exit(EXIT_INTEGRITY if report.integrity_failed else EXIT_FAIL)
-
-
-def _manifest(path: Path) -> Manifest:
-    return _load(path, Manifest, "manifest")

@@ -8,15 +8,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import Console
     from rich.table import Table
 
     from core.settings import Settings
+
+M = TypeVar("M", bound="BaseModel")
 
 
 class _LazyConsole:
@@ -48,6 +52,25 @@ def settings() -> Settings:
     from core.settings import Settings  # lazy: pydantic is not needed to print help
 
     return Settings.from_env()
+
+
+def read_input(path: Path) -> bytes:
+    """The bytes of an input file; a missing file or a directory is a clear input error."""
+    from core.errors import InvalidInputError
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInputError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise InvalidInputError("is a directory, expected a file", file=str(path)) from None
+
+
+def load_input(path: Path, model: type[M], what: str) -> M:
+    """A JSON document of type ``model`` from ``path``; bad input names the file and field."""
+    from core.documents import parse_model
+
+    return parse_model(model, read_input(path), source=str(path), what=f"{what} file")
 
 
 def _plain(value: Any) -> Any:
