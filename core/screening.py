@@ -21,8 +21,6 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from rapidfuzz import process
-from rapidfuzz.distance import Indel
 
 from core.canonical import pretty_bytes
 from core.digest import digests_equal
@@ -329,6 +327,10 @@ class SanctionsList:
         )
 
     def _near(self, query: str, bp: int) -> list[PossibleMatch]:
+        # Only the prover and `cap screen` search near matches: verifying never loads rapidfuzz.
+        from rapidfuzz import process
+        from rapidfuzz.distance import Indel
+
         bound = _distance_bound(len(query), bp)
         if bp not in self._indexes:
             self._indexes[bp] = _SegmentIndex(self.names, bp)

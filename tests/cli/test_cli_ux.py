@@ -4,8 +4,10 @@ signs nothing, ``cap token`` refusing unknown scopes, and a hint under errors th
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import click
 import pytest
@@ -14,10 +16,12 @@ from click.testing import CliRunner
 from deployments.cli import COMMANDS, _report_error, load_command
 from tests.paths import REPO
 
+EXAMPLES = REPO / "examples"
+
 HEAVY = ("prefect", "fastapi", "boto3", "botocore", "httpx", "pydantic", "core.service", "cryptography")
 
 
-def _imported(*args: str) -> set[str]:
+def _imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
     """Top-level-and-below module names a ``cap`` run imports (from ``python -X importtime``)."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "deployments.cli", *args],
@@ -25,20 +29,90 @@ def _imported(*args: str) -> set[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin", **(env or {})},
     )
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     return {
         line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")
     }
 
 
-def _heavy(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+def _heavy(modules: set[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy))
 
 
 def test_cap_help_imports_no_heavy_module_but_a_command_does():
     assert _heavy(_imported("--help")) == []
-    assert "core.service" in _heavy(_imported("verify", "--help"))  # the check does see a heavy import
+    assert "core.service" in _heavy(_imported("commit", "--help"))  # the check does see a heavy import
+
+
+# What `cap verify` must not load: the server, flow, S3 and HTTP stacks, and the domain code only other
+# commands use (prover, policy compiler + YAML, list refresh, SAP, near-match screening, drift scoring).
+VERIFY_HEAVY = (
+    "prefect",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "boto3",
+    "botocore",
+    "httpx",
+    "schemathesis",
+    "rapidfuzz",
+    "yaml",
+    "core.service",
+    "core.prover",
+    "core.policy.compile",
+    "core.lists_refresh",
+    "core.sap",
+    "core.drift",
+)
+
+
+@pytest.fixture
+def verifiable(tmp_path):
+    """A data dir with the keyring and installed lists of the test world, and one small proof it accepts."""
+    from core.fsio import atomic_write
+    from core.keyring import save_keyring
+    from core.proof import proof_file_bytes
+    from core.screening import save_lists
+    from core.settings import Settings
+    from tests.world import World
+
+    world = World(lists_built_at=datetime.now(UTC))
+    settings = Settings(data_dir=tmp_path / "var")
+    save_keyring(settings.layout.keyring, world.keyring)
+    save_lists(settings.layout.lists_dir / "lists.json", world.lists_file)
+    proof = tmp_path / "proof.json"
+    atomic_write(proof, proof_file_bytes(world.build().proof))
+    return proof, {"CAP_DATA_DIR": str(settings.data_dir)}
+
+
+def test_cap_verify_imports_only_what_verifying_needs(verifiable):
+    proof, env = verifiable
+    result = subprocess.run(
+        [sys.executable, "-m", "deployments.cli", "verify", "--proof", str(proof), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = {c["id"]: c["status"] for c in json.loads(result.stdout)["checks"]}
+    assert checks["proof_signature"] == checks["list_root"] == "ok"  # it did verify, not fail early
+    modules = _imported("verify", "--proof", str(proof), env=env)
+    assert "core.verify" in modules
+    assert _heavy(modules, VERIFY_HEAVY) == []
+
+
+def test_verify_import_check_sees_the_rare_paths(verifiable):
+    proof, env = verifiable
+    pinned = _imported(
+        "verify", "--proof", str(proof), "--policy", str(EXAMPLES / "policy.lksg.v1.yml"), env=env
+    )
+    assert {"yaml", "core.policy.compile"} <= set(_heavy(pinned, VERIFY_HEAVY))
+    drift = _imported("verify", "--proof", str(proof), "--drift-detect", env=env)
+    assert "core.drift" in _heavy(drift, VERIFY_HEAVY)
 
 
 def _commands(command: click.Command, path: tuple[str, ...]):
