@@ -12,88 +12,54 @@ Public surface (see ``docs/formats/policy.md``)::
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from core.policy.ir import (
+    ALLOWED_OPS,
+    ALLOWED_SEVERITIES,
+    IR_VERSION,
+    Activation,
+    Adaptivity,
+    IrRule,
+    Op,
+    PolicyIR,
+    Predicate,
+    Severity,
+    build_ir,
+    compute_ir_hash,
+    effective_severity,
+    ir_canonical_bytes,
+    ir_pretty_bytes,
+    load_ir,
+)
+from core.policy.lint import Diagnostic, Level, LintMode, PolicyLintError, has_errors, lint
+from core.policy.select import active_rule_ids, evaluate_predicate
+from core.policy.v1 import (
+    STATEMENT_ROOTS,
+    ConstraintsV1,
+    PolicyV1,
+    policy_v1_hash,
+    rule_constraint,
+    v1_to_ir_rules,
+)
+from core.policy.v2 import InputSpec, LegalBasis, PolicyV2, RuleV2, policy_v2_hash
+
 if TYPE_CHECKING:
     from core.policy.compile import CompiledPolicy, compile_policy
-    from core.policy.ir import (
-        ALLOWED_OPS,
-        ALLOWED_SEVERITIES,
-        IR_VERSION,
-        Activation,
-        Adaptivity,
-        IrRule,
-        Op,
-        PolicyIR,
-        Predicate,
-        Severity,
-        build_ir,
-        compute_ir_hash,
-        effective_severity,
-        ir_canonical_bytes,
-        ir_pretty_bytes,
-        load_ir,
-    )
-    from core.policy.lint import Diagnostic, Level, LintMode, PolicyLintError, has_errors, lint
     from core.policy.load import load_policy_file, load_policy_text
-    from core.policy.select import active_rule_ids, evaluate_predicate
-    from core.policy.v1 import (
-        STATEMENT_ROOTS,
-        ConstraintsV1,
-        PolicyV1,
-        policy_v1_hash,
-        rule_constraint,
-        v1_to_ir_rules,
-    )
-    from core.policy.v2 import InputSpec, LegalBasis, PolicyV2, RuleV2, policy_v2_hash
 
-# Each public name and the module defining it, imported on first use (PEP 562): importing
-# ``core.policy.ir`` (as the verifier does) must not load the YAML loader, linter and compiler.
-_HOME = {
+# The compiler and the YAML loader are imported on first use (PEP 562): the verifier imports
+# ``core.policy.ir`` and must not load them.
+_LAZY = {
     "CompiledPolicy": "core.policy.compile",
     "compile_policy": "core.policy.compile",
-    "ALLOWED_OPS": "core.policy.ir",
-    "ALLOWED_SEVERITIES": "core.policy.ir",
-    "IR_VERSION": "core.policy.ir",
-    "Activation": "core.policy.ir",
-    "Adaptivity": "core.policy.ir",
-    "IrRule": "core.policy.ir",
-    "Op": "core.policy.ir",
-    "PolicyIR": "core.policy.ir",
-    "Predicate": "core.policy.ir",
-    "Severity": "core.policy.ir",
-    "build_ir": "core.policy.ir",
-    "compute_ir_hash": "core.policy.ir",
-    "effective_severity": "core.policy.ir",
-    "ir_canonical_bytes": "core.policy.ir",
-    "ir_pretty_bytes": "core.policy.ir",
-    "load_ir": "core.policy.ir",
-    "Diagnostic": "core.policy.lint",
-    "Level": "core.policy.lint",
-    "LintMode": "core.policy.lint",
-    "PolicyLintError": "core.policy.lint",
-    "has_errors": "core.policy.lint",
-    "lint": "core.policy.lint",
     "load_policy_file": "core.policy.load",
     "load_policy_text": "core.policy.load",
-    "active_rule_ids": "core.policy.select",
-    "evaluate_predicate": "core.policy.select",
-    "STATEMENT_ROOTS": "core.policy.v1",
-    "ConstraintsV1": "core.policy.v1",
-    "PolicyV1": "core.policy.v1",
-    "policy_v1_hash": "core.policy.v1",
-    "rule_constraint": "core.policy.v1",
-    "v1_to_ir_rules": "core.policy.v1",
-    "InputSpec": "core.policy.v2",
-    "LegalBasis": "core.policy.v2",
-    "PolicyV2": "core.policy.v2",
-    "RuleV2": "core.policy.v2",
-    "policy_v2_hash": "core.policy.v2",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _HOME:
+    if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOME[name]), name)
+    value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
 

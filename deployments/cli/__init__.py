@@ -39,7 +39,8 @@ COMMANDS: dict[str, Lazy] = {
     "verify": Lazy(
         "verify",
         "verify",
-        "Verify a proof: signature, key status, hashes, roots, every rule, sanctions evidence.",
+        "Verify a proof: signature, key status, hashes, roots, trusted lists, every rule, sanctions "
+        "evidence.",
     ),
     "screen": Lazy(
         "screen",
