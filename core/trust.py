@@ -124,6 +124,11 @@ def _parse_time(text: str) -> datetime | None:
 
 
 def _roots(manifest: Manifest) -> str:
+    if manifest.sanctions_root is None:
+        text = "manifest has no sanctions_root"
+        return text + (
+            f" (jurisdiction root {manifest.jurisdiction_root})" if manifest.jurisdiction_root else ""
+        )
     text = f"sanctions root {manifest.sanctions_root}"
     return text + (f" (jurisdiction root {manifest.jurisdiction_root})" if manifest.jurisdiction_root else "")
 
@@ -133,7 +138,7 @@ def _problem(
 ) -> tuple[str | None, TrustedLists | None]:
     """Why the manifest's lists are not trusted (None if they are), and the matching trusted lists."""
     if not anchors.lists:
-        return f"proof's {_roots(manifest)} cannot be checked: no trusted lists; {INSTALL_HINT}", None
+        return f"{_roots(manifest)}: cannot be checked, no trusted lists; {INSTALL_HINT}", None
     trusted = anchors.find(manifest)
     if trusted is None:
         known = "; ".join(t.describe() for t in anchors.lists)
