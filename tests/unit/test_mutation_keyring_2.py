@@ -24,7 +24,7 @@ from core.keyring import (
     read_floor,
     save_keyring,
 )
-from core.keys import format_timestamp
+from core.keys import KeyStatus, format_timestamp
 from core.modes import CheckStatus, EnforcementMode
 from tests.vectorgen import gen_keys
 
@@ -182,3 +182,15 @@ def test_a_new_generation_reload_happens_at_the_given_time(tmp_path):
     generation.write_text('{"n": 2}')
     watcher.current(LATER)
     assert watcher.loaded_at == LATER and watcher.last_error is None
+
+
+def test_in_single_key_mode_a_leftover_dual_accept_date_does_not_retire_a_second_active_key(tmp_path):
+    path = tmp_path / "keyring.json"
+    second = entry_from_metadata(NEXT, status=KeyStatus.ACTIVE)
+    save_keyring(
+        path,
+        _bump(_v1(), keys=(*_v1().keys, second), dual_accept_until=format_timestamp(NOW + timedelta(days=1))),
+    )
+    watcher = KeyringWatcher(path)
+    verdict = watcher.acceptance(NEXT.kid, EnforcementMode.STRICT, NOW + timedelta(days=2))
+    assert verdict.status is CheckStatus.OK and verdict.reason == f"key {NEXT.kid} is active"
