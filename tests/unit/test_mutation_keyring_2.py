@@ -10,9 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from core.errors import InvalidInputError, RotationError
+from core.errors import CapError, IntegrityError, InvalidInputError, NotFoundError, RotationError
 from core.fsio import atomic_write
 from core.keyring import (
+    KEYRING_SCHEMA,
     HistoryEvent,
     Keyring,
     KeyringMode,
@@ -21,6 +22,8 @@ from core.keyring import (
     entry_from_metadata,
     floor_path,
     keyring_file_bytes,
+    load_keyring,
+    parse_keyring,
     read_floor,
     save_keyring,
 )
@@ -194,3 +197,68 @@ def test_in_single_key_mode_a_leftover_dual_accept_date_does_not_retire_a_second
     watcher = KeyringWatcher(path)
     verdict = watcher.acceptance(NEXT.kid, EnforcementMode.STRICT, NOW + timedelta(days=2))
     assert verdict.status is CheckStatus.OK and verdict.reason == f"key {NEXT.kid} is active"
+
+
+# --- what the keyring and floor files' errors say ---------------------------------------------------------
+
+
+def test_a_missing_keyring_file_is_named(tmp_path):
+    path = tmp_path / "keyring.json"
+    with pytest.raises(NotFoundError) as caught:
+        load_keyring(path)
+    assert caught.value.code == "keyring_not_found" and caught.value.message == "keyring file not found"
+    assert caught.value.details["file"] == str(path)
+
+
+def test_a_keyring_that_is_not_json_names_the_file_the_format_and_the_schema(tmp_path):
+    path = tmp_path / "keyring.json"
+    path.write_text("{not json")
+    with pytest.raises(InvalidInputError) as caught:
+        load_keyring(path)
+    error = caught.value
+    assert error.message.startswith("keyring is not JSON")
+    assert error.details["file"] == str(path) and error.details["expected"] == KEYRING_SCHEMA
+
+
+def test_a_structurally_wrong_keyring_names_the_source_it_was_given():
+    broken = _v1().model_copy(update={"default_signing_kid": NEXT.kid})  # default not among the keys
+    with pytest.raises(CapError) as caught:
+        parse_keyring(keyring_file_bytes(broken), source="/data/keyring.json")
+    assert caught.value.details["file"] == "/data/keyring.json"
+
+
+def test_history_beyond_the_keyring_version_names_the_order_problem():
+    event = HistoryEvent(version=3, action="test", actor="ops", at=format_timestamp(NOW))
+    broken = _bump(_v1()).model_copy(update={"history": (*_v1().history, event)})
+    with pytest.raises(IntegrityError) as caught:
+        parse_keyring(keyring_file_bytes(broken), source="k.json")
+    error = caught.value
+    assert (error.code, error.message) == ("keyring_history_order", "history versions are not monotonic")
+    assert error.details["found"] == 3 and error.details["expected"] == "between 1 and 2"
+
+
+def test_a_rollback_names_the_file_the_version_found_and_the_floor():
+    with pytest.raises(RotationError) as caught:
+        parse_keyring(keyring_file_bytes(_v1()), source="k.json", min_version=2)
+    error = caught.value
+    assert error.message == "keyring version is older than the one already trusted"
+    assert error.details == {"file": "k.json", "found": 1, "expected": ">= 2"}
+
+
+def test_saving_an_older_keyring_never_lowers_the_floor(tmp_path):
+    path = tmp_path / "keyring.json"
+    save_keyring(path, _bump(_dual(_v1())))
+    assert read_floor(floor_path(path)) == 3
+    save_keyring(path, _v1())  # an operator writing an older keyring on purpose
+    assert read_floor(floor_path(path)) == 3
+
+
+def test_a_malformed_floor_file_is_named_with_its_schema(tmp_path):
+    path = tmp_path / "keyring.floor.json"
+    path.write_text('{"schema": "cap-keyring-floor.v1", "version": 0}')
+    with pytest.raises(InvalidInputError) as caught:
+        read_floor(path)
+    error = caught.value
+    assert error.message.startswith("invalid keyring floor")
+    assert error.details["file"] == str(path) and error.details["expected"] == "cap-keyring-floor.v1"
+    assert error.details["field"] == "version"
