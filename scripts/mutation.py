@@ -219,12 +219,14 @@ def collect(
     return result
 
 
-def recheck(module: str, out: Path) -> dict[str, object]:
+def recheck(module: str, out: Path, only: list[str] | None = None) -> dict[str, object]:
     """Re-run the module's current tests against each mutant a finished run left alive, without a new run.
 
     Each mutant is applied (``mutmut apply``) to a pristine copy of the module in the run directory and the
     mapped test files, copied fresh from the working tree, run against it. Mutants whose tests now fail are
     recorded as killed in ``<slug>.json`` under ``rechecked``; a full run gives the same answer, slower.
+    ``only`` runs just those test files (the ones added for the survivors): a mutant they kill is killed,
+    one they miss is recorded as surviving even if another mapped file would have caught it.
     """
     workdir = BUILD / "work" / slug(module)
     result_path = out / f"{slug(module)}.json"
@@ -235,7 +237,7 @@ def recheck(module: str, out: Path) -> dict[str, object]:
         shutil.copy(source, pristine)
     shutil.rmtree(workdir / "tests")
     shutil.copytree(REPO / "tests", workdir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    tests = existing(TESTS[module])
+    tests = only or existing(TESTS[module])
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     env = dict(os.environ, PYTHONPATH=str(workdir), PYTHONDONTWRITEBYTECODE="1")
     rechecked: dict[str, str] = {}
@@ -286,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         "--recheck", action="store_true", help="re-test the survivors of the last run with the current tests"
     )
     parser.add_argument(
+        "--tests",
+        nargs="+",
+        help="with --recheck: only these test files (e.g. the ones added for the survivors)",
+    )
+    parser.add_argument(
         "--collect", action="store_true", help="write the results of an interrupted run (partial) and stop"
     )
     parser.add_argument("--rev", help="mutate and test this git revision instead of the working tree")
@@ -317,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.recheck:
         for module in args.modules or list(TESTS):
-            result = recheck(module, args.out.resolve())
+            result = recheck(module, args.out.resolve(), args.tests)
             alive = [n for n, v in dict(result["rechecked"]).items() if v == "survived"]  # type: ignore[call-overload]
             print(f"{module}: {len(alive)} of {len(result['rechecked'])} survivors still alive")  # type: ignore[arg-type]
         return 0
