@@ -12,12 +12,14 @@ import pytest
 
 from core.errors import IntegrityError, InvalidInputError, NotFoundError
 from core.merkle import merkle_root
-from core.name_keys import KeyVersion, key_of_normalised
+from core.name_keys import KeyVersion, key_of_normalised, normalise_name
 from core.sanctions import RiskLevel
 from core.screening import LISTS_SCHEMA, SanctionsList, build_lists, check_lists, load_lists, save_lists
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-LIST = SanctionsList({f"listed person {i}": [f"t:{i}"] for i in range(5)}, ["test"])
+LIST = SanctionsList(
+    {normalise_name(f"listed person {i}", KeyVersion.V1): [f"t:{i}"] for i in range(5)}, ["test"]
+)
 
 
 def _doc(tmp_path, mutate):
