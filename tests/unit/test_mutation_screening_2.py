@@ -156,3 +156,13 @@ def test_a_hit_reports_the_key_as_0x_hex():
     name = LIST.names[0]
     (hit,) = LIST.screen([name]).hits
     assert hit.key == "0x" + key_of_normalised(name).hex() and hit.refs == LIST.refs[0]
+
+
+def test_a_listed_name_without_letters_names_its_entry():
+    from core.sanctions import SanctionsEntry
+
+    entry = SanctionsEntry(source="ofac", entry_id="42", primary_name="Real Name", aliases=("+++",))
+    with pytest.raises(InvalidInputError) as caught:
+        SanctionsList.from_entries([entry], ["ofac"])
+    error = caught.value
+    assert error.details == {"field": "name", "entry": entry.ref, "expected": "a name"}
