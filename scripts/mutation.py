@@ -277,6 +277,61 @@ def recheck(module: str, out: Path, only: list[str] | None = None) -> dict[str, 
     return result
 
 
+# Runs inside the run directory's trampolined ``mutants/`` copy: mutmut's trampoline reads MUTANT_UNDER_TEST
+# at every call, so one process can test mutant after mutant without paying Python and pytest start-up.
+_IN_PROCESS = """
+import json, os, sys
+import pytest
+names, args = json.loads(sys.argv[1]), sys.argv[2:]
+def run(name):
+    os.environ["MUTANT_UNDER_TEST"] = name
+    return pytest.main([*args, "-x", "-q", "--no-header", "-p", "no:randomly", "-p", "no:cacheprovider"])
+assert run("") == 0, "the tests fail without any mutant"
+for name in names:
+    print("RESULT", name, "killed" if run(name) == 1 else "survived", flush=True)
+assert run("") == 0, "the tests fail without any mutant after the run (state leaked between mutants)"
+"""
+
+
+def recheck_in_process(module: str, out: Path, only: list[str] | None = None) -> dict[str, object]:
+    """:func:`recheck` in one pytest process (the trampolined copy in ``mutants/``): much faster, same
+    answers as long as the tests leave no state behind, which two clean runs before and after check."""
+    workdir = BUILD / "work" / slug(module)
+    mutants = workdir / "mutants"
+    result_path = out / f"{slug(module)}.json"
+    result = json.loads(result_path.read_text("utf-8"))
+    shutil.rmtree(mutants / "tests")
+    shutil.copytree(REPO / "tests", mutants / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    tests = only or existing(TESTS[module])
+    equivalent_file = REPO / "scripts" / "mutation_equivalents.json"
+    equivalent = json.loads(equivalent_file.read_text("utf-8")) if equivalent_file.exists() else {}
+    names = [a["name"] for a in result["alive"] if a["name"] not in equivalent]  # type: ignore[union-attr]
+    args = [*tests, "-p", "no:xdist", "-k", f"not ({' or '.join(DESELECT)})"]
+    env = dict(os.environ, PYTHONPATH=str(mutants), PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run(
+        ["nice", "-n", "15", sys.executable, "-c", _IN_PROCESS, json.dumps(names), *args],
+        cwd=mutants,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rechecked = dict(result.get("rechecked", {}))  # type: ignore[call-overload]
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            _, name, verdict = line.split()
+            rechecked[name] = verdict
+            print(f"{name}: {verdict}", flush=True)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"in-process recheck failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    result["rechecked"] = rechecked
+    result["recheck_tests"] = tests
+    result_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -286,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the module -> tests mapping and stop")
     parser.add_argument(
         "--recheck", action="store_true", help="re-test the survivors of the last run with the current tests"
+    )
+    parser.add_argument(
+        "--in-process", action="store_true", help="with --recheck: all survivors in one pytest process"
     )
     parser.add_argument(
         "--tests",
@@ -324,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.recheck:
         for module in args.modules or list(TESTS):
-            result = recheck(module, args.out.resolve(), args.tests)
+            check = recheck_in_process if args.in_process else recheck
+            result = check(module, args.out.resolve(), args.tests)
             alive = [n for n, v in dict(result["rechecked"]).items() if v == "survived"]  # type: ignore[call-overload]
             print(f"{module}: {len(alive)} of {len(result['rechecked'])} survivors still alive")  # type: ignore[arg-type]
         return 0
