@@ -147,7 +147,7 @@ def test_a_reused_version_is_refused_with_a_message_naming_the_file(watched):
     error = watcher.last_error
     assert isinstance(error, RotationError) and error.code == "keyring_version_reused"
     assert error.message == "keyring changed without a new version"
-    assert error.details["file"] == str(path) and error.details["expected"] == "> 1"
+    assert error.details == {"file": str(path), "found": 1, "expected": "> 1"}
 
 
 def test_acceptance_loads_at_the_given_time_and_a_known_kid_does_not_use_up_the_refresh(watched):
