@@ -198,9 +198,15 @@ def test_older_keyring_is_refused_then_allowed_with_a_warning(made):
     live, store, _ = made
     write_keyring(live, 5)
     with pytest.raises(VerificationError) as caught:
-        verify(store, live)
+        run_restore(store, "b1", live, SIGNER, now=NOW, options=RestoreOptions())
     assert caught.value.code == "keyring_rollback"
     assert caught.value.details["expected"] == ">= 5"
+    checks = {c.id: c for s in verify(store, live).steps for c in s.checks}  # only verifying: a warning
+    assert checks["keyring_decision"].status == "warn"
+    assert (
+        "backup keyring v3 is older than live v5; a real restore needs a choice"
+        in checks["keyring_decision"].message
+    )
     receipt = verify(store, live, allow_key_rollback=True)
     checks = {c.id: c for s in receipt.steps for c in s.checks}
     assert (checks["keyring"].status, checks["keyring"].message) == ("warn", "version 3 (live 5)")
