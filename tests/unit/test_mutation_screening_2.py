@@ -166,3 +166,27 @@ def test_a_listed_name_without_letters_names_its_entry():
         SanctionsList.from_entries([entry], ["ofac"])
     error = caught.value
     assert error.details == {"field": "name", "entry": entry.ref, "expected": "a name"}
+
+
+def test_a_threshold_out_of_range_is_refused_naming_it():
+    with pytest.raises(InvalidInputError) as caught:
+        LIST.screen(["anna"], threshold=1.5)
+    assert caught.value.details == {"field": "threshold", "expected": "0.5 < threshold <= 1.0"}
+
+
+def test_a_key_of_the_wrong_length_is_refused_naming_it():
+    with pytest.raises(InvalidInputError) as caught:
+        LIST.contains(b"short")
+    assert caught.value.details == {"field": "key", "expected": "32 bytes"}
+
+
+def test_a_near_match_scores_its_indel_similarity_in_basis_points():
+    near = SanctionsList({"anna schmid": ["t:1"]}, ["test"]).near_matches("Anna Schmidt")
+    assert [(m.candidate, m.score_bp) for m in near] == [("anna schmid", 10000 * 22 // 23)]
+
+
+def test_a_partner_whose_matching_segment_sits_left_of_its_own_start_is_found():
+    # Pass-Join's window for segment i starts at start - i: found by a random search against a narrower window
+    names = ["aaaabaabaa", "aabaaabbb", "abaaa", "ababbaba", "abbbbb", "baabaabab", "babab", "bbaabbabab"]
+    listed = SanctionsList({n: ["t"] for n in names}, ["test"])
+    assert "baabaabab" in {m.candidate for m in listed.near_matches("aabaabbb", threshold=0.8)}
