@@ -49,19 +49,34 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_backup_roundtrip.py",
         "tests/unit/test_mutation_backup_manifest.py",
     ],
-    "core/backup/scan.py": ["tests/unit/test_backup_scan.py", "tests/unit/test_mutation_backup_scan.py"],
+    "core/backup/scan.py": [
+        "tests/unit/test_backup_scan.py",
+        "tests/unit/test_mutation_backup_scan.py",
+        "tests/security/test_secret_scan.py",
+        "tests/unit/test_mutation_backup_scan_2.py",
+    ],
     "core/backup/restore.py": [
         "tests/unit/test_backup_tamper.py",
         "tests/unit/test_backup_roundtrip.py",
         "tests/unit/test_backup_restore_crash.py",
         "tests/unit/test_mutation_backup_restore.py",
+        "tests/unit/test_restore_state.py",
+        "tests/security/test_backup_attacks.py",
+        "tests/unit/test_mutation_backup_restore_2.py",
     ],
     "core/keyring.py": [
         "tests/unit/test_keyring.py",
         "tests/unit/test_rotation.py",
         "tests/unit/test_mutation_keyring.py",
+        "tests/unit/test_restore_state.py",
+        "tests/unit/test_mutation_keyring_2.py",
     ],
-    "core/screening.py": ["tests/unit/test_screening.py", "tests/unit/test_mutation_screening.py"],
+    "core/screening.py": [
+        "tests/unit/test_screening.py",
+        "tests/unit/test_mutation_screening.py",
+        "tests/unit/test_name_keys.py",
+        "tests/unit/test_mutation_screening_2.py",
+    ],
     "core/manifest.py": ["tests/unit/test_proof_verify.py", "tests/unit/test_mutation_verify.py"],
     "core/proof.py": ["tests/unit/test_proof_verify.py", "tests/unit/test_mutation_verify.py"],
     "core/context.py": ["tests/unit/test_proof_verify.py", "tests/unit/test_mutation_verify.py"],
@@ -105,9 +120,12 @@ def prepare(module: str, workdir: Path, rev: str | None) -> list[str]:
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
         shutil.copytree(REPO / "core", workdir / "core", ignore=ignore)
         shutil.copytree(REPO / "tests", workdir / "tests", ignore=ignore)
+    # Tests that build a real data dir read the example policy (tests/unit/test_backup_service.py real_state).
+    shutil.copytree(REPO / "examples", workdir / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     tests = [t for t in TESTS[module] if (workdir / t).exists()]
     config = {
         "source_paths": ["core"],
+        "also_copy": ["examples"],
         "only_mutate": [module],
         "pytest_add_cli_args": [
             *("-p", "no:randomly", "-p", "no:xdist", "-p", "no:cacheprovider", "-q"),
@@ -145,7 +163,9 @@ def diffs_of(workdir: Path, module: str, names: list[str]) -> dict[str, str]:
         os.chdir(here)
 
 
-def run_module(module: str, children: int, out: Path, rev: str | None) -> dict[str, object]:
+def run_module(
+    module: str, children: int, out: Path, rev: str | None, sample: str | None = None
+) -> dict[str, object]:
     workdir = BUILD / "work" / slug(module)
     tests = prepare(module, workdir, rev)
     mutmut = str(Path(sys.executable).with_name("mutmut"))
@@ -153,7 +173,8 @@ def run_module(module: str, children: int, out: Path, rev: str | None) -> dict[s
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     log = (out / f"{slug(module)}.log").open("w")
     done = subprocess.run(
-        ["nice", "-n", "15", mutmut, "run", "--max-children", str(children)],
+        ["nice", "-n", "15", mutmut, "run", "--max-children", str(children)]
+        + ([f"{slug(module)}.*__mutmut_{sample}"] if sample else []),
         cwd=workdir,
         env=env,
         stdout=log,
@@ -164,10 +185,12 @@ def run_module(module: str, children: int, out: Path, rev: str | None) -> dict[s
     seconds = round(time.monotonic() - started)
     if done.returncode != 0:
         raise SystemExit(f"mutmut failed on {module} (exit {done.returncode}); see {log.name}")
-    return collect(module, out, tests, rev, seconds)
+    return collect(module, out, tests, rev, seconds, sample)
 
 
-def collect(module: str, out: Path, tests: list[str], rev: str | None, seconds: int) -> dict[str, object]:
+def collect(
+    module: str, out: Path, tests: list[str], rev: str | None, seconds: int, sample: str | None = None
+) -> dict[str, object]:
     """Counts and survivors' diffs from a run directory; an interrupted run gives a partial result."""
     workdir = BUILD / "work" / slug(module)
     by_name = statuses(workdir, module)
@@ -187,6 +210,7 @@ def collect(module: str, out: Path, tests: list[str], rev: str | None, seconds: 
         "counts": counts,
         "seconds": seconds,
         "not_checked": counts.get("not checked", 0),
+        "sample": sample,
         "alive": [
             {"name": n, "status": by_name[n], "diff": d} for n, d in diffs_of(workdir, module, alive).items()
         ],
@@ -195,12 +219,14 @@ def collect(module: str, out: Path, tests: list[str], rev: str | None, seconds: 
     return result
 
 
-def recheck(module: str, out: Path) -> dict[str, object]:
+def recheck(module: str, out: Path, only: list[str] | None = None) -> dict[str, object]:
     """Re-run the module's current tests against each mutant a finished run left alive, without a new run.
 
     Each mutant is applied (``mutmut apply``) to a pristine copy of the module in the run directory and the
     mapped test files, copied fresh from the working tree, run against it. Mutants whose tests now fail are
     recorded as killed in ``<slug>.json`` under ``rechecked``; a full run gives the same answer, slower.
+    ``only`` runs just those test files (the ones added for the survivors): a mutant they kill is killed,
+    one they miss is recorded as surviving even if another mapped file would have caught it.
     """
     workdir = BUILD / "work" / slug(module)
     result_path = out / f"{slug(module)}.json"
@@ -211,7 +237,7 @@ def recheck(module: str, out: Path) -> dict[str, object]:
         shutil.copy(source, pristine)
     shutil.rmtree(workdir / "tests")
     shutil.copytree(REPO / "tests", workdir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    tests = existing(TESTS[module])
+    tests = only or existing(TESTS[module])
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     env = dict(os.environ, PYTHONPATH=str(workdir), PYTHONDONTWRITEBYTECODE="1")
     rechecked: dict[str, str] = {}
@@ -251,6 +277,61 @@ def recheck(module: str, out: Path) -> dict[str, object]:
     return result
 
 
+# Runs inside the run directory's trampolined ``mutants/`` copy: mutmut's trampoline reads MUTANT_UNDER_TEST
+# at every call, so one process can test mutant after mutant without paying Python and pytest start-up.
+_IN_PROCESS = """
+import json, os, sys
+import pytest
+names, args = json.loads(sys.argv[1]), sys.argv[2:]
+def run(name):
+    os.environ["MUTANT_UNDER_TEST"] = name
+    return pytest.main([*args, "-x", "-q", "--no-header", "-p", "no:randomly", "-p", "no:cacheprovider"])
+assert run("") == 0, "the tests fail without any mutant"
+for name in names:
+    print("RESULT", name, "killed" if run(name) == 1 else "survived", flush=True)
+assert run("") == 0, "the tests fail without any mutant after the run (state leaked between mutants)"
+"""
+
+
+def recheck_in_process(module: str, out: Path, only: list[str] | None = None) -> dict[str, object]:
+    """:func:`recheck` in one pytest process (the trampolined copy in ``mutants/``): much faster, same
+    answers as long as the tests leave no state behind, which two clean runs before and after check."""
+    workdir = BUILD / "work" / slug(module)
+    mutants = workdir / "mutants"
+    result_path = out / f"{slug(module)}.json"
+    result = json.loads(result_path.read_text("utf-8"))
+    shutil.rmtree(mutants / "tests")
+    shutil.copytree(REPO / "tests", mutants / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    tests = only or existing(TESTS[module])
+    equivalent_file = REPO / "scripts" / "mutation_equivalents.json"
+    equivalent = json.loads(equivalent_file.read_text("utf-8")) if equivalent_file.exists() else {}
+    names = [a["name"] for a in result["alive"] if a["name"] not in equivalent]  # type: ignore[union-attr]
+    args = [*tests, "-p", "no:xdist", "-k", f"not ({' or '.join(DESELECT)})"]
+    env = dict(os.environ, PYTHONPATH=str(mutants), PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run(
+        ["nice", "-n", "15", sys.executable, "-c", _IN_PROCESS, json.dumps(names), *args],
+        cwd=mutants,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rechecked = dict(result.get("rechecked", {}))  # type: ignore[call-overload]
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            _, name, verdict = line.split()
+            rechecked[name] = verdict
+            print(f"{name}: {verdict}", flush=True)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"in-process recheck failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    result["rechecked"] = rechecked
+    result["recheck_tests"] = tests
+    result_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -262,9 +343,22 @@ def main(argv: list[str] | None = None) -> int:
         "--recheck", action="store_true", help="re-test the survivors of the last run with the current tests"
     )
     parser.add_argument(
+        "--in-process", action="store_true", help="with --recheck: all survivors in one pytest process"
+    )
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        help="with --recheck: only these test files (e.g. the ones added for the survivors)",
+    )
+    parser.add_argument(
         "--collect", action="store_true", help="write the results of an interrupted run (partial) and stop"
     )
     parser.add_argument("--rev", help="mutate and test this git revision instead of the working tree")
+    parser.add_argument(
+        "--sample",
+        help="run only the mutants whose number matches this glob, e.g. '*[05]' (every fifth): a "
+        "systematic sample across all functions when a full run does not fit the time",
+    )
     parser.add_argument(
         "--out", type=Path, default=BUILD, help="where the results go (default build/mutation)"
     )
@@ -288,13 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.recheck:
         for module in args.modules or list(TESTS):
-            result = recheck(module, args.out.resolve())
+            check = recheck_in_process if args.in_process else recheck
+            result = check(module, args.out.resolve(), args.tests)
             alive = [n for n, v in dict(result["rechecked"]).items() if v == "survived"]  # type: ignore[call-overload]
             print(f"{module}: {len(alive)} of {len(result['rechecked'])} survivors still alive")  # type: ignore[arg-type]
         return 0
     below = []
     for module in args.modules or list(TESTS):
-        result = run_module(module, args.children, args.out.resolve(), args.rev)
+        result = run_module(module, args.children, args.out.resolve(), args.rev, args.sample)
         print(
             f"{module}: {result['killed']}/{result['total']} killed = {result['score']} % "
             f"({result['seconds']} s) {result['counts']}",

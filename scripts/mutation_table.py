@@ -31,6 +31,13 @@ def load(directory: Path) -> dict[str, dict[str, object]]:
     return out
 
 
+def _partial(result: dict, all_mutants: int) -> str:
+    sample = result.get("sample")
+    if sample:
+        return f" sampled of {all_mutants} (mutants numbered `{sample}`)"
+    return f" checked of {all_mutants} (partial run)"
+
+
 def render(results: dict[str, dict], before: dict[str, dict], equivalents: dict[str, str]) -> str:
     from mutation import TESTS  # the mapping decides the row order
 
@@ -56,7 +63,7 @@ def render(results: dict[str, dict], before: dict[str, dict], equivalents: dict[
         tests = ", ".join(Path(t).name for t in r["tests"])
         killed_text = f"{killed} ({len(late)} on recheck)" if late else str(killed)
         lines.append(
-            f"| `{module}` | {total}{f' checked of {total + unchecked} (partial run)' if unchecked else ''} "
+            f"| `{module}` | {total}{_partial(r, total + unchecked) if unchecked else ''} "
             f"| {killed_text} | {len(alive)} | {score} % | {len(accepted)} | {net} "
             f"| {was_text} | {tests} |"
         )
