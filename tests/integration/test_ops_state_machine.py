@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from core import service
+from core.anchors import trust_anchors
 from core.backup import service as backups
 from core.errors import ConflictError, NotFoundError, RotationError, VerificationError
 from core.generation import generation_number
@@ -224,13 +225,16 @@ class OpsMachine(RuleBasedStateMachine):
         lists = self.s.layout.lists_dir
         lists.mkdir(exist_ok=True)
         shutil.copy(Path("examples/high_risk.csv"), lists / "high_risk.csv")
+        fresh = World(lists_built_at=_now()).lists_file  # the lists the proofs are screened against
+        assert fresh is not None
+        service.install_lists(self.s, fresh, _now(), actor="test")
 
     @rule()
     def prove(self) -> None:
         RAN["prove"] += 1
         now = _now()
         signer = service.default_signer(self.s)
-        built = World(signer=signer).build()
+        built = World(signer=signer, lists_built_at=now).build()
         entry = service.register_proof(self.s, built.proof, built.verdict, signer, now)
         assert entry.id not in self.issued, f"entry id {entry.id} handed out twice"
         self.issued.add(entry.id)
@@ -262,7 +266,14 @@ class OpsMachine(RuleBasedStateMachine):
             self.served_generation = generation
         if self.proof is None:
             return
-        cli = service.verify_file(self.s, self.proof, source="proof", mode=EnforcementMode.STRICT, now=_now())
+        cli = service.verify_file(
+            self.s,
+            self.proof,
+            source="proof",
+            mode=EnforcementMode.STRICT,
+            now=_now(),
+            trust=trust_anchors(self.s),
+        )
         assert self._api_verdict() == cli.result.value.upper()
 
     def _api_verdict(self) -> str:
@@ -279,7 +290,7 @@ class OpsMachine(RuleBasedStateMachine):
             path = self.live.root / "proof.json"
             path.write_bytes(self.proof)
             done = run_cap("verify", "--proof", str(path), "--json", env=self.live.env)
-            assert done.returncode in (0, 1, 4), done.stderr
+            assert done.returncode in (0, 1, 3, 4), done.stderr  # a verdict (3: FAIL), never bad input/crash
             assert str(json.loads(done.stdout)["result"]).upper() == self._api_verdict()
 
 
@@ -316,10 +327,15 @@ def test_the_verdicts_compared_can_differ(live):
     service.rotate_signing_key(
         s, RotationRequest(phase=RotationPhase(2), force=True), _now(), confirm=lambda p: True
     )
-    proof = proof_file_bytes(World(signer=service.KeyStore(s.layout).signer(first)).build().proof)
-    before = service.verify_file(s, proof, source="proof", mode=EnforcementMode.STRICT, now=_now()).result
+    world = World(signer=service.KeyStore(s.layout).signer(first), lists_built_at=_now())
+    assert world.lists_file is not None
+    service.install_lists(s, world.lists_file, _now(), actor="test")
+    proof = proof_file_bytes(world.build().proof)
+    trust = trust_anchors(s)
+    strict = EnforcementMode.STRICT
+    before = service.verify_file(s, proof, source="proof", mode=strict, now=_now(), trust=trust).result
     service.revoke_signing_key(s, first, _now(), reason="compromised")
-    after = service.verify_file(s, proof, source="proof", mode=EnforcementMode.STRICT, now=_now()).result
+    after = service.verify_file(s, proof, source="proof", mode=strict, now=_now(), trust=trust).result
     assert before is not CheckStatus.FAIL and after is CheckStatus.FAIL
     machine = OpsMachine.__new__(OpsMachine)
     machine.live, machine.proof = live, proof
