@@ -46,6 +46,7 @@ def failing(report):
 
 
 def verify(world, proof, mode=STRICT, **kwargs):
+    kwargs.setdefault("trust", world.trust)
     return verify_proof(proof, keyring=world.keyring, mode=mode, now=NOW, **kwargs)
 
 
@@ -396,7 +397,8 @@ def test_without_a_sanctions_root_the_screening_rules_fail_closed():
     report = verify(w, w.build(AUDIT).proof, RELAXED)
     checks = checks_of(report)
     assert checks[f"rule:{SUPPLIERS_RULE}"].status is CheckStatus.FAIL
-    assert "manifest has no sanctions_root" in checks[f"rule:{SUPPLIERS_RULE}"].message
+    assert "cannot be evaluated without trusted lists" in checks[f"rule:{SUPPLIERS_RULE}"].message
+    assert checks["list_root"].status is CheckStatus.FAIL
     assert checks["rule:require_statement_root_sanctions_root"].status is CheckStatus.FAIL
 
 
@@ -405,17 +407,19 @@ def test_without_a_sanctions_root_the_screening_rules_fail_closed():
     [
         pytest.param(
             {"supplier_count": True},
-            {f"evidence:{SUPPLIERS_RULE}", "evidence:supplier_count_max"},
+            {f"evidence:{SUPPLIERS_RULE}", "evidence:supplier_count_max", "public:supplier_count"},
             id="bool_count",
         ),
-        pytest.param({"max_supplier_tier": None}, {"evidence:max_tier"}, id="dropped"),
+        pytest.param(
+            {"max_supplier_tier": None}, {"evidence:max_tier", "public:max_supplier_tier"}, id="dropped"
+        ),
     ],
 )
 def test_disclosed_scalars_that_are_missing_or_wrong_typed_fail(world, good, public, failed):
     values = {k: v for k, v in {**good.public, **public}.items() if v is not None}
     report = verify(world, resign(world, good, public=values))
     assert failing(report) == failed
-    for check_id in failed:
+    for check_id in failed - {"public:supplier_count", "public:max_supplier_tier"}:
         assert checks_of(report)[check_id].message == "proof claims pass but re-evaluation gives error"
 
 
@@ -428,13 +432,15 @@ def _failed_reports():
 
 def test_unreadable_bytes_are_one_failed_format_check_naming_the_file(world):
     before = _failed_reports()
-    report = verify_proof_bytes(b"{}", keyring=world.keyring, mode=AUDIT, now=NOW, source="p.json")
+    report = verify_proof_bytes(
+        b"{}", keyring=world.keyring, mode=AUDIT, now=NOW, trust=world.trust, source="p.json"
+    )
     assert _failed_reports() == before + 1
     (check,) = report.checks
     assert (check.id, check.kind, check.status) == ("proof_format", CheckKind.INTEGRITY, CheckStatus.FAIL)
     assert "file p.json" in check.message
     assert report.mode is AUDIT and report.integrity_failed
-    unnamed = verify_proof_bytes(b"{}", keyring=world.keyring, mode=AUDIT, now=NOW)
+    unnamed = verify_proof_bytes(b"{}", keyring=world.keyring, mode=AUDIT, now=NOW, trust=world.trust)
     assert "file <proof>" in unnamed.checks[0].message
 
 
@@ -446,7 +452,13 @@ def test_bytes_verification_passes_the_given_manifest_and_registry_on(world, goo
         return Check(id="registry", kind=CheckKind.REGISTRY, status=CheckStatus.OK, message="registered")
 
     report = verify_proof_bytes(
-        data, keyring=world.keyring, mode=STRICT, now=NOW, manifest=other, registry=registry
+        data,
+        keyring=world.keyring,
+        mode=STRICT,
+        now=NOW,
+        trust=world.trust,
+        manifest=other,
+        registry=registry,
     )
     checks = checks_of(report)
     assert checks["manifest_match"].message == "given manifest differs from the proof's in subject, ubo_root"
@@ -462,7 +474,10 @@ def test_rule_failure_alone_is_not_an_integrity_failure():
 def test_stored_bytes_round_trip(world, good):
     data = proof_file_bytes(good)
     assert parse_proof_bytes(data) == good and data.endswith(b"}\n")
-    assert verify_proof_bytes(data, keyring=world.keyring, mode=STRICT, now=NOW).result is CheckStatus.OK
+    assert (
+        verify_proof_bytes(data, keyring=world.keyring, mode=STRICT, now=NOW, trust=world.trust).result
+        is CheckStatus.OK
+    )
 
 
 def _signatures(kid, status):
