@@ -130,7 +130,8 @@ def test_scores_at_the_ends_of_the_near_band_are_accepted(world, proof, score):
         ),
         pytest.param(
             {"refs": ["test:3"]},
-            "possible_matches[0]: 'kestrel maritime services' with refs ['test:3'] is not on the trusted list",
+            "possible_matches[0]: 'kestrel maritime services' with refs ['test:3'] is not on the"
+            " trusted list",
             id="wrong_refs",
         ),
         pytest.param({"extra": 1}, "possible_matches[0] is malformed", id="extra_field"),
