@@ -13,7 +13,7 @@ import json
 import pytest
 
 from core.commitments import RootScheme, list_root, supplier_leaf, ubo_leaf
-from core.context import ProverContext, possible_match_total, prover_public
+from core.context import ProverContext, PublicContext, possible_match_total, prover_public
 from core.manifest import sign_manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.name_keys import KeyVersion
@@ -215,3 +215,85 @@ def test_prover_refuses_an_unknown_input_and_an_unscreenable_one(world):
     assert exc.value.details["field"] == "max_supplier_tier"
     assert exc.value.details["expected"] == "supplier_hashes or ubo_hashes"
     assert exc.value.code == "missing_input"
+
+
+def test_prover_screening_refuses_without_the_manifests_list(world):
+    manifest = world.manifest()
+    ctx = ProverContext(manifest, world.suppliers, world.ubos, None, {})
+    with pytest.raises(MissingInputError) as exc:
+        ctx.screen("supplier_hashes", "sanctions_root", None)
+    assert (exc.value.message, exc.value.details["field"]) == (
+        "no sanctions list was given",
+        "sanctions_root",
+    )
+    other = manifest.model_copy(update={"sanctions_root": "0x" + "11" * 32})
+    ctx = ProverContext(other, world.suppliers, world.ubos, world.lists, {})
+    with pytest.raises(MissingInputError) as exc:
+        ctx.screen("supplier_hashes", "sanctions_root", None)
+    assert exc.value.message == "manifest sanctions_root is not the loaded list's root"
+    assert exc.value.details["field"] == "sanctions_root"
+
+
+def test_prover_screens_every_item_after_a_listed_one_and_keeps_every_match(world, proof):
+    evidence = evidence_of(proof)
+    assert [next(k for k in item if k != "key") for item in evidence["items"]] == [
+        "absent",
+        "listed",
+        "absent",
+    ]
+    assert evidence["count"] == 3 and len(evidence["possible_matches"]) == 1
+    assert json.loads(json.dumps(evidence)) == evidence  # JSON-native: what the proof file holds
+    rule = next(r for r in proof.rules if r.rule_id == RULE)
+    assert rule.message == "1 of 3 supplier names are on the sanctions list; 1 possible matches for review"
+
+
+def test_evidence_under_an_unknown_or_other_key_version_fails(world, proof):
+    v2 = World(suppliers_csv=SUPPLIERS, key_version=KeyVersion.V2)
+    v2_proof = v2.build(AUDIT).proof
+    report = verify_proof(v2_proof, keyring=v2.keyring, mode=AUDIT, now=NOW, trust=v2.trust)
+    assert f"evidence:{RULE}" not in {c.id for c in report.checks}
+    for version, message in [
+        (
+            "screening-key.v9",
+            "evidence uses screening key version 'screening-key.v9'; this verifier knows"
+            " screening-key.v1, screening-key.v2",
+        ),
+        (
+            None,
+            "evidence for supplier_hashes screened names under screening-key.v1, but the trusted list"
+            " with this root keys them under screening-key.v2",
+        ),
+    ]:
+        evidence = evidence_of(v2_proof)
+        evidence.pop("key_version")
+        if version:
+            evidence["key_version"] = version
+        rules = [
+            r.model_copy(update={"evidence": evidence}) if r.rule_id == RULE else r for r in v2_proof.rules
+        ]
+        forged = sign_proof(v2_proof.model_copy(update={"rules": rules}), v2.signer)
+        check, _ = evidence_check(v2, forged)
+        assert (check.status, check.message) == (CheckStatus.FAIL, message)
+
+
+def test_public_context_names_what_the_proof_does_not_disclose(world, proof):
+    ctx = PublicContext(proof.manifest, {"supplier_count": 3, "max_supplier_tier": 1})
+    with pytest.raises(MissingInputError) as exc:
+        ctx.lookup("ubo_count")
+    assert (exc.value.message, exc.value.details["field"]) == (
+        "proof discloses no input named 'ubo_count'",
+        "ubo_count",
+    )
+    with pytest.raises(MissingInputError) as exc:
+        ctx.screen("max_supplier_tier", "sanctions_root", evidence_of(proof))
+    assert (exc.value.message, exc.value.details["field"]) == (
+        "'max_supplier_tier' cannot be screened",
+        "max_supplier_tier",
+    )
+
+
+def test_prover_lookup_names_the_missing_input(world):
+    ctx, _ = _context(world)
+    with pytest.raises(MissingInputError) as exc:
+        ctx.lookup("nothing")
+    assert exc.value.details["field"] == "nothing"
