@@ -22,7 +22,7 @@ from core.disclosure import attested_checks, binding_checks
 from core.enforce import record_enforcement, violation_status, violations_of, worst
 from core.errors import CapError, InvalidInputError
 from core.keyring import Keyring, key_acceptance
-from core.manifest import Manifest, check_manifest_signature
+from core.manifest import Manifest, ProofInfo, check_manifest_signature
 from core.metrics import SIGNATURES_VERIFIED, VERIFY_RESULTS
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import IrRule
@@ -113,11 +113,28 @@ def _root_check(manifest: Manifest) -> Check:
     )
 
 
+def _differing(a: BaseModel, b: BaseModel, prefix: str = "") -> list[str]:
+    """The dotted names of the fields where ``a`` and ``b`` differ, in field order."""
+    out: list[str] = []
+    for name in type(a).model_fields:
+        x, y = getattr(a, name), getattr(b, name)
+        if x == y:
+            continue
+        if isinstance(x, BaseModel) and type(x) is type(y):
+            out += _differing(x, y, f"{prefix}{name}.")
+        else:
+            out.append(prefix + name)
+    return out
+
+
+# Filled in when the proof is built (its signatures and the prover's verdict), so a manifest published
+# before the proof (``cap manifest build``) legitimately differs there; every other field must match.
+_SET_AT_BUILD = {"signatures": [], "proof": ProofInfo()}
+
+
 def _manifest_match(proof: Proof, given: Manifest) -> Check:
-    fields = ("subject", "supplier_root", "ubo_root", "company_commitment_root", "root_scheme")
-    bad = [f for f in fields if getattr(given, f) != getattr(proof.manifest, f)]
-    if given.policy.hash != proof.manifest.policy.hash:
-        bad.append("policy.hash")
+    """The given manifest must equal the proof's in every signed field but those set at build."""
+    bad = _differing(given.model_copy(update=_SET_AT_BUILD), proof.manifest.model_copy(update=_SET_AT_BUILD))
     return _ok(
         "manifest_match",
         CheckKind.INTEGRITY,
@@ -125,6 +142,25 @@ def _manifest_match(proof: Proof, given: Manifest) -> Check:
         "given manifest matches the proof",
         f"given manifest differs from the proof's in {', '.join(bad)}",
     )
+
+
+def _manifest_key_check(
+    proof: Proof, keyring: Keyring, mode: EnforcementMode, now: datetime, proof_kid: str
+) -> list[Check]:
+    """The manifest signers' key status, judged like the proof signer's; one check when a manifest
+    signer is not the proof signer (whose status ``key_status`` already reports)."""
+    kids = list(dict.fromkeys(s.kid for s in proof.manifest.signatures if s.kid != proof_kid))
+    if not kids:
+        return []
+    judged = [(kid, key_acceptance(keyring, kid, mode, now)) for kid in kids]
+    return [
+        Check(
+            id="manifest_key_status",
+            kind=CheckKind.KEY,
+            status=worst(a.status for _, a in judged),
+            message="; ".join(f"manifest key {kid}: {a.reason}" for kid, a in judged),
+        )
+    ]
 
 
 def _signature_checks(
@@ -170,6 +206,7 @@ def _signature_checks(
         )
     )
     SIGNATURES_VERIFIED.labels(kid=sig.kid, status=worst(c.status for c in checks).value).inc()
+    checks += _manifest_key_check(proof, keyring, mode, now, sig.kid)
     msigs, manifest_bytes = proof.manifest.signatures, forms.manifest_signing_bytes()
     manifest_ok = bool(msigs) and all(
         s.kid in keys and check_manifest_signature(proof.manifest, s, keys[s.kid], manifest_bytes)

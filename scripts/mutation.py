@@ -77,9 +77,21 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_name_keys.py",
         "tests/unit/test_mutation_screening_2.py",
     ],
-    "core/manifest.py": ["tests/unit/test_proof_verify.py", "tests/unit/test_mutation_verify.py"],
-    "core/proof.py": ["tests/unit/test_proof_verify.py", "tests/unit/test_mutation_verify.py"],
-    "core/context.py": ["tests/unit/test_proof_verify.py", "tests/unit/test_mutation_verify.py"],
+    "core/manifest.py": [
+        "tests/unit/test_proof_verify.py",
+        "tests/unit/test_mutation_verify.py",
+        "tests/unit/test_mutation_manifest.py",
+    ],
+    "core/proof.py": [
+        "tests/unit/test_proof_verify.py",
+        "tests/unit/test_mutation_verify.py",
+        "tests/unit/test_mutation_proof.py",
+    ],
+    "core/context.py": [
+        "tests/unit/test_proof_verify.py",
+        "tests/unit/test_mutation_verify.py",
+        "tests/unit/test_mutation_context.py",
+    ],
     "core/verify.py": [
         "tests/unit/test_proof_verify.py",
         "tests/unit/test_vectors_proof.py",

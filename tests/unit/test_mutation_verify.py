@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from core.keys import KeyStatus
 from core.manifest import sign_manifest
 from core.metrics import REGISTRY
 from core.modes import CheckStatus, EnforcementMode
@@ -19,7 +20,7 @@ from core.rules import Outcome, Severity
 from core.screening import Neighbour, NonMembershipProof
 from core.signing import Ed25519Signer
 from core.verify import Check, CheckKind, verify_proof, verify_proof_bytes
-from tests.world import NOW, World
+from tests.world import NOW, World, entry
 
 STRICT, RELAXED, AUDIT = EnforcementMode.STRICT, EnforcementMode.RELAXED, EnforcementMode.AUDIT
 OTHER = Ed25519Signer.from_seed(b"\x05" * 32)
@@ -397,9 +398,8 @@ def test_without_a_sanctions_root_the_screening_rules_fail_closed():
     report = verify(w, w.build(AUDIT).proof, RELAXED)
     checks = checks_of(report)
     assert checks[f"rule:{SUPPLIERS_RULE}"].status is CheckStatus.FAIL
-    assert "trusted lists" in checks[f"rule:{SUPPLIERS_RULE}"].message
+    assert "cannot be evaluated without trusted lists" in checks[f"rule:{SUPPLIERS_RULE}"].message
     assert checks["list_root"].status is CheckStatus.FAIL
-    assert "manifest has no sanctions_root" in checks["list_root"].message
     assert checks["rule:require_statement_root_sanctions_root"].status is CheckStatus.FAIL
 
 
@@ -420,7 +420,7 @@ def test_disclosed_scalars_that_are_missing_or_wrong_typed_fail(world, good, pub
     values = {k: v for k, v in {**good.public, **public}.items() if v is not None}
     report = verify(world, resign(world, good, public=values))
     assert failing(report) == failed
-    for check_id in failed - {c for c in failed if c.startswith("public:")}:
+    for check_id in failed - {"public:supplier_count", "public:max_supplier_tier"}:
         assert checks_of(report)[check_id].message == "proof claims pass but re-evaluation gives error"
 
 
@@ -434,7 +434,7 @@ def _failed_reports():
 def test_unreadable_bytes_are_one_failed_format_check_naming_the_file(world):
     before = _failed_reports()
     report = verify_proof_bytes(
-        b"{}", keyring=world.keyring, mode=AUDIT, now=NOW, source="p.json", trust=world.trust
+        b"{}", keyring=world.keyring, mode=AUDIT, now=NOW, trust=world.trust, source="p.json"
     )
     assert _failed_reports() == before + 1
     (check,) = report.checks
@@ -457,12 +457,12 @@ def test_bytes_verification_passes_the_given_manifest_and_registry_on(world, goo
         keyring=world.keyring,
         mode=STRICT,
         now=NOW,
+        trust=world.trust,
         manifest=other,
         registry=registry,
-        trust=world.trust,
     )
     checks = checks_of(report)
-    assert checks["manifest_match"].message == "given manifest differs from the proof's in subject, ubo_root"
+    assert checks["manifest_match"].message == "given manifest differs from the proof's in ubo_root, subject"
     assert checks["registry"].message == "registered"
 
 
@@ -535,3 +535,132 @@ def test_registry_gets_the_proofs_byte_forms_and_results_are_counted(world, good
     verify(world, good, registry=registry)
     assert seen == [proof_file_bytes(good)]
     assert REGISTRY.get_sample_value("cap_verify_results_total", {"result": "ok"}) == before + 1
+
+
+# --- gaps found by the first mutation wave: manifest match, manifest signer, possible matches ------------
+
+
+@pytest.mark.parametrize(
+    ("update", "field"),
+    [
+        pytest.param({"sanctions_root": "0x" + "11" * 32}, "sanctions_root", id="sanctions_root"),
+        pytest.param({"jurisdiction_root": "0x" + "22" * 32}, "jurisdiction_root", id="jurisdiction_root"),
+        pytest.param({"lists": None}, "lists", id="lists"),
+        pytest.param({"created_at": "2026-03-02T12:00:00Z"}, "created_at", id="created_at"),
+        pytest.param({"time_anchor": {"kind": "tsa"}}, "time_anchor", id="time_anchor"),
+    ],
+)
+def test_given_manifest_must_match_every_signed_field(world, good, update, field):
+    """A verifier holding the company's published manifest must notice a proof over a manifest that
+    differs in any signed field, e.g. a proof re-built against another sanctions list and re-signed."""
+    forged_manifest = good.manifest.model_copy(update=update)
+    forged = resign(world, good, manifest=forged_manifest)
+    report = verify(world, forged, manifest=good.manifest)
+    check = checks_of(report)["manifest_match"]
+    assert (check.status, check.kind) == (CheckStatus.FAIL, CheckKind.INTEGRITY)
+    assert check.message == f"given manifest differs from the proof's in {field}"
+    assert report.integrity_failed
+
+
+def test_given_manifest_signed_by_another_key_still_matches(world, good):
+    """Only the signed content must match: the given manifest's own signatures are not compared."""
+    countersigned = sign_manifest(good.manifest, OTHER)
+    report = verify(world, good, manifest=countersigned)
+    assert checks_of(report)["manifest_match"].status is CheckStatus.OK
+    assert report.result is CheckStatus.OK
+
+
+def _two_key_world(world, manifest_key_status, manifest_valid_to="2027-03-01T12:00:00Z"):
+    """The prover's keyring also lists OTHER (status given) — the key its manifest is signed with."""
+    other = entry(
+        world.keyring.keys[0],
+        kid=OTHER.kid,
+        public_key=OTHER.public_key_b64,
+        status=manifest_key_status,
+        valid_to=manifest_valid_to,
+    )
+    return world.keyring.model_copy(update={"keys": (*world.keyring.keys, other)})
+
+
+def _manifest_by_other(world, good):
+    """A manifest signed with OTHER inside a proof signed with the prover's active key."""
+    return sign_proof(good.model_copy(update={"manifest": sign_manifest(good.manifest, OTHER)}), world.signer)
+
+
+@pytest.mark.parametrize(
+    ("status", "mode", "expected"),
+    [
+        pytest.param(KeyStatus.REVOKED, AUDIT, CheckStatus.FAIL, id="revoked_audit"),
+        pytest.param(KeyStatus.REVOKED, STRICT, CheckStatus.FAIL, id="revoked_strict"),
+        pytest.param(KeyStatus.PENDING, RELAXED, CheckStatus.FAIL, id="pending"),
+        pytest.param(KeyStatus.RETIRED, STRICT, CheckStatus.FAIL, id="retired_strict"),
+        pytest.param(KeyStatus.RETIRED, RELAXED, CheckStatus.WARN, id="retired_relaxed"),
+        pytest.param(KeyStatus.ACTIVE, STRICT, CheckStatus.OK, id="active"),
+    ],
+)
+def test_manifest_signers_key_status_is_judged_like_the_proof_signers(world, good, status, mode, expected):
+    keyring = _two_key_world(world, status)
+    forged = _manifest_by_other(world, good)
+    report = verify_proof(forged, keyring=keyring, mode=mode, now=NOW, trust=world.trust)
+    checks = checks_of(report)
+    assert checks["manifest_signature"].status is CheckStatus.OK  # the signature itself is valid
+    assert checks["key_status"].status is CheckStatus.OK  # the proof's key is the active one
+    check = checks["manifest_key_status"]
+    assert (check.kind, check.status) == (CheckKind.KEY, expected)
+    assert check.message.startswith(f"manifest key {OTHER.kid}: key {OTHER.kid} ")
+    assert report.result is worst_of(expected, report)
+
+
+def worst_of(expected, report):
+    return expected if expected is not CheckStatus.OK else report.result
+
+
+def test_manifest_signed_by_an_unknown_key_names_it(world, good):
+    report = verify(world, _manifest_by_other(world, good))
+    checks = checks_of(report)
+    assert checks["manifest_key_status"].status is CheckStatus.FAIL
+    assert f"key {OTHER.kid} is not in keyring" in checks["manifest_key_status"].message
+    assert checks["manifest_signature"].status is CheckStatus.FAIL
+
+
+def test_manifest_signed_by_the_proof_key_needs_no_second_key_check(world, good):
+    assert "manifest_key_status" not in checks_of(verify(world, good))
+
+
+def test_one_revoked_manifest_signer_among_active_ones_fails(world, good):
+    keyring = _two_key_world(world, KeyStatus.REVOKED)
+    both = good.manifest.model_copy(
+        update={"signatures": [*good.manifest.signatures, *sign_manifest(good.manifest, OTHER).signatures]}
+    )
+    forged = sign_proof(good.model_copy(update={"manifest": both}), world.signer)
+    report = verify_proof(forged, keyring=keyring, mode=AUDIT, now=NOW, trust=world.trust)
+    assert checks_of(report)["manifest_key_status"].status is CheckStatus.FAIL
+    assert f"key {OTHER.kid} is revoked" in checks_of(report)["manifest_key_status"].message
+
+
+@pytest.mark.parametrize("value", ["Petrov Holding", "x", {"item": 0}], ids=["string", "one_char", "dict"])
+def test_possible_matches_that_are_not_a_list_fail_the_evidence(world, good, value):
+    forged = resign(
+        world,
+        good,
+        rules=with_evidence(good, SUPPLIERS_RULE, lambda e: e.__setitem__("possible_matches", value)),
+    )
+    report = verify(world, forged, AUDIT)
+    checks = checks_of(report)
+    check = checks[f"evidence:{SUPPLIERS_RULE}"]
+    assert (check.status, check.message) == (
+        CheckStatus.FAIL,
+        "evidence for supplier_hashes has no possible_matches list",
+    )
+    assert f"possible_match:{SUPPLIERS_RULE}" not in checks
+    assert report.result is CheckStatus.FAIL
+
+
+def test_given_manifest_published_before_the_proof_matches(world, good):
+    """`cap manifest build` publishes the manifest before the proof exists: unsigned, proof info unset."""
+    published = world.manifest()
+    assert published.proof != good.manifest.proof and not published.signatures
+    report = verify(world, good, manifest=published)
+    assert checks_of(report)["manifest_match"].status is CheckStatus.OK
+    lying = published.model_copy(update={"sanctions_root": "0x" + "11" * 32})
+    assert checks_of(verify(world, good, manifest=lying))["manifest_match"].status is CheckStatus.FAIL
