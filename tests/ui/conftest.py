@@ -1,4 +1,4 @@
-"""Browser tests: each test's outcome is kept on its node, so the ``page`` fixture screenshots only failures."""
+"""Browser tests: each test's outcome is kept on its node, so ``page`` screenshots only failures."""
 
 from __future__ import annotations
 

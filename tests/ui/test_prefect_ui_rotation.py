@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli.test_serve import start_serve, wait_ready
+from tests.cli.test_serve import env_for, wait_ready
 from tests.live import free_port
 from tests.paths import REPO
 
@@ -43,15 +46,29 @@ FLAGS = [
 SHOTS = REPO / "build" / "ui"
 DEPLOYMENT = "rotate-signing-key"
 APPROVER = "alice-ui"
+ENDED = {"FAILED", "CRASHED", "CANCELLED"}
 RUN_S = 180  # a served run: trigger to final state is 2-3 s idle, 20 s and more on a loaded 2-core box
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """(data dir, Prefect URL) of a real `cap serve` with Prefect; stopped after the module."""
+    """(data dir, Prefect URL) of a real `cap serve` with Prefect; stopped after the module.
+
+    Its output goes to a file (copied to build/ui/serve.log), not a pipe: nobody reads a pipe while the browser
+    works, and once its buffer is full the Prefect server and runner block on their log writes.
+    """
     root = tmp_path_factory.mktemp("ui")
-    prefect_port = free_port()
-    proc, port = start_serve(root, "--workers", "1", "--prefect-port", str(prefect_port))
+    prefect_port, port = free_port(), free_port()
+    log = (root / "serve.log").open("w")
+    command = ["serve", "--port", str(port), "--workers", "1", "--prefect-port", str(prefect_port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deployments.cli", *command],
+        cwd=REPO,
+        env=env_for(root),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_ready(proc, port)
         wait_deployment(f"http://127.0.0.1:{prefect_port}")
@@ -59,6 +76,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        log.close()
+        (SHOTS / "serve.log").parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / "serve.log", SHOTS / "serve.log")
 
 
 @pytest.fixture
@@ -91,20 +111,24 @@ def page(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
 # --- the Prefect API, only to wait and to read what the UI cannot be trusted to show ------------------------
 
 
-def flow_runs(prefect: str) -> list[dict[str, Any]]:
-    body = {"sort": "START_TIME_DESC", "limit": 50}
+def flow_runs(prefect: str, name_prefix: str) -> list[dict[str, Any]]:
+    body = {"flow_runs": {"name": {"like_": name_prefix}}, "sort": "EXPECTED_START_TIME_DESC", "limit": 20}
     return list(httpx.post(f"{prefect}/api/flow_runs/filter", json=body, timeout=10).json())
 
 
 def wait_state(prefect: str, name_prefix: str, states: set[str]) -> dict[str, Any]:
+    """The newest run named ``name_prefix…`` once in one of ``states``; fails if it ended otherwise."""
     deadline = time.monotonic() + RUN_S
     seen: list[tuple[str, str]] = []
     while time.monotonic() < deadline:
-        seen = [(r["name"], r["state_type"]) for r in flow_runs(prefect)]
-        for run in flow_runs(prefect):
-            if run["name"].startswith(name_prefix) and run["state_type"] in states:
+        runs = flow_runs(prefect, name_prefix)
+        seen = [(r["name"], r["state_type"]) for r in runs]
+        for run in runs:
+            if not run["name"].startswith(name_prefix):
+                continue
+            if run["state_type"] in states:
                 return run
-            if run["name"].startswith(name_prefix) and run["state_type"] in {"FAILED", "CRASHED", "CANCELLED"}:
+            if run["state_type"] in ENDED:
                 raise AssertionError(f"{run['name']} ended {run['state_type']}: {run['state']['message']}")
         time.sleep(0.5)
     raise AssertionError(f"no run {name_prefix}… in {states} within {RUN_S} s; runs: {seen}")
@@ -133,10 +157,9 @@ def keyring(data: Path) -> dict[str, Any]:
 # --- the UI ------------------------------------------------------------------------------------------------
 
 
-def field(page: Any, title: str) -> Any:
-    """One property of a Prefect schema form, by the title our models give it."""
-    label = page.locator(".schema-form-property__label", has_text=title)
-    return page.locator(".schema-form-property").filter(has=label).first
+def field(scope: Any, title: str) -> Any:
+    """One property of a Prefect schema form (in a page or a dialog), by the title our models give it."""
+    return scope.locator(f'.schema-form-property:has(.schema-form-property__label:text("{title}"))').first
 
 
 def start_rotation(page: Any, prefect: str, phase_label: str, *, force: bool) -> None:
@@ -184,7 +207,7 @@ def test_rotation_through_the_prefect_ui(served: tuple[Path, str], page: Any) ->
 
     # the runs list, searched by the run's name, then the run's page and its Resume form
     page.goto(f"{prefect}/runs")
-    page.get_by_placeholder("Search by flow run name").fill("rotate-phase-2")
+    page.get_by_role("searchbox", name="Search by flow run name").fill("rotate-phase-2")
     page.get_by_role("link", name=paused["name"]).first.click()
     expect_text(page.locator("body"), "Paused")
     page.get_by_role("button", name="Resume").click()
@@ -192,17 +215,22 @@ def test_rotation_through_the_prefect_ui(served: tuple[Path, str], page: Any) ->
     expect_text(dialog, "Plan digest")
     page.screenshot(path=str(shot("approval-form")), full_page=True)
     choose(page, field(dialog, "Decision"), "approve")
-    field(dialog, "Approver").locator("input, textarea").first.fill(APPROVER)
+    field(dialog, "Approver").locator("textarea").fill(APPROVER)
+    field(dialog, "Comment").locator("textarea").fill("browser test")
     dialog.get_by_role("button", name="Submit").click()
 
     wait_state(prefect, "rotate-phase-2-sign-switch", {"COMPLETED"})
     after = keyring(data)
     assert after["version"] == dual["version"] + 1
-    assert after["default_signing_kid"] != old_kid
+    new_kid = after["default_signing_kid"]
+    assert new_kid != old_kid and new_kid in {k["kid"] for k in dual["keys"]}
+    assert after["history"][-1]["action"] == "sign-switch"
     assert after["history"][-1]["actor"] == APPROVER, after["history"][-1]
     (latest, *_) = rotation_artifacts(prefect)
     assert latest["flow_run_id"] == paused["id"]
-    assert APPROVER in latest["data"] and "applied" in latest["data"], latest["data"]
+    for row in ("| result | applied |", f"| approver | {APPROVER} |", "| comment | browser test |"):
+        assert row in latest["data"], latest["data"]
+    assert f"| verified signer | `{new_kid}` |" in latest["data"], latest["data"]
 
 
 def shot(name: str) -> Path:

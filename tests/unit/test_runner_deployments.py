@@ -1,4 +1,4 @@
-"""The deployments ``cap serve`` applies: every default in ``prefect.yaml`` passes the flow's own parameter schema.
+"""The deployments ``cap serve`` applies: each default in ``prefect.yaml`` fits the flow's parameter schema.
 
 The Prefect server refuses a deployment whose defaults do not (HTTP 422), and one refused deployment stops the
 whole runner, so `cap serve` would not start at all.
