@@ -54,8 +54,8 @@ RUN_S = 180  # a served run: trigger to final state is 2-3 s idle, 20 s and more
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """(data dir, Prefect URL) of a real `cap serve` with Prefect; stopped after the module.
 
-    Its output goes to a file (copied to build/ui/serve.log), not a pipe: nobody reads a pipe while the browser
-    works, and once its buffer is full the Prefect server and runner block on their log writes.
+    Its output goes to a file (copied to build/ui/serve.log), not a pipe: nobody reads a pipe while the
+    browser works, and once its buffer is full the Prefect server and runner block on their log writes.
     """
     root = tmp_path_factory.mktemp("ui")
     prefect_port, port = free_port(), free_port()
