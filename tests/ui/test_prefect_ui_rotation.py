@@ -98,6 +98,10 @@ def page(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
         )
         context.set_default_timeout(30_000)
         page = context.new_page()
+        problems: list[str] = []  # what the UI's "Oops. Something went wrong." toast does not say
+        page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+        page.on("requestfailed", lambda r: problems.append(f"failed {r.method} {r.url}: {r.failure}"))
+        page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status} {r.url}"))
         try:
             yield page
         finally:
@@ -105,6 +109,7 @@ def page(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
             if report is None or report.failed:
                 SHOTS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+                (SHOTS / f"{request.node.name}.txt").write_text("\n".join(problems) + "\n")
             context.close()
 
 
