@@ -57,9 +57,12 @@ async def from_entry(project: Path, entry: dict[str, Any]) -> RunnerDeployment |
         log.warning("skipping deployment %s: %s does not exist yet", entry.get("name"), entrypoint)
         return None
     flow = load_flow_from_entrypoint(str(project / entrypoint))
+    # `null` in prefect.yaml lists a parameter without a deployment default: the flow's own default applies,
+    # or the form asks. Sent as None it fails the schema of a required or non-None field (HTTP 422).
+    parameters = {k: v for k, v in (entry.get("parameters") or {}).items() if v is not None}
     return await flow.ato_deployment(
         name=entry["name"],
-        parameters=entry.get("parameters"),
+        parameters=parameters,
         schedules=_schedules(entry.get("schedules")),
         tags=entry.get("tags"),
         concurrency_limit=_concurrency(entry.get("concurrency_limit")),
