@@ -251,11 +251,11 @@ def test_a_failed_restore_publishes_what_failed_and_a_rollback_is_a_warning(
     text = _run_artifact(refused.state_details.flow_run_id, "restore-receipt")
     assert text.startswith(f"restore-{bid}\n# Restore of `{bid}`: FAILED at step check_key_metadata")
     assert "error `keyring_rollback`" in text and "is older than live v" in text
-    assert "| 5 | check_policy_store | ok |" in text and "| 6 |" not in text
+    assert "| 5 | check_policy_store | ok |" in text and "| 6 | check_key_metadata |" not in text
 
     drill = restore(backup_id=bid, verify_only=True, allow_key_rollback=True, return_state=True)
     text = _run_artifact(drill.state_details.flow_run_id, "restore-receipt")
-    assert text.startswith(f"restore-{bid}-verify-only\n# Verification of `{bid}`: ok, 2 warning(s)")
+    assert text.startswith(f"restore-{bid}-verify-only\n# Verification of `{bid}`: ok, 3 warning(s)")
     assert "**warning** `sqlite:database`: not in this backup" in text  # the fixture's other warning
     assert (
         f"**warning** `keyring`: version {ring.version} (live {ring.version + 11}) — a keyring rollback"
