@@ -93,8 +93,28 @@ def _parse_yaml(text: str, source: str, limits: PolicyLimits) -> tuple[Any, yaml
         loader.dispose()
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _json_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, in one linear pass that never recurses.
+
+    The C parser recurses per level: where a process raised the recursion limit, 100k open brackets
+    overflow the C stack (a crash, not a RecursionError), so depth is refused before parsing.
+    """
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _parse_json(text: str, source: str, limits: PolicyLimits) -> Any:
     keys = 0
+    deepest = _json_depth(text)
+    if deepest > limits.max_depth:
+        raise refuse("depth", limits.max_depth, deepest, source)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         nonlocal keys

@@ -120,3 +120,24 @@ def test_yaml_language_tags_are_refused(tag):
         parse_document(HEAD + f"x: {tag}\nrules: []\n", "<attack>")
     assert caught.value.code == "invalid_input"
     assert "constructor" in caught.value.message
+
+
+def test_deep_json_is_refused_before_the_parser_recurses():
+    """With the recursion limit raised (as some libraries do), the C JSON parser would overflow the C
+    stack on 100k open brackets and crash the worker; the depth is measured first, without recursion."""
+    import sys
+
+    text = '{"id":"p","x":' + "[" * 100_000 + "]" * 100_000 + "}"
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        with pytest.raises(PolicyLimitError) as caught:
+            parse_document(text, "<attack>")
+    finally:
+        sys.setrecursionlimit(old)
+    assert caught.value.details["limit"] == "depth" and caught.value.details["found"] == 100_001
+
+
+def test_brackets_inside_json_strings_do_not_count_as_depth():
+    text = '{"id":"p","version":"1","x":"' + "[" * 100 + '\\"' + "{" * 100 + '"}'
+    parse_document(text, "<ok>")  # 200 brackets inside a string: no depth, no refusal
