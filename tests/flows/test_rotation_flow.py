@@ -131,6 +131,8 @@ def test_rotation_through_the_forms_with_rejection_stale_approval_and_artifacts(
     def approve_after_a_concurrent_write(run, form):
         ring = load_keyring(settings.layout.keyring)
         save_keyring(settings.layout.keyring, ring.model_copy(update={"version": ring.version + 1}))
+        # an unsigned hand-made write: drop the chain (legacy unsigned mode, no operator keys pinned)
+        (settings.layout.keyring.parent / "keyring.chain.json").unlink(missing_ok=True)
         return {"decision": "approve", "approver": "alice"}
 
     seen = []
