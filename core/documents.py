@@ -8,6 +8,7 @@ was expected.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -17,6 +18,34 @@ from core.canonical import lone_surrogate_in
 from core.errors import InvalidInputError
 
 M = TypeVar("M", bound=BaseModel)
+
+MAX_JSON_DEPTH = 64
+"""The deepest nesting any document of ours needs is about 10; 64 leaves room and refuses bracket bombs."""
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, in one linear pass that never recurses.
+
+    The C parser recurses per level: where a process raised the recursion limit (py_ecc raises it to
+    100,000 on import), 100k open brackets overflow the C stack, a crash rather than a RecursionError.
+    So depth is measured before parsing, whatever the recursion limit is.
+    """
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def loads_bounded(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` that refuses nesting deeper than ``max_depth`` before parsing, with a
+    :class:`json.JSONDecodeError` as for any other malformed JSON."""
+    if json_depth(text) > max_depth:
+        raise json.JSONDecodeError(f"nested deeper than {max_depth} levels", text, 0)
+    return json.loads(text)
 
 
 def dotted(loc: tuple[int | str, ...]) -> str:
@@ -31,7 +60,7 @@ def parse_json(data: bytes, *, source: str, what: str, expected: str | None = No
     """The JSON value of ``data``. Raises :class:`InvalidInputError` naming ``source`` and the line, or the
     field whose text is not valid Unicode (JSON can escape a lone surrogate such as ``\\ud800``)."""
     try:
-        obj = json.loads(data.decode("utf-8"))
+        obj = loads_bounded(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidInputError(
             f"{what} is not UTF-8", file=source, expected=expected or "UTF-8 JSON"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from core.documents import json_depth
 from core.errors import InvalidInputError, NotFoundError
 from core.policy.ir import validation_error
 from core.policy.limits import (
@@ -93,26 +94,9 @@ def _parse_yaml(text: str, source: str, limits: PolicyLimits) -> tuple[Any, yaml
         loader.dispose()
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def _json_depth(text: str) -> int:
-    """The deepest bracket nesting of JSON text, in one linear pass that never recurses.
-
-    The C parser recurses per level: where a process raised the recursion limit, 100k open brackets
-    overflow the C stack (a crash, not a RecursionError), so depth is refused before parsing.
-    """
-    depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
-
-
 def _parse_json(text: str, source: str, limits: PolicyLimits) -> Any:
     keys = 0
-    deepest = _json_depth(text)
+    deepest = json_depth(text)
     if deepest > limits.max_depth:
         raise refuse("depth", limits.max_depth, deepest, source)
 

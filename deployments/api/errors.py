@@ -120,12 +120,19 @@ async def cap_error(_: Request, exc: Exception) -> JSONResponse:
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors()
+        {"loc": list(e.get("loc", ())), "msg": _message(e), "type": e.get("type", "")} for e in exc.errors()
     ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     field = ".".join(str(p) for p in first["loc"])
     return JSONResponse(error_body("invalid_request", f"{field}: {first['msg']}", {"errors": errors}), 422)
+
+
+def _message(error: dict[str, Any]) -> str:
+    """Pydantic's message, with the parser's reason for a JSON syntax error ("JSON decode error" alone
+    tells the caller nothing)."""
+    message = str(error.get("msg", ""))
+    reason = (error.get("ctx") or {}).get("error")
+    return f"{message}: {reason}" if error.get("type") == "json_invalid" and reason else message
 
 
 async def http_error(_: Request, exc: Exception) -> JSONResponse:

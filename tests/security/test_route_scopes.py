@@ -4,6 +4,7 @@ without a token and 403 without its scope, before its body is looked at."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 import pytest
@@ -49,9 +50,32 @@ def test_metrics_need_their_scope_unless_public(client, issuer):
 
 @pytest.mark.parametrize("path", ["/verify", "/policy/compile"])
 def test_deeply_nested_json_is_a_4xx_not_a_crash(client, issuer, path):
+    """With the recursion limit raised, as py_ecc does on import, the C parser would overflow the C stack on
+    this body and kill the worker (it did, under xdist); the route refuses it by its depth before parsing."""
     body = b'{"context":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    r = client.post(
-        path, content=body, headers={**bearer(issuer.token()), "Content-Type": "application/json"}
-    )
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        r = client.post(
+            path, content=body, headers={**bearer(issuer.token()), "Content-Type": "application/json"}
+        )
+    finally:
+        sys.setrecursionlimit(old)
     assert 400 <= r.status_code < 500, r.text[:200]
     assert set(r.json()) == {"error", "message", "details"}
+
+
+def test_json_nested_within_the_limit_still_reaches_the_route(client, issuer):
+    """The depth bound refuses bombs, not ordinary documents: 60 levels parse and fail on their content."""
+    body = b'{"context":' + b"[" * 60 + b"]" * 60 + b"}"
+    r = client.post(
+        "/verify", content=body, headers={**bearer(issuer.token()), "Content-Type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert "nested deeper" not in r.text
+    deep = b'{"context":' + b"[" * 70 + b"]" * 70 + b"}"
+    r = client.post(
+        "/verify", content=deep, headers={**bearer(issuer.token()), "Content-Type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert "nested deeper than 64 levels" in r.text

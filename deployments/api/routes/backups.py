@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 
 from core.backup.manifest import BACKUP_ID_PATTERN, check_backup_id
 from core.backup.storage import open_store
+from deployments.api.bodies import BoundedJSONRoute
 from deployments.api.deps import BackupCreator, BackupDeleter, BackupReader, StateDep
 from deployments.api.models import (
     BackupDeleted,
@@ -18,7 +19,7 @@ from deployments.api.models import (
     RunAccepted,
 )
 
-router = APIRouter(prefix="/admin/backups", tags=["admin"])
+router = APIRouter(prefix="/admin/backups", tags=["admin"], route_class=BoundedJSONRoute)
 UNAVAILABLE = {503: {"model": ErrorBody, "description": "Prefect unreachable"}}
 
 

@@ -16,12 +16,13 @@ from core.generation import generation_number
 from core.metrics import ObservedState, declare_signers, scrape_registry
 from core.modes import CheckStatus
 from core.status import observe_rotation, observe_status
+from deployments.api.bodies import BoundedJSONRoute
 from deployments.api.config import API_VERSION
 from deployments.api.deps import MetricsReader, NowDep, StateDep
 from deployments.api.models import Health, Readiness, ReadyCheck
 from deployments.api.state import ApiState
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=BoundedJSONRoute)
 
 
 @router.get("/healthz", response_model=Health)

@@ -14,10 +14,11 @@ from fastapi import APIRouter, Path
 from core.keyring import Keyring
 from core.keys import KID_PATTERN
 from core.revocation import revoke_key
+from deployments.api.bodies import BoundedJSONRoute
 from deployments.api.deps import KeyReader, KeyRevoker, KeyRotator, NowDep, StateDep
 from deployments.api.models import ErrorBody, KeyItem, KeyringView, RevokeRequest, RotateRequest, RunAccepted
 
-router = APIRouter(prefix="/admin/keys", tags=["admin"])
+router = APIRouter(prefix="/admin/keys", tags=["admin"], route_class=BoundedJSONRoute)
 
 
 def _view(keyring: Keyring) -> KeyringView:

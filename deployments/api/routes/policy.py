@@ -11,10 +11,11 @@ from core import service
 from core.auth import Scope
 from core.errors import InvalidInputError
 from core.policy_store import StoredPolicy
+from deployments.api.bodies import BoundedJSONRoute
 from deployments.api.deps import NowDep, PolicyCompiler, PolicyReader, StateDep
 from deployments.api.models import CompileRequest, CompileResponse, ErrorBody, Lint, PolicyResponse
 
-router = APIRouter(prefix="/policy", tags=["policy"])
+router = APIRouter(prefix="/policy", tags=["policy"], route_class=BoundedJSONRoute)
 CACHE_CONTROL = "private, max-age=3600"
 
 

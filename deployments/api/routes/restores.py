@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from core.backup.manifest import check_backup_id
+from deployments.api.bodies import BoundedJSONRoute
 from deployments.api.deps import BackupRestorer, StateDep
 from deployments.api.models import ErrorBody, RestoreRequest, RunAccepted
 
-router = APIRouter(prefix="/admin/restores", tags=["admin"])
+router = APIRouter(prefix="/admin/restores", tags=["admin"], route_class=BoundedJSONRoute)
 
 
 @router.post("", status_code=202, response_model=RunAccepted, responses={503: {"model": ErrorBody}})

@@ -7,10 +7,11 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from core.auth import Scope
+from deployments.api.bodies import BoundedJSONRoute
 from deployments.api.deps import Caller, StateDep, require_any
 from deployments.api.models import ErrorBody, RunStatus
 
-router = APIRouter(prefix="/admin/runs", tags=["admin"])
+router = APIRouter(prefix="/admin/runs", tags=["admin"], route_class=BoundedJSONRoute)
 READ_SCOPES = (Scope.BACKUP_READ, Scope.KEYS_READ)
 
 

@@ -17,11 +17,12 @@ from core.policy.ir import PolicyIR, load_ir
 from core.proof import parse_proof_obj
 from core.reverify import add_proof_drift
 from core.verify import Report
+from deployments.api.bodies import BoundedJSONRoute
 from deployments.api.deps import NowDep, StateDep, VerifyRunner
 from deployments.api.models import ErrorBody, Trace, VerifyRequest, VerifyResponse
 from deployments.api.state import ApiState
 
-router = APIRouter(tags=["verify"])
+router = APIRouter(tags=["verify"], route_class=BoundedJSONRoute)
 DEFAULT_MODE = EnforcementMode.STRICT
 
 
