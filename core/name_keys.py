@@ -16,7 +16,6 @@ import unicodedata
 from enum import StrEnum
 
 from anyascii import anyascii
-from disarm import is_mixed_script, normalize_confusables
 
 from core.digest import blake3_raw
 from core.errors import InvalidInputError
@@ -94,7 +93,12 @@ _WORD = re.compile(r"[^\W_]+")  # a run of letters and digits (str.isalnum), the
 def _unconfuse(match: re.Match[str]) -> str:
     """A mixed-script word ("ΙRAN" with a Greek Iota, "аpple") is a spoof: its confusables go Latin."""
     word = match.group()
-    if word.isascii() or not is_mixed_script(word):
+    if word.isascii():
+        return word
+    # imported here: its confusable tables cost ~20 ms, which `cap verify` (it keys no names) need not pay
+    from disarm import is_mixed_script, normalize_confusables
+
+    if not is_mixed_script(word):
         return word
     return normalize_confusables(word, target_script="latin")
 
