@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from core.anchors import trust_anchors
 from core.manifest import Manifest
@@ -18,6 +17,7 @@ from core.modes import CheckStatus, EnforcementMode
 from core.service_verify import verify_file
 from core.verify import Report, summary_line
 from deployments.cli.output import JsonFlag, emit, load_input, now, out, read_input, settings, styled
+from deployments.cli.output import table as output_table
 from deployments.errors import EXIT_FAIL, EXIT_INTEGRITY
 
 ModeOpt = Annotated[EnforcementMode, typer.Option("--enforce-mode", help="strict, relaxed or audit.")]
@@ -31,7 +31,8 @@ BaselineOpt = Annotated[
 
 
 def _print_report(report: Report) -> None:
-    table = Table(
+    # every column folds: a key id or a root inside a message is never cut to an ellipsis
+    table = output_table(
         "check",
         "kind",
         "status",
