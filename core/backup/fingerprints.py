@@ -2,10 +2,15 @@
 
 Header patterns (``-----BEGIN PRIVATE KEY-----``) miss a key written as DER, as hex, as a PEM body without
 its header lines or as base64 under a neutral field name. So the backup scan also loads every private key
-in ``keys/`` (in memory only: never logged, never stored), and looks for its secret bytes in each file's
-raw bytes and inside every decoded hex or base64 run (PEM bodies included: a DER key holds the secret).
-Files are searched in bounded pieces that overlap by more than any encoding of a secret, so nothing is
-missed at a piece boundary.
+in ``keys/`` (in memory only: never logged, never stored) and searches each file for its secret bytes: raw,
+as hex (lower or upper case) and as base64 (standard or URL-safe, at each of the three byte alignments a
+secret can have inside a longer encoded run such as a PEM body, wrapped or not).
+
+The encodings are computed once from the secrets and searched for as substrings, so the cost is a few
+linear passes per file (about 2 ms per MB), not a decode of every hex or base64-looking run (which took
+285 s for a 1 GB registry). Line breaks, raw or JSON-escaped, are removed before the encoded forms are
+searched. Files are searched in bounded pieces that overlap by more than any encoding of a secret, so
+nothing is missed at a piece boundary.
 """
 
 from __future__ import annotations
@@ -21,10 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 PIECE = 1 << 20
 OVERLAP = 8 * 1024  # > the longest encoding of a secret (a 4096-bit RSA exponent in hex with line breaks)
-_HEX_RUN = re.compile(rb"[0-9a-fA-F]{32,}")
-_BREAK = rb"(?:\\[rn]|[\r\n])"  # a line break, raw or JSON-escaped
-_B64_RUN = re.compile(rb"(?:[A-Za-z0-9+/_-]|" + _BREAK + rb"){24,}")
-_LINE_BREAKS = re.compile(_BREAK)
+_LINE_BREAKS = re.compile(rb"(?:\\[rn]|[\r\n])")  # a line break, raw or JSON-escaped
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _PEM_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(.+?)-----END", re.S)
 
@@ -32,10 +34,14 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(.+?)-----END", 
 class KeyFingerprints:
     """The secret byte strings of some private keys. ``repr`` shows only how many."""
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("_base64", "_hex", "_secrets")
 
     def __init__(self, secrets: Iterable[bytes]) -> None:
-        self._secrets = tuple(s for s in set(secrets) if len(s) >= 16)
+        found = {s for s in secrets if len(s) >= 16}
+        # a secret holding another (a DER body holds its private scalar) is found through the one it holds
+        self._secrets = tuple(s for s in found if not any(o != s and o in s for o in found))
+        self._hex = tuple(f for s in self._secrets for f in (s.hex().encode(), s.hex().upper().encode()))
+        self._base64 = tuple(core for s in self._secrets for core in _base64_cores(s))
 
     def __repr__(self) -> str:
         return f"KeyFingerprints({len(self._secrets)} secrets)"
@@ -55,15 +61,15 @@ class KeyFingerprints:
 
     def encoding_in(self, data: bytes) -> str | None:
         """How a secret appears in ``data`` (``raw``, ``hex``, ``base64``), or None."""
-        if self._contains(data):
+        if any(secret in data for secret in self._secrets):
             return "raw"
-        for run in _HEX_RUN.findall(data):
-            if any(self._contains(binascii.unhexlify(run[o : o + (len(run) - o) // 2 * 2])) for o in (0, 1)):
-                return "hex"
-        for run in _B64_RUN.findall(data):
-            text = _LINE_BREAKS.sub(b"", run).translate(_URLSAFE)
-            if any(self._contains(_b64(text[o:])) for o in range(4)):
-                return "base64"
+        flat = data.translate(_URLSAFE, b"\r\n")  # one pass: raw breaks out, URL-safe base64 made standard
+        if b"\\n" in flat or b"\\r" in flat:  # JSON-escaped breaks, rare outside wrapped text
+            flat = flat.replace(b"\\n", b"").replace(b"\\r", b"")
+        if any(form in flat for form in self._hex):
+            return "hex"
+        if any(core in flat for core in self._base64):
+            return "base64"
         return None
 
     def encoding_in_file(self, path: Path) -> str | None:
@@ -77,8 +83,17 @@ class KeyFingerprints:
                 tail = (tail + piece)[-OVERLAP:]
         return None
 
-    def _contains(self, data: bytes) -> bool:
-        return any(secret in data for secret in self._secrets)
+
+def _base64_cores(secret: bytes) -> list[bytes]:
+    """The base64 characters that depend on ``secret`` alone, for each alignment (0, 1 or 2 bytes of
+    something else before it in its 3-byte group): the first group is dropped when it mixes in those
+    bytes, the last when the bytes after the secret complete it."""
+    cores = []
+    for before in range(3):
+        encoded = base64.b64encode(bytes(before) + secret)
+        end = len(encoded) - (4 if (before + len(secret)) % 3 else 0)
+        cores.append(encoded[4 if before else 0 : end])
+    return cores
 
 
 def secrets_of_pem(data: bytes) -> list[bytes]:

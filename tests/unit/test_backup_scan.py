@@ -175,3 +175,65 @@ def test_lists_are_exempt_from_pii_but_not_private_keys(tmp_path):
 def test_public_key_material_is_not_flagged():
     doc = {"kid": SIGNER.kid, "public_key": SIGNER.public_key_b64, "fingerprint": SEED_HEX}
     assert scan_document("k.json", doc, pii=True) == []
+
+
+# --- the fingerprint search itself: every encoding at every alignment, wrapped or not, and nothing else -----
+
+
+def _fingerprints():
+    from core.backup.fingerprints import KeyFingerprints, secrets_of_pem
+    from core.signing import Ed25519Signer as Signer
+
+    return KeyFingerprints(secrets_of_pem(Signer.from_seed(bytes(range(32))).to_pem()))
+
+
+def _wrap(text: bytes, how: str) -> bytes:
+    width = {"none": 0, "pem": 64, "json_escaped": 76}[how]
+    if not width:
+        return text
+    lines = [text[i : i + width] for i in range(0, len(text), width)]
+    return (b"\\n" if how == "json_escaped" else b"\n").join(lines)
+
+
+@pytest.mark.parametrize("before", range(6))
+@pytest.mark.parametrize("wrap", ["none", "pem", "json_escaped"])
+@pytest.mark.parametrize("alphabet", ["standard", "urlsafe"])
+def test_base64_of_the_seed_is_found_at_every_alignment(before, wrap, alphabet):
+    seed = bytes(range(32))
+    encode = base64.b64encode if alphabet == "standard" else base64.urlsafe_b64encode
+    blob = encode(bytes([0xFB]) * before + seed + b"\xff\xfe")  # neighbours that give + / - _ characters
+    data = b'{"x": "' + _wrap(blob, wrap) + b'"}'
+    assert _fingerprints().encoding_in(data) == "base64"
+
+
+@pytest.mark.parametrize("case", ["lower", "upper"])
+@pytest.mark.parametrize("wrap", ["none", "pem", "json_escaped"])
+def test_hex_of_the_seed_is_found_wrapped_or_not(case, wrap):
+    text = (b"00ff" + bytes(range(32)).hex().encode() + b"ab").decode()
+    data = _wrap((text.upper() if case == "upper" else text).encode(), wrap)
+    assert _fingerprints().encoding_in(b"x=" + data) == "hex"
+
+
+def test_other_keys_and_public_material_are_not_found():
+    from core.signing import Ed25519Signer as Signer
+
+    other = Signer.from_seed(bytes(range(100, 132)))
+    seed = bytes(range(100, 132))
+    data = b"\n".join(
+        [
+            other.to_pem(),
+            seed.hex().encode(),
+            base64.b64encode(b"ab" + seed),
+            base64.b64decode(Signer.from_seed(bytes(range(32))).public_key_b64).hex().encode(),  # public half
+        ]
+    )
+    assert _fingerprints().encoding_in(data) is None
+
+
+def test_an_encoding_across_a_piece_boundary_is_found(tmp_path):
+    from core.backup.fingerprints import PIECE
+
+    encoded = base64.b64encode(bytes(range(32)))
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"\x00" * (PIECE - 20) + encoded + b"\x00" * 100)  # starts 20 bytes before the cut
+    assert _fingerprints().encoding_in_file(path) == "base64"
