@@ -1,6 +1,8 @@
 """``cap serve``: a small supervisor of child processes — Prefect server, one runner, the API workers.
 
-Order: (1) unless ``PREFECT_API_URL`` is set (or ``--no-prefect``), start ``prefect server start`` on SQLite
+With ``CAP_REPLICA_URL`` (and ``CAP_REPLICA_URL_2``) set, first ``litestream replicate`` ships the registry
+and policy store to each replica (:mod:`core.backup.replica`; stopped last, after its final sync).
+Then: (1) unless ``PREFECT_API_URL`` is set (or ``--no-prefect``), start ``prefect server start`` on SQLite
 under ``var/prefect`` and wait for ``/api/health``; (2) the runner serving the project's deployments
 (:mod:`deployments.runner`); (3) uvicorn with N workers on the API factory, wait for ``/healthz``. Every child
 gets ``PREFECT_API_URL`` so no process starts a temporary Prefect server. Each child runs in its own process
@@ -19,12 +21,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from core.backup.replica import (
+    REPLICA_ENVS,
+    litestream_config,
+    litestream_env,
+    parse_replica_url,
+    replicate_argv,
+    write_config,
+)
 from core.settings import Settings
 
 PREFECT_ENV = {
@@ -62,8 +72,10 @@ class Child:
     name: str
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
+    adapt_env: Callable[[dict[str, str]], dict[str, str]] | None = None
 
     def start(self, env: dict[str, str]) -> None:
+        env = self.adapt_env(env) if self.adapt_env else env
         # own session: a terminal Ctrl-C reaches only the supervisor, which stops the groups in order
         self.proc = subprocess.Popen(self.argv, env=env, start_new_session=True)
 
@@ -168,9 +180,27 @@ def child_env(settings: Settings, prefect_url: str | None, metrics_dir: Path | N
     return env
 
 
-def children(options: ServeOptions, start_server: bool) -> list[Child]:
+def replicators(settings: Settings, env: Mapping[str, str] | None = None) -> list[Child]:
+    """One ``litestream replicate`` child per replica URL set (``CAP_REPLICA_URL``, and ``CAP_REPLICA_URL_2``
+    for a second region): Litestream 0.5 ships a database to one replica, so each URL gets its own process,
+    config and state dir under ``<data>/run``."""
+    env = os.environ if env is None else env
+    run = (settings.data_dir / "run").absolute()
+    out = []
+    for n, var in enumerate(REPLICA_ENVS, start=1):
+        if not env.get(var):
+            continue
+        name = "litestream" if n == 1 else f"litestream-{n}"
+        config = litestream_config(settings.layout, parse_replica_url(env[var]), run / name, env)
+        argv = replicate_argv(write_config(run / f"{name}.yml", config), env)
+        out.append(Child(name, argv, adapt_env=litestream_env))
+    return out
+
+
+def children(options: ServeOptions, start_server: bool, settings: Settings | None = None) -> list[Child]:
     py = sys.executable
     out = []
+    out.extend(replicators(settings) if settings is not None else [])
     if start_server:
         out.append(
             Child(
@@ -243,7 +273,7 @@ class Supervisor:
         self.start_server = options.prefect and not attach
         url = attach or (f"http://127.0.0.1:{options.prefect_port}/api" if options.prefect else None)
         self.prefect_url = url
-        self.children = children(options, self.start_server)
+        self.children = children(options, self.start_server, settings)
         self.metrics_dir = MetricsDir(settings)
 
     def run(self) -> int:
@@ -277,6 +307,8 @@ class Supervisor:
             self.say(
                 f"prefect server ready: {self.prefect_url} (UI http://127.0.0.1:{self.options.prefect_port})"
             )
+        elif child.name.startswith("litestream"):
+            self.say(f"replicating registry and policy store ({child.name}, config {child.argv[3]})")
         elif child.name == "api":
             wait_http(f"http://{self.options.host}:{self.options.port}/healthz", child, lambda: self.stopping)
             self.say(
@@ -291,7 +323,7 @@ class Supervisor:
                     self.say(f"error: {child.name} exited unexpectedly with code {code}; stopping everything")
                     return 1
             time.sleep(POLL_S)
-        self.say("stopping: api, runner, prefect server")
+        self.say("stopping: api, runner, prefect server, replication")
         return 0
 
     def _stop_all(self) -> None:
