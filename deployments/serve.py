@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,9 +33,13 @@ from core.backup.replica import (
     litestream_config,
     litestream_env,
     parse_replica_url,
+    probe_path,
+    probe_replica,
     replicate_argv,
     write_config,
+    write_probe,
 )
+from core.errors import CapError
 from core.settings import Settings
 
 PREFECT_ENV = {
@@ -263,6 +268,33 @@ def wait_http(
         raise ServeError(f"{child.name} did not answer {url} within {timeout:.0f} s")
 
 
+PROBE_S = float(os.environ.get("CAP_REPLICA_PROBE_INTERVAL_S", "15"))
+
+
+class ReplicaProber:
+    """Every ``interval`` s, compares each replica with what its Litestream captured locally and records the
+    result beside its config (``<data>/run/litestream*.probe.json``) for the ``cap_replica_lag_seconds``
+    gauge. A replica it cannot reach keeps its previous probe, so the lag keeps growing."""
+
+    def __init__(self, settings: Settings, replicas: list[Child], interval: float = PROBE_S) -> None:
+        self.layout, self.interval = settings.layout, interval
+        self.configs = [Path(child.argv[3]) for child in replicas]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="replica-prober", daemon=True)
+
+    def probe_once(self) -> None:
+        env = litestream_env()
+        for config in self.configs:
+            with contextlib.suppress(CapError):
+                probe = probe_replica(self.layout, config, config.with_suffix(""), time.time(), env)
+                write_probe(probe_path(config), probe)
+
+    def _loop(self) -> None:
+        self.probe_once()
+        while not self.stop.wait(self.interval):
+            self.probe_once()
+
+
 class Supervisor:
     """Starts the children in order, watches them, stops them in reverse order; ``run`` returns the code."""
 
@@ -275,16 +307,22 @@ class Supervisor:
         self.prefect_url = url
         self.children = children(options, self.start_server, settings)
         self.metrics_dir = MetricsDir(settings)
+        replicas = [c for c in self.children if c.name.startswith("litestream")]
+        self.prober = ReplicaProber(settings, replicas) if replicas else None
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._start_all()
+            if self.prober is not None:
+                self.prober.thread.start()
             return self._watch()
         except ServeError as exc:
             self.say(f"error: {exc}")
             return 1
         finally:
+            if self.prober is not None:
+                self.prober.stop.set()
             self._stop_all()
             self.metrics_dir.close()
             for sig, handler in previous.items():

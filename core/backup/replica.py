@@ -29,6 +29,7 @@ import yaml
 
 from core.backup.storage import ENDPOINT_ENV
 from core.errors import ConfigError, IntegrityError, NotFoundError, StorageError
+from core.fsio import atomic_write
 from core.layout import DataLayout
 
 REPLICA_ENV: Final = "CAP_REPLICA_URL"
@@ -229,3 +230,82 @@ def _txid_time(
     files = json.loads(_run([*argv, str(db.path.absolute())], f"listing of {db.name}", env) or "[]")
     times = [f["timestamp"] for f in files if int(f["max_txid"], 16) == txid]
     return min(times) if times else None
+
+
+# -- replica lag: what the replica holds against what Litestream captured locally ------------------------
+@dataclass(frozen=True)
+class ReplicaProbe:
+    """One look at a replica: when it last held every change Litestream captured, and the lag then."""
+
+    checked_at: float  # Unix time of the probe
+    caught_up_at: float  # Unix time the replica last held every captured change (= checked_at when it does)
+
+
+def _local_segments(meta_dir: Path, db: ReplicatedDb) -> list[tuple[int, float]]:
+    """``(max txid, mtime)`` of the level-0 segments Litestream wrote locally for ``db``."""
+    out = []
+    for seg in (meta_dir / db.name / "ltx" / "0").glob("*.ltx"):
+        try:
+            out.append((int(seg.stem.rpartition("-")[2], 16), seg.stat().st_mtime))
+        except (ValueError, OSError):  # a segment being replaced: the next probe sees it
+            continue
+    return out
+
+
+def replica_txid(config_path: Path, db: ReplicatedDb, env: Mapping[str, str] | None = None) -> int:
+    """The newest transaction the replica holds for ``db`` (0 when it holds none)."""
+    argv = [litestream_bin(env), "ltx", "-config", str(config_path), "-no-expand-env", "-level", "all"]
+    try:
+        files = json.loads(_run([*argv, "-json", str(db.path.absolute())], f"listing of {db.name}", env, 30))
+    except NotFoundError:
+        return 0
+    return max((int(f["max_txid"], 16) for f in files or []), default=0)
+
+
+def probe_replica(
+    layout: DataLayout, config_path: Path, meta_dir: Path, now: float, env: Mapping[str, str] | None = None
+) -> ReplicaProbe:
+    """Compare the replica with the segments Litestream captured locally: caught up when it holds the newest,
+    else behind since the oldest segment it lacks was written. Raises :class:`StorageError` (replica
+    unreachable: the caller keeps the previous probe, so the lag keeps growing)."""
+    caught_up = now
+    for db in replicated_databases(layout):
+        local = _local_segments(meta_dir, db)
+        if not local:
+            continue
+        held = replica_txid(config_path, db, env)
+        pending = [mtime for txid, mtime in local if txid > held]
+        if pending:
+            caught_up = min(caught_up, min(pending))
+    return ReplicaProbe(checked_at=now, caught_up_at=caught_up)
+
+
+def probe_path(config_path: Path) -> Path:
+    """Where the probe of the replica configured in ``config_path`` is recorded (beside it)."""
+    return config_path.with_suffix(".probe.json")
+
+
+def worst_probe(layout: DataLayout) -> ReplicaProbe | None:
+    """The probe of the replica furthest behind, from ``<data>/run/litestream*.probe.json``."""
+    probes = [read_probe(p) for p in sorted((layout.root / "run").glob("litestream*.probe.json"))]
+    known = [p for p in probes if p is not None]
+    return min(known, key=lambda p: p.caught_up_at) if known else None
+
+
+def write_probe(path: Path, probe: ReplicaProbe) -> None:
+    """Record ``probe`` (``cap-replica-probe.v1``, atomic) for the ``/metrics`` scrape."""
+    doc = {
+        "schema": "cap-replica-probe.v1",
+        "checked_at": probe.checked_at,
+        "caught_up_at": probe.caught_up_at,
+    }
+    atomic_write(path, json.dumps(doc).encode())
+
+
+def read_probe(path: Path) -> ReplicaProbe | None:
+    """The recorded probe, or ``None`` when replication is off or the file is unreadable."""
+    try:
+        doc = json.loads(path.read_bytes())
+        return ReplicaProbe(float(doc["checked_at"]), float(doc["caught_up_at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -35,7 +35,8 @@ from core.registry import Registry
 from core.service import default_signer
 from core.settings import Settings
 from core.signing import verify_signature
-from deployments.serve import replicators
+from core.status import observe_status
+from deployments.serve import ReplicaProber, replicators
 from tests.cli.conftest import Cap
 from tests.cli.test_serve import alive, descendants, start_serve, wait_ready
 from tests.unit.test_backup_helpers import tree_digest
@@ -248,3 +249,39 @@ def test_replicated_paths_never_under_the_key_dir(tmp_path):
 
     with pytest.raises(ConfigError, match="key directory"):
         litestream_config(KeysHoldDatabases(tmp_path), parse_replica_url("s3://b/p"), tmp_path / "run", {})
+
+
+def _lag(settings: Settings) -> float:
+    observed = observe_status(settings.layout, None, datetime.now(UTC))
+    assert observed.replica_lag_seconds is not None
+    return observed.replica_lag_seconds
+
+
+def test_replica_down_lag_grows_then_catches_up_with_nothing_lost(cap, tmp_path):
+    settings = _settings(cap)
+    first = _register(settings, 0)
+    replica = tmp_path / "replica"
+    child = _start_replicators(cap, replica.as_uri())
+    prober = ReplicaProber(settings, [child])
+    try:
+        time.sleep(SETTLE_S)
+        prober.probe_once()
+        assert _lag(settings) < 1.0  # caught up
+        replica.rename(tmp_path / "replica.away")
+        replica.write_text("the replica is unreachable")  # every upload now fails
+        written = _write(settings, 1, 3)
+        time.sleep(SETTLE_S)
+        prober.probe_once()
+        assert _lag(settings) >= SETTLE_S  # the oldest change not in the replica, still growing
+        replica.unlink()
+        (tmp_path / "replica.away").rename(replica)
+        time.sleep(2 * SETTLE_S)  # Litestream retries the pending segments
+        prober.probe_once()
+        assert _lag(settings) < 1.0
+        assert child.exited() is None
+    finally:
+        child.proc.send_signal(signal.SIGKILL)
+        child.proc.wait()
+    latest = cap("restore", "--from-replica", replica.as_uri())
+    assert latest.code == 0, latest.stderr
+    assert _entries(settings.data_dir) == [first, *written]
