@@ -227,7 +227,7 @@ def restore(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Restore a backup in eight checked steps with an atomic swap (or only verify it)."""
+    """Restore a backup, or a replica's point in time, in eight checked steps with an atomic swap."""
     steps = [s for s in StepName if not (verify_only and s in (StepName.SWAP, StepName.SMOKE))]
     with _exit_codes(), _progress() as bar:
         _check_source(backup_id, from_uri, from_replica, at)

@@ -285,3 +285,34 @@ def test_replica_down_lag_grows_then_catches_up_with_nothing_lost(cap, tmp_path)
     latest = cap("restore", "--from-replica", replica.as_uri())
     assert latest.code == 0, latest.stderr
     assert _entries(settings.data_dir) == [first, *written]
+
+
+def test_replication_resumes_after_a_point_in_time_restore(cap, tmp_path):
+    settings = _settings(cap)
+    first = _register(settings, 0)
+    url = (tmp_path / "replica").as_uri()
+    child = _start_replicators(cap, url)
+    try:
+        time.sleep(SETTLE_S)
+        kept = _write(settings, 1, 2)
+        point = datetime.now(UTC) + timedelta(seconds=GAP_S / 2)
+        time.sleep(GAP_S)
+        _write(settings, 3, 2)  # undone by the restore below
+        time.sleep(SETTLE_S)
+    finally:
+        child.proc.send_signal(signal.SIGKILL)
+        child.proc.wait()
+    assert cap("restore", "--from-replica", url, "--at", _iso(point)).code == 0
+    assert _entries(settings.data_dir) == [first, *kept]
+
+    child = _start_replicators(cap, url)  # cap serve started again on the restored state
+    try:
+        time.sleep(SETTLE_S)
+        later = _write(settings, 10, 2)
+        time.sleep(SETTLE_S)
+        assert child.exited() is None
+    finally:
+        child.proc.send_signal(signal.SIGKILL)
+        child.proc.wait()
+    assert cap("restore", "--from-replica", url).code == 0
+    assert _entries(settings.data_dir) == [first, *kept, *later]
