@@ -85,6 +85,8 @@ def run_drill(
                 count = len(restored.entries())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        for lock in scratch.parent.glob(f".{scratch.name}.*.lock"):  # the scratch dir's restore/state locks
+            lock.unlink(missing_ok=True)
     differ = [s.entry_id for s in sampled if s.live_ok is not None and s.live_ok != s.restored_ok]
     if differ:
         raise VerificationError(
