@@ -11,7 +11,7 @@ import time
 import pytest
 
 from core.backup.drill import run_drill
-from core.errors import VerificationError
+from core.errors import InvalidInputError, VerificationError
 from core.registry import Registry
 from core.service import default_signer
 from deployments.serve import replicators
@@ -109,3 +109,24 @@ def test_drill_fails_when_a_restored_entry_verifies_differently(replicated):
     with pytest.raises(VerificationError) as caught:
         run_drill(settings, url, now=NOW)
     assert caught.value.code == "drill_verdict_mismatch" and caught.value.details["entries"] == [ids[1]]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.xdist_group("prefect")
+def test_restore_deployment_takes_a_replica_and_a_point(prefect_api, replicated):
+    from flows.restore import restore
+
+    settings, url, ids = replicated
+    _register(settings, 50)  # after the replicator stopped: undone by a restore to latest
+    receipt = restore(from_replica=url)
+    assert [s["status"] for s in receipt["steps"]] == ["ok"] * 8 and receipt["signature"]["kid"]
+    assert receipt["replica"]["url"] == url and receipt["replica"]["requested"] is None
+    assert _ids(settings) == ids
+    artifact = _artifact("restore-receipt")
+    assert "| 8 | smoke | ok |" in artifact.data
+    _assert_no_key_material(artifact.data, settings)
+    with pytest.raises(InvalidInputError):
+        restore(backup_id="b1", from_replica=url)
+    with pytest.raises(InvalidInputError):
+        restore(at="2026-12-05T10:42:00Z")
