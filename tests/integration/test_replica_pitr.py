@@ -1,11 +1,12 @@
 """Continuous replication (Litestream, the real binary) and point-in-time restore through the eight steps.
 
-Entries are written over time while ``cap serve`` (a real subprocess, API only) replicates the registry
-to moto's S3 server over HTTP (``CAP_REPLICA_URL``) and to a ``file://`` replica (``CAP_REPLICA_URL_2``);
-``cap serve`` and all its children are killed with SIGKILL; ``cap restore --from-replica`` (a real subprocess)
-restores to a point between two writes and to the latest point, and exactly the entries acknowledged
-before each point come back. A flipped byte in a replica segment makes the restore fail (exit 4,
-``replica_corrupt``) with the live state untouched.
+Entries are written over time while ``cap serve`` (a real subprocess, API only) replicates the registry to
+two buckets on moto's S3 server over HTTP (``CAP_REPLICA_URL`` and, a second region, ``CAP_REPLICA_URL_2``);
+``cap serve`` and all its children are killed with SIGKILL; ``cap restore --from-replica`` (a real
+subprocess) restores each to a point between two writes and to the latest point, and exactly the entries
+acknowledged before each point come back. The other tests use ``file://`` replicas: a flipped byte in a
+segment makes the restore fail (exit 4, ``replica_corrupt``) with the live state untouched; an unreachable
+replica shows a growing lag, then catches up with nothing lost; replication resumes after a restore.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from tests.cli.test_serve import alive, descendants, start_serve, wait_ready
 from tests.unit.test_backup_helpers import tree_digest
 
 POLICY = "examples/policy.lksg.v1.yml"
-BUCKET = "cap-replica"
+BUCKET, BUCKET_DR = "cap-replica", "cap-replica-dr"
 GAP_S = 3.0  # LTX file times have one-second resolution: a point half-way into a 3 s gap is unambiguous
 SETTLE_S = 1.5  # > several 100 ms sync intervals: everything acknowledged by then is replicated
 
@@ -67,6 +68,7 @@ def cap(tmp_path, s3_endpoint):
     cap.env.update({**aws, "CAP_S3_ENDPOINT_URL": s3_endpoint, "CAP_REPLICA_SYNC_INTERVAL": "100ms"})
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **_keys(aws))
     s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket=BUCKET_DR)
     cap.s3 = s3
     assert cap("keys", "keygen", "--owner", "Test GmbH").code == 0
     assert cap("policy", "compile", POLICY, "-o", tmp_path / "ir.json").code == 0
@@ -143,7 +145,7 @@ def _iso(point: datetime) -> str:
 def test_pitr_between_two_writes_and_latest_after_sigkill(cap, tmp_path):
     settings = _settings(cap)
     _register(settings, -1)  # the registry exists before replication starts, as on a running server
-    s3_url, file_url = f"s3://{BUCKET}/prod", (tmp_path / "replica").as_uri()
+    s3_url, dr_url = f"s3://{BUCKET}/prod", f"s3://{BUCKET_DR}/prod"  # two regions: two buckets
     extra = {k: v for k, v in cap.env.items() if k.startswith(("AWS_", "CAP_S3", "CAP_REPLICA"))}
     proc, port = start_serve(
         tmp_path,
@@ -151,7 +153,7 @@ def test_pitr_between_two_writes_and_latest_after_sigkill(cap, tmp_path):
         "--workers",
         "1",
         CAP_REPLICA_URL=s3_url,
-        CAP_REPLICA_URL_2=file_url,
+        CAP_REPLICA_URL_2=dr_url,
         **extra,
     )
     try:
@@ -170,7 +172,7 @@ def test_pitr_between_two_writes_and_latest_after_sigkill(cap, tmp_path):
     point = acked_first + timedelta(seconds=GAP_S / 2)
     assert point < datetime.now(UTC)
 
-    for url in (s3_url, file_url):
+    for url in (s3_url, dr_url):
         receipt_file = tmp_path / "receipt.json"
         at = cap("restore", "--from-replica", url, "--at", _iso(point), "--receipt", receipt_file, "--json")
         assert at.code == 0, at.stderr
@@ -188,9 +190,10 @@ def test_pitr_between_two_writes_and_latest_after_sigkill(cap, tmp_path):
         assert latest.code == 0, latest.stderr
         assert _entries(settings.data_dir) == first + second, url
         assert json.loads(latest.stdout)["replica"]["reached"] > _iso(point)
-    assert cap.s3.list_objects_v2(Bucket=BUCKET, Prefix="prod/registry/")["KeyCount"] > 0
-    keys = {o["Key"] for o in cap.s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert not any("keys/" in k or k.endswith(".pem") for k in keys)
+    for bucket in (BUCKET, BUCKET_DR):
+        assert cap.s3.list_objects_v2(Bucket=bucket, Prefix="prod/registry/")["KeyCount"] > 0
+        keys = {o["Key"] for o in cap.s3.list_objects_v2(Bucket=bucket)["Contents"]}
+        assert not any("keys/" in k or k.endswith(".pem") for k in keys)
 
 
 def test_corrupted_segment_fails_clearly_and_leaves_live_untouched(cap, tmp_path):
