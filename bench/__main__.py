@@ -75,7 +75,9 @@ def _backup(quick: bool, s3: bool) -> list[Figure]:
 def _replica(quick: bool, s3: bool) -> list[Figure]:
     from bench import bench_replica
 
-    return bench_replica.run(rounds=2 if quick else 10, seconds=6.0 if quick else 12.0)
+    return bench_replica.run(
+        rounds=2 if quick else 10, seconds=6.0 if quick else 12.0, rto_mb=64 if quick else 1024
+    )
 
 
 def _rotation(quick: bool, s3: bool) -> list[Figure]:
