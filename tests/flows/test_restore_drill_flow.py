@@ -4,9 +4,11 @@ tampered registry entry in the replica makes the drill fail; no replica URL mean
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from core.registry import Registry
 from core.service import default_signer
 from deployments.serve import replicators
 from tests.flows.test_backup_flows import _artifact, _assert_no_key_material
+from tests.integration.test_replica_pitr import await_in_replica
 from tests.unit.test_backup_helpers import NOW, tree_digest
 from tests.unit.test_backup_service import real_state
 
@@ -39,12 +42,13 @@ def _register(settings, n: int) -> str:
 
 
 def _replicate(settings, url: str, writes) -> None:
-    (child,) = replicators(settings, {"CAP_REPLICA_URL": url, "CAP_REPLICA_SYNC_INTERVAL": "100ms"})
-    child.start({**__import__("os").environ, "CAP_REPLICA_SYNC_INTERVAL": "100ms"})
+    env = {**os.environ, "CAP_REPLICA_SYNC_INTERVAL": "100ms"}
+    (child,) = replicators(settings, {**env, "CAP_REPLICA_URL": url})
+    child.start(env)
     try:
         time.sleep(1.5)
-        writes()
-        time.sleep(1.5)
+        last = writes()
+        await_in_replica(env, Path(child.argv[3]), last)
     finally:
         child.proc.send_signal(signal.SIGKILL)
         child.proc.wait()
@@ -68,7 +72,12 @@ def replicated(tmp_path, monkeypatch):
     settings = real_state(tmp_path / "var")
     url = (tmp_path / "replica").as_uri()
     ids = [_register(settings, 0)]
-    _replicate(settings, url, lambda: ids.extend(_register(settings, n) for n in range(1, 4)))
+
+    def writes() -> str:
+        ids.extend(_register(settings, n) for n in range(1, 4))
+        return ids[-1]
+
+    _replicate(settings, url, writes)
     return settings, url, ids
 
 

@@ -15,10 +15,11 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -26,11 +27,13 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from core.backup.replica import (
+    ReplicatedDb,
     litestream_config,
     parse_replica_url,
+    restore_db,
 )
 from core.backup.restore import RestoreReceipt, receipt_signing_bytes
-from core.errors import ConfigError
+from core.errors import CapError, ConfigError
 from core.layout import DataLayout
 from core.registry import Registry
 from core.service import default_signer
@@ -44,8 +47,7 @@ from tests.unit.test_backup_helpers import tree_digest
 
 POLICY = "examples/policy.lksg.v1.yml"
 BUCKET, BUCKET_DR = "cap-replica", "cap-replica-dr"
-GAP_S = 3.0  # LTX file times have one-second resolution: a point half-way into a 3 s gap is unambiguous
-SETTLE_S = 1.5  # > several 100 ms sync intervals: everything acknowledged by then is replicated
+SETTLE_S = 1.5  # > several 100 ms sync intervals
 
 
 @pytest.fixture
@@ -114,7 +116,11 @@ def _write(settings: Settings, first: int, count: int) -> list[str]:
 
 
 def _entries(data_dir: Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{data_dir / 'registry.sqlite'}?mode=ro", uri=True)
+    return _entries_of(data_dir / "registry.sqlite")
+
+
+def _entries_of(db: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return [r[0] for r in conn.execute("SELECT id FROM registry_entries ORDER BY id")]
     finally:
@@ -138,6 +144,35 @@ def _kill_serve(proc) -> list[int]:
     return family
 
 
+def await_in_replica(env, config: Path, entry_id: str, timeout: float = 60.0) -> float:
+    """Wait until a restore to latest from the replica of ``config`` holds ``entry_id`` (so does every entry
+    acknowledged before it); returns the Unix time it was seen. A loaded machine only makes this slower."""
+    db = ReplicatedDb("registry", config.parent.parent / "registry.sqlite")
+    probe_dir = config.parent.parent.parent / "probe"  # beside the data dir, never in it
+    out, deadline = probe_dir / "registry.sqlite", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shutil.rmtree(probe_dir, ignore_errors=True)
+        probe_dir.mkdir()
+        with contextlib.suppress(CapError):
+            restore_db(config, db, out, None, env)
+            if entry_id in _entries_of(out):
+                shutil.rmtree(probe_dir)
+                return time.time()
+        time.sleep(0.2)
+    raise AssertionError(f"{entry_id} not in the replica of {config.name} after {timeout:.0f} s")
+
+
+def _point_after(seen: float) -> tuple[datetime, float]:
+    """A whole-second point at or after ``seen`` and when later writes may start: LTX times have one-second
+    resolution, so writes from a second after the point on are unambiguously after it."""
+    point = datetime.fromtimestamp(int(seen) + 1, UTC)
+    return point, point.timestamp() + 1.2
+
+
+def _sleep_until(when: float) -> None:
+    time.sleep(max(0.0, when - time.time()))
+
+
 def _iso(point: datetime) -> str:
     return point.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -159,18 +194,19 @@ def test_pitr_between_two_writes_and_latest_after_sigkill(cap, tmp_path):
     try:
         wait_ready(proc, port)
         first = [_entries(settings.data_dir)[0], *_write(settings, 0, 3)]
-        acked_first = datetime.now(UTC)
-        time.sleep(GAP_S)
+        configs = [settings.data_dir / "run" / f"{n}.yml" for n in ("litestream", "litestream-2")]
+        seen = max(await_in_replica(cap.env, c, first[-1]) for c in configs)
+        point, later = _point_after(seen)
+        _sleep_until(later)
         second = _write(settings, 3, 3)
-        time.sleep(SETTLE_S)
+        for config in configs:
+            await_in_replica(cap.env, config, second[-1])
         assert proc.poll() is None, proc.stderr.read()
     finally:
         family = _kill_serve(proc)
     names = [Path(f"/proc/{pid}/cmdline") for pid in family]
     assert not [pid for pid in family if alive(pid)], names
     _register(settings, 99)  # acknowledged locally after the kill: in no replica
-    point = acked_first + timedelta(seconds=GAP_S / 2)
-    assert point < datetime.now(UTC)
 
     for url in (s3_url, dr_url):
         receipt_file = tmp_path / "receipt.json"
@@ -198,22 +234,26 @@ def test_pitr_between_two_writes_and_latest_after_sigkill(cap, tmp_path):
 
 def test_corrupted_segment_fails_clearly_and_leaves_live_untouched(cap, tmp_path):
     settings = _settings(cap)
-    _register(settings, 0)
+    first = _register(settings, 0)
     url = (tmp_path / "replica").as_uri()
     child = _start_replicators(cap, url)
+    config = Path(child.argv[3])
     try:
-        time.sleep(SETTLE_S)  # the first snapshot is taken; the writes below ship as level-0 segments
-        _write(settings, 1, 3)
-        time.sleep(SETTLE_S)
+        await_in_replica(
+            cap.env, config, first
+        )  # the first snapshot is taken: the writes below ship as level 0
+        written = _write(settings, 1, 3)
+        await_in_replica(cap.env, config, written[-1])
     finally:
         child.proc.send_signal(signal.SIGKILL)
         child.proc.wait()
-    newest = max(
-        (tmp_path / "replica" / "registry" / "ltx" / "0").glob("*.ltx")
-    )  # a restore to latest needs it
-    data = bytearray(newest.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    newest.write_bytes(bytes(data))
+    segments = list((tmp_path / "replica" / "registry" / "ltx").rglob("*.ltx"))
+    top = max(int(p.stem.rpartition("-")[2], 16) for p in segments)
+    newest = [p for p in segments if int(p.stem.rpartition("-")[2], 16) == top]
+    for segment in newest:  # every segment (any level) holding the newest transaction: latest needs one
+        data = bytearray(segment.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        segment.write_bytes(bytes(data))
     before = tree_digest(settings.data_dir)
     failed = cap("restore", "--from-replica", url)
     assert failed.code == 4, failed.stdout
@@ -266,8 +306,9 @@ def test_replica_down_lag_grows_then_catches_up_with_nothing_lost(cap, tmp_path)
     replica = tmp_path / "replica"
     child = _start_replicators(cap, replica.as_uri())
     prober = ReplicaProber(settings, [child])
+    config = Path(child.argv[3])
     try:
-        time.sleep(SETTLE_S)
+        await_in_replica(cap.env, config, first)
         prober.probe_once()
         assert _lag(settings) < 1.0  # caught up
         replica.rename(tmp_path / "replica.away")
@@ -278,7 +319,7 @@ def test_replica_down_lag_grows_then_catches_up_with_nothing_lost(cap, tmp_path)
         assert _lag(settings) >= SETTLE_S  # the oldest change not in the replica, still growing
         replica.unlink()
         (tmp_path / "replica.away").rename(replica)
-        time.sleep(2 * SETTLE_S)  # Litestream retries the pending segments
+        await_in_replica(cap.env, config, written[-1])  # Litestream uploads the pending segments
         prober.probe_once()
         assert _lag(settings) < 1.0
         assert child.exited() is None
@@ -295,13 +336,13 @@ def test_replication_resumes_after_a_point_in_time_restore(cap, tmp_path):
     first = _register(settings, 0)
     url = (tmp_path / "replica").as_uri()
     child = _start_replicators(cap, url)
+    config = Path(child.argv[3])
     try:
-        time.sleep(SETTLE_S)
         kept = _write(settings, 1, 2)
-        point = datetime.now(UTC) + timedelta(seconds=GAP_S / 2)
-        time.sleep(GAP_S)
-        _write(settings, 3, 2)  # undone by the restore below
-        time.sleep(SETTLE_S)
+        point, later = _point_after(await_in_replica(cap.env, config, kept[-1]))
+        _sleep_until(later)
+        undone = _write(settings, 3, 2)  # undone by the restore below
+        await_in_replica(cap.env, config, undone[-1])
     finally:
         child.proc.send_signal(signal.SIGKILL)
         child.proc.wait()
@@ -310,9 +351,9 @@ def test_replication_resumes_after_a_point_in_time_restore(cap, tmp_path):
 
     child = _start_replicators(cap, url)  # cap serve started again on the restored state
     try:
-        time.sleep(SETTLE_S)
+        time.sleep(SETTLE_S)  # Litestream sees the restored database before the next writes
         later = _write(settings, 10, 2)
-        time.sleep(SETTLE_S)
+        await_in_replica(cap.env, config, later[-1])
         assert child.exited() is None
     finally:
         child.proc.send_signal(signal.SIGKILL)
