@@ -72,6 +72,14 @@ def _backup(quick: bool, s3: bool) -> list[Figure]:
     return bench_backup.run(64 if quick else 1024, s3=s3)
 
 
+def _replica(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_replica
+
+    return bench_replica.run(
+        rounds=2 if quick else 10, seconds=6.0 if quick else 12.0, rto_mb=64 if quick else 1024
+    )
+
+
 def _rotation(quick: bool, s3: bool) -> list[Figure]:
     from bench import bench_rotation
 
@@ -122,6 +130,7 @@ SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
     "enforce_drift": (_enforce_drift, ("enforce_p95_ms", "drift_p95_ms")),
     "commit": (_commit, ("commit_1m_rows_s",)),
     "backup": (_backup, ("backup_1gb_s", "restore_1gb_s")),
+    "replica": (_replica, ("replica_rpo_p99_s",)),
     "rotation": (_rotation, ("rotation_0to3_s", "rotation_verify_errors")),
     "screening": (_screening, ()),
     "sap": (_sap, ()),

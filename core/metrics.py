@@ -162,6 +162,8 @@ class ObservedState:
     backup_size_bytes: int | None = None
     lists_refresh_last_success: float | None = None
     lists_keys: int | None = None
+    replica_caught_up: float | None = None
+    replica_lag_seconds: float | None = None
 
 
 STATE_GAUGES: dict[str, tuple[str, str]] = {
@@ -184,6 +186,15 @@ STATE_GAUGES: dict[str, tuple[str, str]] = {
         "Unix time of the last list refresh that fetched and checked every list (absent if it never ran)",
     ),
     "lists_keys": ("cap_lists_keys", "Screening keys in the lists of the last good refresh"),
+    "replica_caught_up": (
+        "cap_replica_caught_up_timestamp_seconds",
+        "Unix time the Litestream replica (the worst of them) last held every captured change (absent: off)",
+    ),
+    "replica_lag_seconds": (
+        "cap_replica_lag_seconds",
+        "Seconds since the Litestream replica (the worst of them) last held every captured change: the data "
+        "a lost host would lose now (absent when replication is off)",
+    ),
 }
 
 

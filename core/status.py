@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core import db, rotation
+from core.backup.replica import worst_probe
 from core.drift import DriftReport
 from core.keyring import Keyring
 from core.layout import DataLayout
@@ -122,8 +123,11 @@ def observe_status(layout: DataLayout, keyring: Keyring | None, now: datetime) -
             with Registry(layout.registry_db) as registry:
                 heads = registry.heads()
             drift = max((scores[h] for h in heads if h in scores), default=None)
+    replica = worst_probe(layout)
     return dataclasses.replace(
         observe_rotation(keyring, now),
+        replica_caught_up=replica.caught_up_at if replica else None,
+        replica_lag_seconds=max(0.0, now.timestamp() - replica.caught_up_at) if replica else None,
         drift_severity_max=drift,
         backup_last_success=backup.at_unix if backup else None,
         backup_size_bytes=backup.amount if backup else None,

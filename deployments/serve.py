@@ -1,6 +1,8 @@
 """``cap serve``: a small supervisor of child processes — Prefect server, one runner, the API workers.
 
-Order: (1) unless ``PREFECT_API_URL`` is set (or ``--no-prefect``), start ``prefect server start`` on SQLite
+With ``CAP_REPLICA_URL`` (and ``CAP_REPLICA_URL_2``) set, first ``litestream replicate`` ships the registry
+and policy store to each replica (:mod:`core.backup.replica`; stopped last, after its final sync).
+Then: (1) unless ``PREFECT_API_URL`` is set (or ``--no-prefect``), start ``prefect server start`` on SQLite
 under ``var/prefect`` and wait for ``/api/health``; (2) the runner serving the project's deployments
 (:mod:`deployments.runner`); (3) uvicorn with N workers on the API factory, wait for ``/healthz``. Every child
 gets ``PREFECT_API_URL`` so no process starts a temporary Prefect server. Each child runs in its own process
@@ -18,13 +20,26 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from core.backup.replica import (
+    REPLICA_ENVS,
+    litestream_config,
+    litestream_env,
+    parse_replica_url,
+    probe_path,
+    probe_replica,
+    replicate_argv,
+    write_config,
+    write_probe,
+)
+from core.errors import CapError
 from core.settings import Settings
 
 PREFECT_ENV = {
@@ -62,8 +77,10 @@ class Child:
     name: str
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
+    adapt_env: Callable[[dict[str, str]], dict[str, str]] | None = None
 
     def start(self, env: dict[str, str]) -> None:
+        env = self.adapt_env(env) if self.adapt_env else env
         # own session: a terminal Ctrl-C reaches only the supervisor, which stops the groups in order
         self.proc = subprocess.Popen(self.argv, env=env, start_new_session=True)
 
@@ -168,9 +185,27 @@ def child_env(settings: Settings, prefect_url: str | None, metrics_dir: Path | N
     return env
 
 
-def children(options: ServeOptions, start_server: bool) -> list[Child]:
+def replicators(settings: Settings, env: Mapping[str, str] | None = None) -> list[Child]:
+    """One ``litestream replicate`` child per replica URL set (``CAP_REPLICA_URL``, and ``CAP_REPLICA_URL_2``
+    for a second region): Litestream 0.5 ships a database to one replica, so each URL gets its own process,
+    config and state dir under ``<data>/run``."""
+    env = os.environ if env is None else env
+    run = (settings.data_dir / "run").absolute()
+    out = []
+    for n, var in enumerate(REPLICA_ENVS, start=1):
+        if not env.get(var):
+            continue
+        name = "litestream" if n == 1 else f"litestream-{n}"
+        config = litestream_config(settings.layout, parse_replica_url(env[var]), run / name, env)
+        argv = replicate_argv(write_config(run / f"{name}.yml", config), env)
+        out.append(Child(name, argv, adapt_env=litestream_env))
+    return out
+
+
+def children(options: ServeOptions, start_server: bool, settings: Settings | None = None) -> list[Child]:
     py = sys.executable
     out = []
+    out.extend(replicators(settings) if settings is not None else [])
     if start_server:
         out.append(
             Child(
@@ -233,6 +268,33 @@ def wait_http(
         raise ServeError(f"{child.name} did not answer {url} within {timeout:.0f} s")
 
 
+PROBE_S = float(os.environ.get("CAP_REPLICA_PROBE_INTERVAL_S", "15"))
+
+
+class ReplicaProber:
+    """Every ``interval`` s, compares each replica with what its Litestream captured locally and records the
+    result beside its config (``<data>/run/litestream*.probe.json``) for the ``cap_replica_lag_seconds``
+    gauge. A replica it cannot reach keeps its previous probe, so the lag keeps growing."""
+
+    def __init__(self, settings: Settings, replicas: list[Child], interval: float = PROBE_S) -> None:
+        self.layout, self.interval = settings.layout, interval
+        self.configs = [Path(child.argv[3]) for child in replicas]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="replica-prober", daemon=True)
+
+    def probe_once(self) -> None:
+        env = litestream_env()
+        for config in self.configs:
+            with contextlib.suppress(CapError):
+                probe = probe_replica(self.layout, config, config.with_suffix(""), time.time(), env)
+                write_probe(probe_path(config), probe)
+
+    def _loop(self) -> None:
+        self.probe_once()
+        while not self.stop.wait(self.interval):
+            self.probe_once()
+
+
 class Supervisor:
     """Starts the children in order, watches them, stops them in reverse order; ``run`` returns the code."""
 
@@ -243,18 +305,24 @@ class Supervisor:
         self.start_server = options.prefect and not attach
         url = attach or (f"http://127.0.0.1:{options.prefect_port}/api" if options.prefect else None)
         self.prefect_url = url
-        self.children = children(options, self.start_server)
+        self.children = children(options, self.start_server, settings)
         self.metrics_dir = MetricsDir(settings)
+        replicas = [c for c in self.children if c.name.startswith("litestream")]
+        self.prober = ReplicaProber(settings, replicas) if replicas else None
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._start_all()
+            if self.prober is not None:
+                self.prober.thread.start()
             return self._watch()
         except ServeError as exc:
             self.say(f"error: {exc}")
             return 1
         finally:
+            if self.prober is not None:
+                self.prober.stop.set()
             self._stop_all()
             self.metrics_dir.close()
             for sig, handler in previous.items():
@@ -277,6 +345,8 @@ class Supervisor:
             self.say(
                 f"prefect server ready: {self.prefect_url} (UI http://127.0.0.1:{self.options.prefect_port})"
             )
+        elif child.name.startswith("litestream"):
+            self.say(f"replicating registry and policy store ({child.name}, config {child.argv[3]})")
         elif child.name == "api":
             wait_http(f"http://{self.options.host}:{self.options.port}/healthz", child, lambda: self.stopping)
             self.say(
@@ -291,7 +361,7 @@ class Supervisor:
                     self.say(f"error: {child.name} exited unexpectedly with code {code}; stopping everything")
                     return 1
             time.sleep(POLL_S)
-        self.say("stopping: api, runner, prefect server")
+        self.say("stopping: api, runner, prefect server, replication")
         return 0
 
     def _stop_all(self) -> None:

@@ -120,9 +120,10 @@ def rotation_run_name() -> str:
 
 
 def restore_run_name() -> str:
-    """``restore-<backup id>`` or ``restore-<backup id>-verify-only``."""
+    """``restore-<backup id>`` or ``restore-<backup id>-verify-only`` (``restore-pitr-<at|latest>``)."""
     p = flow_run.parameters
-    return f"restore-{p['backup_id']}" + ("-verify-only" if p.get("verify_only") else "")
+    what = p.get("backup_id") or "pitr-" + (p.get("at") or "latest")
+    return f"restore-{what}" + ("-verify-only" if p.get("verify_only") else "")
 
 
 def verification_run_name() -> str:

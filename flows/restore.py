@@ -20,11 +20,13 @@ from core.backup import service as backups
 from core.backup.manifest import BACKUP_ID_PATTERN
 from core.backup.restore import RestoreSaga, StepName, StepRecord
 from core.backup.swap import restore_lock
-from core.errors import CapError
+from core.errors import CapError, InvalidInputError
 from core.settings import Settings
 from flows.forms import param, restore_run_name
 from tasks import restore as t
 from tasks.locks import mutation_slot
+
+OPTIONAL_BACKUP_ID = f"^(|{BACKUP_ID_PATTERN.strip('^$')})$"  # empty: a point-in-time restore instead
 
 
 def _run_steps(saga: RestoreSaga, job: backups.RestoreJob) -> None:
@@ -46,10 +48,26 @@ def _run_steps(saga: RestoreSaga, job: backups.RestoreJob) -> None:
         saga.unwind(finished, (t.discard_staging, t.discard_fetch))
 
 
+def _from_replica(settings: Settings, url: str, at: str, verify_only: bool, target: str) -> dict[str, Any]:
+    """A point-in-time restore: the eight steps of :mod:`core.backup.pitr` in one task, same receipt."""
+    slot = contextlib.nullcontext() if verify_only else mutation_slot()
+    try:
+        with slot:
+            receipt = t.restore_from_replica(settings, url, at or None, verify_only, target or None)
+    except CapError as exc:
+        t.publish_failure(f"replica {url}", verify_only, [], exc, datetime.now(UTC))
+        raise
+    t.publish_receipt(receipt)
+    return receipt.model_dump(mode="json")
+
+
 @flow(name="restore", retries=0, flow_run_name=restore_run_name)
 def restore(
     backup_id: str = param(
-        "Backup id", description="As listed by `cap backups list`", pattern=BACKUP_ID_PATTERN
+        "Backup id",
+        "",
+        description="As listed by `cap backups list`; empty with a replica",
+        pattern=OPTIONAL_BACKUP_ID,
     ),
     verify_only: bool = param(
         "Verify only", False, description="Run steps 1-6 (fetch, integrity, checks); change nothing"
@@ -65,10 +83,25 @@ def restore(
         description="Restore the data but keep the live keyring, its chain and key metadata "
         "(retired and revoked keys stay so)",
     ),
+    from_replica: str = param(
+        "Replica (point in time)",
+        "",
+        description="Instead of a backup: the Litestream replica, file://DIR or s3://bucket/prefix",
+    ),
+    at: str = param("Point in time", "", description="With a replica: RFC 3339 UTC time; empty: the latest"),
 ) -> dict[str, Any]:
-    """Restore ``backup_id`` from ``from_uri`` (default the data dir's store) into ``target`` (default
-    the data dir); returns the signed ``restore.receipt.v1``. A failure publishes what failed and why."""
+    """Restore ``backup_id`` from ``from_uri`` (default the data dir's store), or the Litestream replica
+    ``from_replica`` as of ``at``, into ``target`` (default the data dir); returns the signed
+    ``restore.receipt.v1``. A failure publishes what failed and why."""
     settings = Settings.from_env()
+    if bool(backup_id) == bool(from_replica) or (at and not from_replica):
+        raise InvalidInputError(
+            "name what to restore",
+            field="backup_id/from_replica",
+            expected="exactly one; at only with a replica",
+        )
+    if from_replica:
+        return _from_replica(settings, from_replica, at, verify_only, target)
     records: list[StepRecord] = []
     try:
         with backups.restore_metrics():

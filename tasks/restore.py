@@ -9,7 +9,7 @@ and deterministic. The receipt is signed inside :func:`sign_receipt` by the conf
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -54,6 +54,17 @@ def prepare_restore(
         target=target,
         allow_key_rollback=allow_key_rollback,
         keyring_merge=keyring_merge,
+    )
+
+
+@task(name="restore-from-replica", **LOCAL)
+def restore_from_replica(
+    settings: Settings, url: str, at: str | None, verify_only: bool, target: str | None
+) -> RestoreReceipt:
+    """The point-in-time restore's eight steps (Litestream fetch included: not retried, it is no single
+    idempotent download) and its signed receipt."""
+    return backups.restore_from_replica(
+        settings, url, now=datetime.now(UTC), at=at, target=target, verify_only=verify_only
     )
 
 

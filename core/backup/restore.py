@@ -114,6 +114,23 @@ class StepRecord(BaseModel):
     checks: tuple[CheckRecord, ...] = ()
 
 
+class ReplicaDbPoint(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    txid: str  # Litestream transaction id reached, 16 hex digits
+    replicated_at: str | None = None
+
+
+class ReplicaPoint(BaseModel):
+    """What a point-in-time restore asked for and reached (``cap restore --from-replica``)."""
+
+    model_config = ConfigDict(frozen=True)
+    url: str
+    requested: str | None = None  # ``--at``; absent: the latest point
+    reached: str | None = None  # the newest replicated transaction restored, over every database
+    databases: tuple[ReplicaDbPoint, ...] = ()
+
+
 class RestoreContext(BaseModel):
     """Mutable state handed from step to step (paths derive from the live dir and backup id)."""
 
@@ -130,6 +147,8 @@ class RestoreContext(BaseModel):
     operator_keys: tuple[str, ...] = ()
     live_keyring_version: int | None = None
     old_dir: Path | None = None
+    replica: ReplicaPoint | None = None
+    staged_files: tuple[str, ...] = ()
     checks: list[CheckRecord] = []
 
     def sibling(self, name: str) -> Path:
@@ -297,29 +316,41 @@ def discard_staging(ctx: RestoreContext) -> None:
 
 
 # -- steps 4 and 5 -----------------------------------------------------------------------------------
+def check_sqlite_file(
+    ctx: RestoreContext,
+    path: Path,
+    rel: str,
+    want: set[str],
+    quick: bool,
+    user_version: int | None = None,
+) -> None:
+    """``PRAGMA integrity_check`` (or ``quick_check``), the tables in ``want`` and, when given, the schema
+    version of one staged database. Raises :class:`IntegrityError` naming ``rel``."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        verdict = conn.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchall()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.Error as exc:
+        raise IntegrityError(f"restored database unreadable: {exc}", file=rel) from exc
+    finally:
+        conn.close()
+    if verdict != [("ok",)]:
+        raise IntegrityError("PRAGMA integrity_check failed", file=rel, found=str(verdict[:3]))
+    if want - tables:
+        raise IntegrityError("restored database lacks tables", file=rel, expected=sorted(want - tables))
+    if user_version is not None and user_version != version:
+        raise IntegrityError("schema version differs from manifest", file=rel)
+    ctx.check(f"sqlite:{rel}", f"integrity ok, {len(tables)} tables, schema v{version}")
+
+
 def _check_sqlite(ctx: RestoreContext, kind: FileType, expected: Sequence[str], quick: bool) -> list[Path]:
     paths = []
     for entry in (f for f in ctx.need_manifest().files if f.type is kind):
         path = ctx.staging_dir / entry.path
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            verdict = conn.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchall()
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        except sqlite3.Error as exc:
-            raise IntegrityError(f"restored database unreadable: {exc}", file=entry.path) from exc
-        finally:
-            conn.close()
-        if verdict != [("ok",)]:
-            raise IntegrityError("PRAGMA integrity_check failed", file=entry.path, found=str(verdict[:3]))
         want = set(expected) | set(entry.sqlite.tables if entry.sqlite else ())
-        if want - tables:
-            raise IntegrityError(
-                "restored database lacks tables", file=entry.path, expected=sorted(want - tables)
-            )
-        if entry.sqlite and entry.sqlite.user_version != version:
-            raise IntegrityError("schema version differs from manifest", file=entry.path)
-        ctx.check(f"sqlite:{entry.path}", f"integrity ok, {len(tables)} tables, schema v{version}")
+        version = entry.sqlite.user_version if entry.sqlite else None
+        check_sqlite_file(ctx, path, entry.path, want, quick, version)
         paths.append(path)
     if not paths:
         ctx.check(f"sqlite:{kind.value}", "not in this backup", "warn")
@@ -439,8 +470,9 @@ def check_key_metadata(ctx: RestoreContext) -> None:
 
 # -- step 7 ------------------------------------------------------------------------------------------
 def _completeness(ctx: RestoreContext) -> None:
+    """Staging holds exactly the manifest's files (a replica restore: exactly what step 3 staged)."""
     found = {p.relative_to(ctx.staging_dir).as_posix() for p in ctx.staging_dir.rglob("*") if not p.is_dir()}
-    listed = {f.path for f in ctx.need_manifest().files}
+    listed = {f.path for f in ctx.manifest.files} if ctx.manifest else set(ctx.staged_files)
     if found != listed:
         raise IntegrityError(
             "staging does not match the manifest",
@@ -616,6 +648,7 @@ class RestoreReceipt(BaseModel):
     recovered_first: Recovery
     result: Literal["ok"] = "ok"
     steps: tuple[StepRecord, ...]
+    replica: ReplicaPoint | None = None  # point-in-time restores only; omitted otherwise
     signature: ManifestSignature | None = None
 
 
@@ -635,6 +668,7 @@ def build_receipt(
         verify_only=ctx.verify_only,
         recovered_first=recovered,
         steps=tuple(records),
+        replica=ctx.replica,
     )
 
 

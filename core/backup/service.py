@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from core import status
 from core.backup import BackupResult, create_backup
 from core.backup.manifest import TrustedKey, check_backup_id, parse_keyring
+from core.backup.pitr import parse_point, run_replica_restore
+from core.backup.replica import parse_replica_url
 from core.backup.restore import (
     RestoreContext,
     RestoreOptions,
@@ -298,4 +300,42 @@ def restore_now(
                 _AfterRestoreSigner(settings),
                 now=now,
                 options=job.options,
+            )
+
+
+def restore_from_replica(
+    settings: Settings,
+    replica_url: str,
+    *,
+    now: datetime,
+    at: str | None = None,
+    target: str | Path | None = None,
+    verify_only: bool = False,
+    hook: Callable[[str], None] | None = None,
+) -> RestoreReceipt:
+    """Point-in-time restore of the registry and policy store from a Litestream replica (``at`` RFC 3339,
+    default the latest point) into the data dir or ``target``, through the eight steps; signed receipt.
+
+    Raises :class:`ConfigError`/:class:`InvalidInputError` (bad URL or ``at``, before any work),
+    :class:`IntegrityError` ``replica_corrupt``, :class:`NotFoundError` ``replica_empty``/
+    ``replica_point_missing``, the checks' errors, or :class:`StorageError`. Emits the restore metrics.
+    """
+    with restore_metrics():
+        point = parse_point(at)
+        parse_replica_url(replica_url)
+        live = Path(target or settings.data_dir).absolute()
+        if live.exists() and not live.is_dir():
+            raise ConfigError(
+                "restore target is not a directory", code="restore_target_invalid", file=str(live)
+            )
+        options = RestoreOptions(
+            verify_only=verify_only,
+            operator_keys=settings.operator_public_keys,
+            policy_rehash=rehash_policy_store,
+            smoke=smoke_restored,
+            hook=hook,
+        )
+        with target_errors(live):
+            return run_replica_restore(
+                replica_url, live, _AfterRestoreSigner(settings), now=now, at=point, options=options
             )

@@ -64,7 +64,7 @@ COMMANDS: dict[str, Lazy] = {
     "restore": Lazy(
         "backup",
         "restore",
-        "Restore a backup in eight checked steps with an atomic swap (or only verify it).",
+        "Restore a backup, or a replica's point in time, in eight checked steps with an atomic swap.",
     ),
     "drift": Lazy(
         "drift",

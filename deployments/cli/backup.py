@@ -177,16 +177,16 @@ def prune(
 
 def _show_receipt(receipt: RestoreReceipt) -> None:
     kind = "verified" if receipt.verify_only else "restored"
-    out.print(
-        kv_table(
-            f"{kind} {receipt.backup_id}",
-            {
-                "live dir": receipt.live_dir,
-                "at": receipt.restored_at,
-                "recovered first": receipt.recovered_first.value,
-            },
-        )
-    )
+    rows = {
+        "live dir": receipt.live_dir,
+        "at": receipt.restored_at,
+        "recovered first": receipt.recovered_first.value,
+    }
+    if receipt.replica is not None:
+        rows["replica"] = receipt.replica.url
+        rows["requested point"] = receipt.replica.requested or "latest"
+        rows["point reached"] = receipt.replica.reached or "unknown"
+    out.print(kv_table(f"{kind} {receipt.backup_id}", rows))
     steps = table("#", "step", "status", "ms", "checks")
     for s in receipt.steps:
         steps.add_row(
@@ -199,8 +199,20 @@ def _show_receipt(receipt: RestoreReceipt) -> None:
 
 
 def restore(
-    backup_id: Annotated[str, typer.Option("--backup", help="The backup id (see `cap backups list`).")],
+    backup_id: Annotated[
+        str | None, typer.Option("--backup", help="The backup id (see `cap backups list`).")
+    ] = None,
     from_uri: FromOption = None,
+    from_replica: Annotated[
+        str | None,
+        typer.Option(
+            help="Point-in-time restore from a Litestream replica: file://DIR or s3://bucket/prefix."
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="With --from-replica: the point in time (RFC 3339), default the latest."),
+    ] = None,
     verify_only: Annotated[bool, typer.Option(help="Run every check of steps 1-6; change nothing.")] = False,
     target: Annotated[Path | None, typer.Option(help="Restore into this dir (default the data dir).")] = None,
     allow_key_rollback: Annotated[
@@ -215,9 +227,10 @@ def restore(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Restore a backup in eight checked steps with an atomic swap (or only verify it)."""
+    """Restore a backup, or a replica's point in time, in eight checked steps with an atomic swap."""
     steps = [s for s in StepName if not (verify_only and s in (StepName.SWAP, StepName.SMOKE))]
     with _exit_codes(), _progress() as bar:
+        _check_source(backup_id, from_uri, from_replica, at)
         task = bar.add_task("fetch", total=len(steps))
 
         def hook(event: str) -> None:
@@ -225,17 +238,34 @@ def restore(
             if stage in ("before", "after"):
                 bar.update(task, advance=stage == "after", description=name)
 
-        receipt = backups.restore_now(
-            settings(),
-            backup_id,
-            now=now(),
-            from_uri=from_uri,
-            verify_only=verify_only,
-            target=target,
-            allow_key_rollback=allow_key_rollback,
-            keyring_merge=keyring is KeyringChoice.MERGE,
-            hook=hook,
-        )
+        if from_replica is not None:
+            receipt = backups.restore_from_replica(
+                settings(), from_replica, now=now(), at=at, target=target, verify_only=verify_only, hook=hook
+            )
+        else:
+            receipt = backups.restore_now(
+                settings(),
+                backup_id or "",
+                now=now(),
+                from_uri=from_uri,
+                verify_only=verify_only,
+                target=target,
+                allow_key_rollback=allow_key_rollback,
+                keyring_merge=keyring is KeyringChoice.MERGE,
+                hook=hook,
+            )
     if receipt_path is not None:
         service.write_json(receipt_path, receipt)
     emit(as_json, receipt, lambda: _show_receipt(receipt))
+
+
+def _check_source(backup_id: str | None, from_uri: str | None, replica: str | None, at: str | None) -> None:
+    """Exactly one of --backup and --from-replica; --at and --from only with their own source."""
+    if at is not None and replica is None:
+        raise InvalidInputError("--at needs --from-replica", field="--at")
+    if (backup_id is None) == (replica is None):
+        raise InvalidInputError(
+            "name what to restore", field="--backup/--from-replica", expected="exactly one of them"
+        )
+    if from_uri is not None and replica is not None:
+        raise InvalidInputError("--from names a backup store; use --from-replica alone", field="--from")

@@ -266,6 +266,9 @@ def serving(tmp_path, prefect_api):
         "CAP_ENV": "dev",
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
         "NO_COLOR": "1",
+        # continuous replication on (the replica-lag panel needs data), probed every second
+        "CAP_REPLICA_URL": (tmp_path / "replica").as_uri(),
+        "CAP_REPLICA_PROBE_INTERVAL_S": "1",
     }
     prepare_data_dir(env)
     drifted_registry(Settings.from_env(env))
