@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from core.attestation import attest
+from core.backup.manifest import TrustedKey
 from core.backup.restore import (
     RestoreContext,
     RestoreOptions,
@@ -28,7 +29,6 @@ from core.backup.restore import (
     swap_in,
     verify_integrity,
 )
-from core.backup.manifest import TrustedKey
 from core.backup.swap import Recovery
 from core.errors import IntegrityError, InvalidInputError
 from core.keys import build_metadata

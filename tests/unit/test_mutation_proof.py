@@ -174,7 +174,7 @@ def test_a_value_the_canonical_form_cannot_hold_is_an_integrity_error(good):
     ],
 )
 def test_bytes_that_are_not_json_name_the_file_and_the_expected_schema(data, message):
-    """A user handing a damaged proof file learns which file, that it is not a proof, and what was expected."""
+    """A damaged proof file: the user learns which file, that it is not a proof, and what was expected."""
     with pytest.raises(InvalidInputError) as exc:
         parse_proof_bytes(data, "p.json")
     assert exc.value.message.startswith(message)
