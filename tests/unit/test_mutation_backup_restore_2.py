@@ -22,6 +22,7 @@ from core.backup.restore import (
     RestoreOptions,
     _check_attestation_file,
     build_receipt,
+    check_key_metadata,
     default_smoke,
     fetch_backup,
     prepare_staging,
@@ -30,7 +31,7 @@ from core.backup.restore import (
     verify_integrity,
 )
 from core.backup.swap import Recovery
-from core.errors import IntegrityError, InvalidInputError
+from core.errors import CapError, IntegrityError, InvalidInputError
 from core.keys import build_metadata
 from core.signing import Ed25519Signer
 from tests.unit.test_backup_helpers import NOW, SIGNER, backup, make_state
@@ -83,6 +84,10 @@ def test_receipt_records_every_step_and_check_in_order(store, live):
         (8, "smoke", "ok", ["smoke"]),
     ]
     checks = {c.id: c for s in receipt.steps for c in s.checks}
+    assert (checks["keyring_signature"].status, checks["keyring_signature"].message) == (
+        "warn",
+        "backup keyring is unsigned (no keyring.chain.json)",
+    )
     assert (checks["keyring_floor"].status, checks["keyring_floor"].message) == ("ok", "rollback floor v3")
     assert checks["registry_high_water"].message.startswith("entry ids continue after proof_")
     assert checks["generation"].message.startswith("generation ")
@@ -200,3 +205,18 @@ def test_an_attestation_that_is_not_one_says_what_was_expected(tmp_path):
         _check_attestation_file(path, "keys/x.attestation.json")
     assert exc.value.message.startswith("invalid attestation: ")
     assert exc.value.details["file"] == "keys/x.attestation.json"
+
+
+def test_an_unsigned_keyring_with_an_operator_key_pinned_is_refused_naming_it(store, live):
+    ctx = staged(store, live, operator_keys=(SUBJECT.public_key_b64,))
+    with pytest.raises(CapError) as exc:
+        check_key_metadata(ctx)
+    assert exc.value.details["file"] == "keyring.json"
+
+
+def test_a_staged_keyring_that_does_not_parse_is_refused_naming_it(store, live):
+    ctx = staged(store, live)
+    (ctx.staging_dir / "keyring.json").write_text('{"schema": "cap-keyring.v1"')
+    with pytest.raises(InvalidInputError) as exc:
+        check_key_metadata(ctx)
+    assert exc.value.details["file"] == "keyring.json"
