@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -21,8 +22,12 @@ from core.backup.restore import (
     RestoreContext,
     RestoreOptions,
     _check_attestation_file,
+    _check_key_file,
+    _check_keyring_chain,
     build_receipt,
     check_key_metadata,
+    check_policy_store,
+    check_registry,
     default_smoke,
     fetch_backup,
     prepare_staging,
@@ -31,10 +36,11 @@ from core.backup.restore import (
     verify_integrity,
 )
 from core.backup.swap import Recovery
-from core.errors import CapError, IntegrityError, InvalidInputError
+from core.errors import IntegrityError, InvalidInputError, VerificationError
+from core.keyring import bootstrap_keyring, keyring_file_bytes
 from core.keys import build_metadata
 from core.signing import Ed25519Signer
-from tests.unit.test_backup_helpers import NOW, SIGNER, backup, make_state
+from tests.unit.test_backup_helpers import NOW, SIGNER, backup, make_state, write_keyring
 
 SUBJECT = Ed25519Signer.from_seed(b"\x09" * 32)
 
@@ -207,10 +213,14 @@ def test_an_attestation_that_is_not_one_says_what_was_expected(tmp_path):
     assert exc.value.details["file"] == "keys/x.attestation.json"
 
 
-def test_an_unsigned_keyring_with_an_operator_key_pinned_is_refused_naming_it(store, live):
-    ctx = staged(store, live, operator_keys=(SUBJECT.public_key_b64,))
-    with pytest.raises(CapError) as exc:
-        check_key_metadata(ctx)
+def test_an_unsigned_keyring_with_an_operator_key_pinned_is_refused_naming_it(tmp_path):
+    ring = tmp_path / "keyring.json"
+    meta = build_metadata(SIGNER.public_key_b64, "ACME", NOW)
+    ring.write_bytes(keyring_file_bytes(bootstrap_keyring(meta, NOW, "ops")))
+    ctx = RestoreContext(backup_id="b1", live_dir=tmp_path / "var", operator_keys=(SUBJECT.public_key_b64,))
+    with pytest.raises(IntegrityError) as exc:
+        _check_keyring_chain(ctx, ring)
+    assert exc.value.code == "keyring_unsigned"
     assert exc.value.details["file"] == "keyring.json"
 
 
@@ -220,3 +230,129 @@ def test_a_staged_keyring_that_does_not_parse_is_refused_naming_it(store, live):
     with pytest.raises(InvalidInputError) as exc:
         check_key_metadata(ctx)
     assert exc.value.details["file"] == "keyring.json"
+
+
+def test_the_live_dirs_permissions_carry_over_to_the_restored_dir(store, live):
+    live.chmod(0o710)
+    run_restore(store, "b1", live, SIGNER, now=NOW)
+    assert live.stat().st_mode & 0o7777 == 0o710
+
+
+def test_what_was_carried_over_from_live_is_named(store, live):
+    receipt = run_restore(store, "b1", live, SIGNER, now=NOW)
+    checks = {c.id: c for s in receipt.steps for c in s.checks}
+    carried = checks["carried_over"].message.split(", ")
+    assert f"keys/{SIGNER.kid}.pem" in carried  # the private key stays on the machine, never in a backup
+
+
+def test_a_failed_smoke_check_says_the_previous_state_is_back(store, live):
+    def smoke(path):
+        raise IntegrityError("registry does not answer")
+
+    with pytest.raises(VerificationError) as exc:
+        run_restore(store, "b1", live, SIGNER, now=NOW, options=RestoreOptions(smoke=smoke))
+    assert exc.value.code == "restore_smoke_failed"
+    assert exc.value.message == "smoke check failed, previous state restored: registry does not answer"
+    assert [c["id"] for c in exc.value.details["restore_checks"]][:2] == [
+        "manifest_signature",
+        "archive_fetched",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("allow_key_rollback", "backup keyring v3 is older than live v5: taking the backup's keyring"),
+        ("keyring_merge", "backup keyring v3 is older than live v5: keeping the live keyring v5"),
+    ],
+)
+def test_an_older_keyring_records_the_operators_choice(store, live, option, message):
+    write_keyring(live, 5)
+    ctx = staged(store, live, **{option: True})
+    check_key_metadata(ctx)
+    checks = {c.id: c for c in ctx.checks}
+    assert checks["keyring_decision"].status == "warn"
+    assert checks["keyring_decision"].message.startswith(message)
+
+
+def test_a_keyring_of_another_version_than_the_manifest_says_is_refused_naming_it(store, live):
+    ctx = staged(store, live)
+    write_keyring(ctx.staging_dir, 4)
+    with pytest.raises(IntegrityError) as exc:
+        check_key_metadata(ctx)
+    assert exc.value.message == "keyring version differs from manifest"
+    assert exc.value.details["file"] == "keyring.json"
+
+
+def test_key_metadata_that_is_a_hex_seed_is_refused(tmp_path):
+    ctx = RestoreContext(backup_id="b1", live_dir=tmp_path / "var")
+    rel = f"keys/{SIGNER.kid}.json"
+    (ctx.staging_dir / "keys").mkdir(parents=True)
+    (ctx.staging_dir / rel).write_text("9d" * 32)  # 64 hex characters: a private seed
+    with pytest.raises(IntegrityError) as exc:
+        _check_key_file(ctx, rel)
+    assert exc.value.message == "restored key metadata holds sensitive material"
+    assert exc.value.details["file"] == rel
+
+
+def test_a_backup_without_databases_says_so_per_kind(tmp_path):
+    live = make_state(tmp_path / "src", rows=1)
+    (live / "registry.sqlite").unlink()
+    (live / "policies.sqlite").unlink()
+    store, _ = backup(live, tmp_path / "store", backup_id="b2")
+    ctx = RestoreContext(backup_id="b2", live_dir=live, started_at=NOW)
+    fetch_backup(ctx, store)
+    verify_integrity(ctx)
+    prepare_staging(ctx)
+    check_registry(ctx)
+    check_policy_store(ctx)
+    checks = {c.id: (c.status, c.message) for c in ctx.checks}
+    assert checks["sqlite:database"] == ("warn", "not in this backup")
+    assert checks["sqlite:policy_store"] == ("warn", "not in this backup")
+
+
+def _index_corrupted(path, table, columns, user_version):
+    """Rewrite ``path`` as a database that opens and passes quick_check but whose index disagrees with its
+    table (integrity_check reports it)."""
+    path.unlink()
+    conn = sqlite3.connect(path)
+    conn.execute(f"CREATE TABLE {table}({columns})")
+    conn.execute(f"CREATE INDEX by_body ON {table}(body)")
+    conn.execute(f"INSERT INTO {table}(body) VALUES ('zzzzzzzzzzzzzzzz')")
+    conn.execute(f"PRAGMA user_version={user_version}")
+    conn.commit()
+    conn.close()
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"zzzzzzzzzzzzzzzz")] = ord("y")  # the table's copy (page 2), not the index's
+    path.write_bytes(bytes(raw))
+
+
+def test_quick_check_is_honoured_for_the_policy_store_and_a_full_check_names_what_failed(store, live):
+    ctx = staged(store, live)
+    entry = next(f for f in ctx.manifest.files if f.path == "policies.sqlite")
+    _index_corrupted(
+        ctx.staging_dir / "policies.sqlite",
+        "policies",
+        "hash TEXT, body TEXT, status TEXT",
+        entry.sqlite.user_version,
+    )
+    check_policy_store(ctx, quick=True)  # quick_check does not read the index against the table
+    with pytest.raises(IntegrityError) as exc:
+        check_policy_store(ctx)
+    assert exc.value.message == "PRAGMA integrity_check failed"
+    assert exc.value.details["file"] == "policies.sqlite"
+    assert "by_body" in exc.value.details["found"]  # sqlite's own words, naming the broken index
+
+
+def test_a_database_missing_a_table_or_of_another_schema_version_is_refused_in_words(store, live):
+    ctx = staged(store, live)
+    with pytest.raises(IntegrityError) as exc:
+        check_registry(ctx, expected_tables=("registry_entries", "audit"))
+    assert exc.value.message == "restored database lacks tables"
+    conn = sqlite3.connect(ctx.staging_dir / "registry.sqlite")
+    conn.execute("PRAGMA user_version=9")
+    conn.close()
+    with pytest.raises(IntegrityError) as exc2:
+        check_registry(ctx)
+    assert exc2.value.message == "schema version differs from manifest"
+    assert exc2.value.details["file"] == "registry.sqlite"
