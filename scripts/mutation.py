@@ -147,6 +147,10 @@ def prepare(module: str, workdir: Path, rev: str | None) -> list[str]:
         "pytest_add_cli_args_test_selection": tests,
         "use_git_change_detection": False,
         "track_dependencies": False,
+        # A mutant that loops forever (a read loop whose stop condition is mutated) is killed after
+        # (estimated CPU seconds of its tests + 1) x 5 x 2 CPU seconds, not mutmut's default x 15 x 2:
+        # minutes per such mutant otherwise. The budget is CPU time, so a busy machine does not trip it.
+        "timeout_multiplier": 5.0,
     }
     lines = (REPO / "pyproject.toml").read_text("utf-8").splitlines()
     lines.append("")

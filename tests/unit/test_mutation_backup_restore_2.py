@@ -38,11 +38,13 @@ from core.backup.restore import (
 from core.backup.swap import Recovery
 from core.errors import IntegrityError, InvalidInputError, VerificationError
 from core.keyring import bootstrap_keyring, keyring_file_bytes
+from core.keyring_chain import LinkSigner, append_link
 from core.keys import build_metadata
 from core.signing import Ed25519Signer
 from tests.unit.test_backup_helpers import NOW, SIGNER, backup, make_state, write_keyring
 
 SUBJECT = Ed25519Signer.from_seed(b"\x09" * 32)
+OTHER_OPERATOR = Ed25519Signer.from_seed(b"\x0a" * 32)
 
 
 @pytest.fixture(scope="module")
@@ -356,3 +358,21 @@ def test_a_database_missing_a_table_or_of_another_schema_version_is_refused_in_w
         check_registry(ctx)
     assert exc2.value.message == "schema version differs from manifest"
     assert exc2.value.details["file"] == "registry.sqlite"
+
+
+def test_a_keyring_whose_chain_verifies_is_recorded_as_signed(tmp_path):
+    ring = tmp_path / "keyring.json"
+    keyring = bootstrap_keyring(build_metadata(SIGNER.public_key_b64, "ACME", NOW), NOW, "ops")
+    data = keyring_file_bytes(keyring)
+    ring.write_bytes(data)
+    append_link(ring, keyring, data, SUBJECT, LinkSigner.OPERATOR)
+    ctx = RestoreContext(backup_id="b1", live_dir=tmp_path / "var", operator_keys=(SUBJECT.public_key_b64,))
+    _check_keyring_chain(ctx, ring)
+    assert [(c.id, c.status, c.message) for c in ctx.checks] == [
+        ("keyring_signature", "ok", "keyring v1 signed, chain verified")
+    ]
+    ctx.operator_keys = (OTHER_OPERATOR.public_key_b64,)  # pinned to someone else: the chain does not count
+    with pytest.raises(IntegrityError) as exc:
+        _check_keyring_chain(ctx, ring)
+    assert exc.value.code == "keyring_signature_invalid"
+    assert exc.value.details["file"] == "keyring.json"
