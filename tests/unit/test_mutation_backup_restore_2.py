@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from core.attestation import attest
-from core.backup.manifest import TrustedKey
+from core.backup.archive import READ_CHUNK
+from core.backup.manifest import ArchiveInfo, TrustedKey
 from core.backup.restore import (
     RestoreContext,
     RestoreOptions,
@@ -25,6 +26,7 @@ from core.backup.restore import (
     _check_key_file,
     _check_keyring_chain,
     build_receipt,
+    check_archive_digest,
     check_key_metadata,
     check_policy_store,
     check_registry,
@@ -35,8 +37,10 @@ from core.backup.restore import (
     swap_in,
     verify_integrity,
 )
+from core.backup.storage import MANIFEST_SUFFIX, FileStore
 from core.backup.swap import Recovery
-from core.errors import IntegrityError, InvalidInputError, VerificationError
+from core.digest import sha3_hex
+from core.errors import ConfigError, IntegrityError, InvalidInputError, VerificationError
 from core.keyring import bootstrap_keyring, keyring_file_bytes
 from core.keyring_chain import LinkSigner, append_link
 from core.keys import build_metadata
@@ -376,3 +380,65 @@ def test_a_keyring_whose_chain_verifies_is_recorded_as_signed(tmp_path):
         _check_keyring_chain(ctx, ring)
     assert exc.value.code == "keyring_signature_invalid"
     assert exc.value.details["file"] == "keyring.json"
+
+
+def test_an_archive_with_bytes_appended_at_a_chunk_boundary_is_refused(tmp_path):
+    body = bytes(range(256)) * (READ_CHUNK // 256)  # exactly one read chunk
+    path = tmp_path / "a.tar.gz"
+    path.write_bytes(body + b"appended")
+    info = ArchiveInfo(name="a.tar.gz", sha3_256=sha3_hex(body), size_bytes=len(body))
+    with pytest.raises(IntegrityError) as exc:
+        check_archive_digest(path, info)
+    assert exc.value.code == "backup_digest_mismatch"
+    path.write_bytes(body)
+    check_archive_digest(path, info)
+
+
+def test_a_manifest_under_another_backup_id_is_refused_naming_the_field(store, live, tmp_path):
+    copy = tmp_path / "store"
+    shutil.copytree(store.root, copy)
+    shutil.copy(copy / f"b1{MANIFEST_SUFFIX}", copy / f"b9{MANIFEST_SUFFIX}")
+    ctx = RestoreContext(backup_id="b9", live_dir=live)
+    with pytest.raises(IntegrityError) as exc:
+        fetch_backup(ctx, FileStore(copy))
+    assert exc.value.message == "manifest is for another backup id"
+    assert (exc.value.details["field"], exc.value.details["expected"]) == ("backup_id", "b9")
+    (copy / f"b9{MANIFEST_SUFFIX}").write_text("{")
+    with pytest.raises(IntegrityError) as exc2:
+        fetch_backup(ctx, FileStore(copy))
+    assert exc2.value.details["file"] == f"b9{MANIFEST_SUFFIX}"
+
+
+def test_fetch_reuses_the_work_dir_a_crashed_restore_left(store, live):
+    ctx = RestoreContext(backup_id="b1", live_dir=live)
+    ctx.work_dir.mkdir()
+    fetch_backup(ctx, store)
+    assert [c.id for c in ctx.checks] == ["manifest_signature", "archive_fetched"]
+
+
+def test_integrity_before_fetch_is_a_config_error_naming_the_field(store, live):
+    ctx = RestoreContext(backup_id="b1", live_dir=live)
+    fetch_backup(ctx, store)
+    ctx.archive_path = None
+    with pytest.raises(ConfigError) as exc:
+        verify_integrity(ctx)
+    assert (exc.value.message, exc.value.details["field"]) == (
+        "restore step run before fetch",
+        "archive_path",
+    )
+
+
+def test_pinned_operator_keys_reach_the_keyring_check(store, live):
+    opts = RestoreOptions(verify_only=True, operator_keys=(SUBJECT.public_key_b64,))
+    with pytest.raises((IntegrityError, InvalidInputError)) as exc:  # not a signed, full keyring
+        run_restore(store, "b1", live, SIGNER, now=NOW, options=opts)
+    assert exc.value.details["file"] == "keyring.json"
+    run_restore(store, "b1", live, SIGNER, now=NOW, options=RestoreOptions(verify_only=True))
+
+
+def test_step_durations_come_from_the_clock_and_skipped_steps_take_none(store, live):
+    ticks = iter(i * 0.25 for i in range(100))
+    opts = RestoreOptions(verify_only=True, clock=lambda: next(ticks))
+    receipt = run_restore(store, "b1", live, SIGNER, now=NOW, options=opts)
+    assert [s.duration_ms for s in receipt.steps] == [250] * 6 + [0, 0]
+    assert [s.status for s in receipt.steps[6:]] == ["skipped", "skipped"]
