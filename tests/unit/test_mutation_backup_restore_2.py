@@ -442,3 +442,11 @@ def test_step_durations_come_from_the_clock_and_skipped_steps_take_none(store, l
     receipt = run_restore(store, "b1", live, SIGNER, now=NOW, options=opts)
     assert [s.duration_ms for s in receipt.steps] == [250] * 6 + [0, 0]
     assert [s.status for s in receipt.steps[6:]] == ["skipped", "skipped"]
+
+
+def test_an_unreadable_live_keyring_without_trusted_keys_names_its_path(store, live):
+    (live / "keyring.json").write_text("{")
+    ctx = RestoreContext(backup_id="b1", live_dir=live)
+    with pytest.raises(ConfigError) as exc:
+        fetch_backup(ctx, store)
+    assert exc.value.details["file"] == str(live / "keyring.json")
