@@ -70,6 +70,7 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_mutation_keyring.py",
         "tests/unit/test_restore_state.py",
         "tests/unit/test_mutation_keyring_2.py",
+        "tests/unit/test_mutation_keyring_3.py",
     ],
     "core/screening.py": [
         "tests/unit/test_screening.py",
