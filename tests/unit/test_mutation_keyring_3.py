@@ -6,7 +6,13 @@ in which file, the offending value and the expected one. Each case kills a mutan
 import pytest
 
 from core.errors import CapError
-from core.keyring import bootstrap_keyring, entry_from_metadata, save_keyring, validate_keyring
+from core.keyring import (
+    KeyringMode,
+    bootstrap_keyring,
+    entry_from_metadata,
+    save_keyring,
+    validate_keyring,
+)
 from core.keys import KeyStatus
 from tests.vectorgen import gen_keys
 
@@ -65,3 +71,29 @@ def test_saving_an_invalid_keyring_names_the_file_and_writes_nothing(ring, tmp_p
         save_keyring(path, ring.model_copy(update={"default_signing_kid": NEXT.kid}))
     assert exc.value.details["file"] == str(path)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("status", [KeyStatus.RETIRED, KeyStatus.REVOKED])
+def test_a_retired_or_revoked_key_cannot_start_a_keyring_and_says_what_would(status):
+    with pytest.raises(CapError) as exc:
+        bootstrap_keyring(ROOT.model_copy(update={"status": status}), NOW, "ops")
+    err = exc.value
+    assert (err.code, err.message) == (
+        "bootstrap_key_unusable",
+        "a retired or revoked key cannot start a keyring",
+    )
+    assert (err.details["field"], err.details["found"]) == ("status", status.value)
+    assert err.details["expected"] == "pending or active"
+
+
+def test_a_dual_accept_keyring_without_an_end_names_the_missing_field(ring):
+    err = _refusal(ring.model_copy(update={"mode": KeyringMode.DUAL_ACCEPT, "dual_accept_until": None}))
+    assert err.message == "dual-accept keyring without an end"
+    assert (err.details["file"], err.details["field"]) == ("k.json", "dual_accept_until")
+    assert err.details["expected"] == "an RFC 3339 timestamp"
+
+
+def test_without_a_source_the_error_names_the_keyring(ring):
+    with pytest.raises(CapError) as exc:
+        validate_keyring(ring.model_copy(update={"default_signing_kid": NEXT.kid}))
+    assert exc.value.details["file"] == "keyring"
