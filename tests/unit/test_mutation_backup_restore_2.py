@@ -450,3 +450,19 @@ def test_an_unreadable_live_keyring_without_trusted_keys_names_its_path(store, l
     with pytest.raises(ConfigError) as exc:
         fetch_backup(ctx, store)
     assert exc.value.details["file"] == str(live / "keyring.json")
+
+
+def test_a_database_entry_without_a_sqlite_record_is_still_checked(store, live):
+    """The manifest's sqlite record (tables, schema version) is optional; without it the database is still
+    integrity-checked against the caller's expected tables."""
+    ctx = staged(store, live)
+    files = tuple(
+        f.model_copy(update={"sqlite": None}) if f.path == "registry.sqlite" else f
+        for f in ctx.manifest.files
+    )
+    ctx.manifest = ctx.manifest.model_copy(update={"files": files})
+    check_registry(ctx, expected_tables=("registry_entries",))
+    assert [c.id for c in ctx.checks][-1] == "sqlite:registry.sqlite"
+    with pytest.raises(IntegrityError) as exc:
+        check_registry(ctx, expected_tables=("audit",))
+    assert exc.value.details["expected"] == ["audit"]
