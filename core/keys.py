@@ -58,7 +58,12 @@ def parse_timestamp(text: str, *, field: str = "timestamp") -> datetime:
         raise InvalidInputError(
             f"not an RFC 3339 UTC timestamp: {str(text)[:40]!r}", field=field, expected="YYYY-MM-DDTHH:MM:SSZ"
         )
-    return datetime.fromisoformat(text)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:  # the right shape but no such moment: month 13, February 30, hour 25
+        raise InvalidInputError(
+            f"not a valid date and time: {text!r} ({exc})", field=field, expected="YYYY-MM-DDTHH:MM:SSZ"
+        ) from None
 
 
 def _check_timestamp(text: str) -> str:

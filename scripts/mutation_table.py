@@ -4,7 +4,9 @@ The part between the two MUTATION markers of docs/testing.md is generated: a tab
 (mutants, killed, survivors, score, accepted equivalents, score counting them, the baseline score if
 ``build/mutation-before/`` holds one) and, per module, every mutant that was not killed with its diff and
 either the reason it is accepted as equivalent (``scripts/mutation_equivalents.json``: mutant name ->
-reason) or "not accepted". Everything outside the markers is left as written.
+reason) or "not accepted". Everything outside the markers is left as written. A module with no result in
+``--results`` keeps the row and survivor list it already has in the document (measured earlier, on another
+machine or in another run directory), so measuring one module never erases the others.
 
     python scripts/mutation_table.py [--results build/mutation] [--before build/mutation-before]
 """
@@ -38,7 +40,26 @@ def _partial(result: dict, all_mutants: int) -> str:
     return f" checked of {all_mutants} (partial run)"
 
 
-def render(results: dict[str, dict], before: dict[str, dict], equivalents: dict[str, str]) -> str:
+def previous(section: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The rows and survivor blocks of an already generated section, by module."""
+    rows, blocks, current = {}, {}, None
+    for line in section.splitlines(keepends=True):
+        if line.startswith("| `"):
+            rows[line.split("`")[1]] = line.rstrip("\n")
+        elif line.startswith("#### `"):
+            current = line.split("`")[1]
+            blocks[current] = "\n" + line
+        elif current is not None:
+            blocks[current] += line
+    return rows, {m: b.rstrip("\n") + "\n" for m, b in blocks.items()}
+
+
+def render(
+    results: dict[str, dict],
+    before: dict[str, dict],
+    equivalents: dict[str, str],
+    kept: tuple[dict[str, str], dict[str, str]] = ({}, {}),
+) -> str:
     from mutation import TESTS  # the mapping decides the row order
 
     lines = [
@@ -47,7 +68,14 @@ def render(results: dict[str, dict], before: dict[str, dict], equivalents: dict[
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     details = []
-    for module in [m for m in TESTS if m in results] + sorted(set(results) - set(TESTS)):
+    old_rows, old_blocks = kept
+    measured = set(results) | set(old_rows)
+    for module in [m for m in TESTS if m in measured] + sorted(measured - set(TESTS)):
+        if module not in results:
+            lines.append(old_rows[module])
+            if module in old_blocks:
+                details.append(old_blocks[module])
+            continue
         r = results[module]
         rechecked = dict(r.get("rechecked", {}))
         late = [n for n, v in rechecked.items() if v == "killed"]
@@ -99,9 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.doc} lacks the markers {BEGIN!r} … {END!r}", file=sys.stderr)
         return 1
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    args.doc.write_text(head + BEGIN + "\n" + render(results, before, equivalents) + END + tail, "utf-8")
-    print(f"wrote {len(results)} modules into {args.doc}")
+    section, tail = rest.split(END, 1)
+    kept = previous(section)
+    table = render(results, before, equivalents, kept)
+    args.doc.write_text(head + BEGIN + "\n" + table + END + tail, "utf-8")
+    unchanged = sorted(set(kept[0]) - set(results))
+    print(f"wrote {len(results)} modules into {args.doc}; kept as written: {', '.join(unchanged) or 'none'}")
     return 0
 
 

@@ -99,11 +99,15 @@ def test_timestamps_are_rfc3339_utc_with_z(moment, text):
         pytest.param("2025-01-01T00:00:00+00:00", id="offset_form"),
         pytest.param("2025-01-01 00:00:00Z", id="space"),
         pytest.param("yesterday", id="words"),
+        pytest.param("2025-13-45T99:99:99Z", id="month_13"),
+        pytest.param("2025-02-30T00:00:00Z", id="february_30"),
     ],
 )
 def test_bad_timestamps_are_refused(text):
-    with pytest.raises(InvalidInputError):
-        parse_timestamp(text)
+    """Right shape but no such moment is refused the same way (it was a ValueError, a stack trace)."""
+    with pytest.raises(InvalidInputError) as exc:
+        parse_timestamp(text, field="valid_to")
+    assert exc.value.details["field"] == "valid_to"
 
 
 def test_naive_datetime_is_refused():

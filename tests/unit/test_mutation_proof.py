@@ -164,3 +164,31 @@ def test_a_value_the_canonical_form_cannot_hold_is_an_integrity_error(good):
         parse_proof_bytes(data, "p.json")
     assert exc.value.message == "proof is not canonical: floating-point number in canonical data"
     assert exc.value.details["file"] == "p.json"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(b'{"schema": "cap-proof.v2",', "proof is not JSON: ", id="truncated"),
+        pytest.param(b"\xff{}", "proof is not UTF-8", id="not_utf8"),
+    ],
+)
+def test_bytes_that_are_not_json_name_the_file_and_the_expected_schema(data, message):
+    """A damaged proof file: the user learns which file, that it is not a proof, and what was expected."""
+    with pytest.raises(InvalidInputError) as exc:
+        parse_proof_bytes(data, "p.json")
+    assert exc.value.message.startswith(message)
+    assert exc.value.details["file"] == "p.json"
+    assert exc.value.details["expected"] == PROOF_SCHEMA
+
+
+def test_a_bad_field_in_stored_bytes_names_the_file(good):
+    obj = json.loads(proof_file_bytes(good))
+    obj["enforcement"]["mode"] = "lenient"
+    with pytest.raises(InvalidInputError) as exc:
+        parse_proof_bytes(json.dumps(obj).encode(), "p.json")
+    assert exc.value.details["file"] == "p.json"
+    assert exc.value.details["field"] == "enforcement.mode"
+    with pytest.raises(InvalidInputError) as exc2:
+        parse_proof_obj(obj, "q.json")
+    assert exc2.value.details["file"] == "q.json"
