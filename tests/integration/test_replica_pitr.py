@@ -134,6 +134,12 @@ def _start_replicators(cap, url):
     return child
 
 
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return "?"
+
+
 def _kill_serve(proc) -> list[int]:
     """SIGKILL ``cap serve`` and every process under it (its children run in their own sessions)."""
     family = sorted(descendants(proc.pid))
@@ -204,8 +210,11 @@ def test_pitr_between_two_writes_and_latest_after_sigkill(cap, tmp_path):
         assert proc.poll() is None, proc.stderr.read()
     finally:
         family = _kill_serve(proc)
-    names = [Path(f"/proc/{pid}/cmdline") for pid in family]
-    assert not [pid for pid in family if alive(pid)], names
+    deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously: a loaded kernel takes a moment
+    while [pid for pid in family if alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = {pid: _cmdline(pid) for pid in family if alive(pid)}
+    assert not survivors, survivors
     _register(settings, 99)  # acknowledged locally after the kill: in no replica
 
     for url in (s3_url, dr_url):
