@@ -14,6 +14,7 @@ import secrets
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from core.backup.manifest import (
     parse_keyring,
     sign_manifest,
 )
-from core.backup.scan import PiiMode, ScanReport, enforce, scan_file
+from core.backup.scan import PiiMode, ScanReport, enforce, key_matches, scan_file
 from core.backup.storage import ArchiveSink, BackupStore, file_errors
 from core.errors import InvalidInputError
 from core.layout import DataLayout
@@ -67,6 +68,12 @@ def scan_sources(sources: list[BackupSource], keys: KeyFingerprints | None = Non
     private keys in any encoding in every file."""
     findings = [f for src in sources for f in scan_file(src.arcname, src.path, src.type, keys)]
     return ScanReport(files_scanned=len(sources), findings=tuple(findings))
+
+
+def _with_key_matches(report: ScanReport, sources: list[BackupSource], keys: KeyFingerprints) -> ScanReport:
+    """``report`` plus the files holding one of ``keys`` in any encoding (a linear pass over every file)."""
+    matches = tuple(f for src in sources for f in key_matches(src.arcname, src.path, keys))
+    return report.model_copy(update={"findings": matches + report.findings})
 
 
 class _Emitter:
@@ -114,6 +121,7 @@ def _stream_to_store(
     encryptor: ChunkEncryptor | None,
     mtime: int,
     level: int,
+    before_commit: Callable[[], object] = lambda: None,
 ) -> tuple[list[ManifestFile], ArchiveInfo]:
     sink = store.open_archive(backup_id, name)
     committed = False
@@ -121,6 +129,7 @@ def _stream_to_store(
         emit = _Emitter(sink, encryptor)
         files = write_archive(sources, emit, mtime=mtime, level=level)
         info = emit.finish().model_copy(update={"name": name})
+        before_commit()  # raises to keep the archive out of the store
         sink.commit()
         committed = True
     finally:
@@ -171,12 +180,29 @@ def create_backup(
         with file_errors("staging snapshot", tmp):
             frozen, infos = snapshot_sources(sources, tmp)
         report_phase("snapshot")
-        keys = KeyFingerprints.from_key_dir(layout.keys_dir)
-        report = enforce(scan_sources(frozen, keys), PiiMode(pii))
+        keys, mode = KeyFingerprints.from_key_dir(layout.keys_dir), PiiMode(pii)
+        report = scan_sources(frozen)  # PEM blocks, seeds, personal data: cheap, refused before any work
+        if report.private or (report.pii and mode is PiiMode.REFUSE):
+            enforce(_with_key_matches(report, frozen, keys), mode)  # raises; a key is named before PII
         report_phase("scan")
         encryptor = ChunkEncryptor(wrapper, bid) if wrapper else None
         name = f"{bid}.tar.gz" + (".enc" if encryptor else "")
-        files, archive = _stream_to_store(store, bid, name, frozen, encryptor, int(now.timestamp()), level)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cap-key-search") as pool:
+            # The search for the private keys in any encoding reads every file once more; it runs beside the
+            # archive stream (whose gzip, hashing and encryption release the GIL) and must pass before the
+            # store commits the archive, so nothing is stored if it finds one.
+            searching = pool.submit(_with_key_matches, report, frozen, keys)
+            files, archive = _stream_to_store(
+                store,
+                bid,
+                name,
+                frozen,
+                encryptor,
+                int(now.timestamp()),
+                level,
+                before_commit=lambda: enforce(searching.result(), mode),
+            )
+            report = searching.result()
         report_phase("archive")
         manifest = BackupManifest(
             created_at=now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -218,12 +218,18 @@ def scan_file(name: str, path: Path, kind: FileType, keys: KeyFingerprints | Non
     """All findings for one file about to be backed up (PII included unless it is a list); with ``keys``,
     also any of those private keys in any encoding in the file's bytes (:mod:`core.backup.fingerprints`)."""
     pii = kind is not FileType.LISTS
-    found = []
-    if keys and (encoding := keys.encoding_in_file(path)):
-        found.append(Finding(file=name, field=f"<{encoding} bytes>", kind=FindingKind.PRIVATE_KEY_MATCH))
+    found = key_matches(name, path, keys) if keys else []
     if kind in (FileType.DATABASE, FileType.POLICY_STORE):
         return found + scan_sqlite(name, path, pii=pii)
     return found + _scan_text_file(name, path.read_bytes(), kind, pii=pii)
+
+
+def key_matches(name: str, path: Path, keys: KeyFingerprints) -> list[Finding]:
+    """A finding if one of ``keys`` is in the file, in any encoding (:mod:`core.backup.fingerprints`)."""
+    encoding = keys.encoding_in_file(path)
+    if encoding is None:
+        return []
+    return [Finding(file=name, field=f"<{encoding} bytes>", kind=FindingKind.PRIVATE_KEY_MATCH)]
 
 
 def enforce(report: ScanReport, mode: PiiMode) -> ScanReport:

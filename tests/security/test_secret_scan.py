@@ -79,3 +79,19 @@ def test_public_key_and_unrelated_base64_pass(tmp_path):
     )
     _, result = backup(live, tmp_path / "store")
     assert result.scan.private == ()
+
+
+def test_a_key_is_named_before_personal_data_and_nothing_is_streamed(tmp_path):
+    """Personal data refuses a backup before the archive is written; the key search, which otherwise runs
+    beside the archive stream, then runs first, so the key (the graver finding) is what the error names."""
+    live = make_state(tmp_path / "var")
+    (live / "config.yaml").write_text("contact: jane.doe@example.com\n")
+    with pytest.raises(InvalidInputError) as caught:
+        backup(live, tmp_path / "store")
+    assert caught.value.code == "backup_pii_detected"  # the personal data alone refuses
+    (live / "lists" / "export.der").write_bytes(DER)
+    with pytest.raises(InvalidInputError) as caught:
+        backup(live, tmp_path / "store")
+    assert caught.value.code == "backup_private_key_material"
+    assert caught.value.details["file"] == "lists/export.der"
+    assert not list((tmp_path / "store").glob("*"))
