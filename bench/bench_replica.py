@@ -15,7 +15,6 @@ registry (``--rto-mb``) from a ``file://`` replica, beside ``restore_1gb_s`` of 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import signal
 import sqlite3
@@ -35,6 +34,7 @@ from core.backup.replica import litestream_env, replicated_databases, restore_db
 from core.registry import Registry
 from core.settings import Settings
 from deployments.serve import replicators
+from tests.registry_fill import register_filler
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
 
@@ -44,21 +44,8 @@ def _writer(settings: Settings, rate: float, stop: threading.Event, acked: list[
     with Registry(settings.layout.registry_db) as registry:
         n = 0
         while not stop.is_set():
-            entry = registry.register(
-                json.dumps({"n": n}).encode(),
-                b"{}",
-                subject="LEI-BENCH",
-                policy_hash="0x" + "ab" * 32,
-                ir_hash="0x" + "cd" * 32,
-                company_root="0x" + "01" * 32,
-                supplier_root="0x" + "02" * 32,
-                ubo_root="0x" + "03" * 32,
-                result="OK",
-                accepted=True,
-                signer=signer,
-                now=NOW,
-            )
-            acked.append((entry.id, time.time()))
+            entry_id = register_filler(registry, settings, n, subject="LEI-BENCH", now=NOW, signer=signer)
+            acked.append((entry_id, time.time()))
             n += 1
             time.sleep(1 / rate)
 

@@ -133,3 +133,17 @@ def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None
         except httpx.HTTPError:
             time.sleep(0.2)
     raise AssertionError(f"server at {url} did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[str]:
+    """moto's S3 server over HTTP on a free loopback port (what boto3 and Litestream talk to); its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

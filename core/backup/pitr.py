@@ -12,7 +12,6 @@ swap, smoke checks with swap-back. The receipt records the transaction and time 
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sqlite3
 from collections.abc import Mapping
@@ -27,7 +26,6 @@ from core.backup.replica import (
     write_config,
 )
 from core.backup.restore import (
-    CLEANUP,
     KEYRING_STATE,
     PlannedStep,
     ReplicaDbPoint,
@@ -35,24 +33,20 @@ from core.backup.restore import (
     RestoreContext,
     RestoreOptions,
     RestoreReceipt,
-    RestoreSaga,
     StepName,
     _check_key_file,
     _check_keyring_chain,
-    build_receipt,
     check_sqlite_file,
     discard_extract,
     discard_fetch,
     discard_staging,
     prepare_staging,
-    sign_receipt,
+    run_plan,
     smoke_check,
     swap_back,
     swap_in,
 )
-from core.backup.swap import recover, restore_lock
 from core.errors import CapError, ConfigError, IntegrityError, InvalidInputError, NotFoundError
-from core.generation import replacing_state
 from core.keys import parse_timestamp
 from core.layout import DataLayout
 from core.signing import Signer
@@ -219,27 +213,12 @@ def run_replica_restore(
     """
     opts = options or RestoreOptions()
     parse_replica_url(replica_url)  # refuse a bad URL before any work
-    live_dir = Path(live_dir).absolute()
-    writers = contextlib.nullcontext() if opts.verify_only else replacing_state(live_dir)
-    with restore_lock(live_dir), writers:
-        recovered = recover(live_dir)
-        ctx = RestoreContext(
-            backup_id=replica_restore_id(at, now),
-            live_dir=live_dir,
-            verify_only=opts.verify_only,
-            operator_keys=opts.operator_keys,
-            started_at=now,
-            replica=ReplicaPoint(url=replica_url, requested=_rfc3339(at) if at else None),
-        )
-        saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
-        try:
-            for name, step, compensation in replica_plan(opts, env):
-                saga.run(name, step, compensation)
-            finished = True
-        except CapError as exc:
-            saga.annotate(exc)
-            raise
-        finally:
-            if opts.compensate:
-                saga.unwind(finished, CLEANUP)
-    return sign_receipt(build_receipt(saga.ctx, saga.records, recovered, now), signer)
+    ctx = RestoreContext(
+        backup_id=replica_restore_id(at, now),
+        live_dir=Path(live_dir).absolute(),
+        verify_only=opts.verify_only,
+        operator_keys=opts.operator_keys,
+        started_at=now,
+        replica=ReplicaPoint(url=replica_url, requested=_rfc3339(at) if at else None),
+    )
+    return run_plan(ctx, replica_plan(opts, env), opts, signer, now)

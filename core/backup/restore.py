@@ -723,22 +723,30 @@ def run_restore(
     error (``CapError``) is re-raised with ``details['restore_checks']``; live is untouched or swapped back.
     """
     opts = options or RestoreOptions()
-    live_dir = Path(live_dir).absolute()
-    writers = contextlib.nullcontext() if opts.verify_only else replacing_state(live_dir)
-    with restore_lock(live_dir), writers:
-        recovered = recover(live_dir)
-        ctx = RestoreContext(
-            backup_id=backup_id,
-            live_dir=live_dir,
-            verify_only=opts.verify_only,
-            allow_key_rollback=opts.allow_key_rollback,
-            keyring_merge=opts.keyring_merge,
-            operator_keys=opts.operator_keys,
-            started_at=now,
-        )
+    ctx = RestoreContext(
+        backup_id=backup_id,
+        live_dir=Path(live_dir).absolute(),
+        verify_only=opts.verify_only,
+        allow_key_rollback=opts.allow_key_rollback,
+        keyring_merge=opts.keyring_merge,
+        operator_keys=opts.operator_keys,
+        started_at=now,
+    )
+    return run_plan(ctx, restore_plan(store, opts), opts, signer, now)
+
+
+def run_plan(
+    ctx: RestoreContext, plan: list[PlannedStep], opts: RestoreOptions, signer: Signer, now: datetime
+) -> RestoreReceipt:
+    """The frame every restore runs in (from an archive or a replica): the restore lock, writers held off
+    unless verify-only, :func:`recover` first, the steps as a saga compensated in reverse on failure (the
+    ``CapError`` re-raised with ``details['restore_checks']``), then the signed receipt."""
+    writers = contextlib.nullcontext() if opts.verify_only else replacing_state(ctx.live_dir)
+    with restore_lock(ctx.live_dir), writers:
+        recovered = recover(ctx.live_dir)
         saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
         try:
-            for name, step, compensation in restore_plan(store, opts):
+            for name, step, compensation in plan:
                 saga.run(name, step, compensation)
             finished = True
         except CapError as exc:

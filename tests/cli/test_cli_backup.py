@@ -15,6 +15,7 @@ from core.backup.restore import RestoreReceipt, receipt_signing_bytes
 from core.backup.storage import MANIFEST_SUFFIX
 from core.settings import Settings
 from core.signing import verify_signature
+from tests.live import moto_s3
 from tests.unit.test_backup_helpers import tree_digest
 
 POLICY = "examples/policy.lksg.v1.yml"
@@ -95,13 +96,8 @@ def test_prune_dry_run_then_delete(cap, state):
 
 @pytest.fixture
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.mark.slow

@@ -15,30 +15,17 @@ import pytest
 from core.backup.drill import run_drill
 from core.errors import InvalidInputError, VerificationError
 from core.registry import Registry
-from core.service import default_signer
 from deployments.serve import replicators
 from tests.flows.test_backup_flows import _artifact, _assert_no_key_material
 from tests.integration.test_replica_pitr import await_in_replica
+from tests.registry_fill import register_filler
 from tests.unit.test_backup_helpers import NOW, tree_digest
 from tests.unit.test_backup_service import real_state
 
 
 def _register(settings, n: int) -> str:
     with Registry(settings.layout.registry_db) as registry:
-        return registry.register(
-            f'{{"n":{n}}}'.encode(),
-            b"{}",
-            subject=f"LEI-{n}",
-            policy_hash="0x" + "ab" * 32,
-            ir_hash="0x" + "cd" * 32,
-            company_root="0x" + "01" * 32,
-            supplier_root="0x" + "02" * 32,
-            ubo_root="0x" + "03" * 32,
-            result="OK",
-            accepted=True,
-            signer=default_signer(settings),
-            now=NOW,
-        ).id
+        return register_filler(registry, settings, n, subject=f"LEI-{n}", now=NOW)
 
 
 def _replicate(settings, url: str, writes) -> None:

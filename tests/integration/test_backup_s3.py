@@ -14,7 +14,6 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from core.backup import create_backup
 from core.backup.crypto import KmsKeyWrapper
@@ -23,6 +22,7 @@ from core.backup.retention import KeepRules, apply_retention
 from core.backup.storage import S3Store, open_store
 from core.errors import ConflictError, StorageError
 from core.layout import DataLayout
+from tests.live import moto_s3
 from tests.unit.test_backup_helpers import MASTER, NOW, SIGNER, make_state, tree_digest
 
 PART = 5 << 20
@@ -31,11 +31,8 @@ BUCKET = "cap-backups"
 
 @pytest.fixture(scope="module")
 def endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.fixture

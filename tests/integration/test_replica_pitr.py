@@ -24,7 +24,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from core.backup.replica import (
     ReplicatedDb,
@@ -36,13 +35,14 @@ from core.backup.restore import RestoreReceipt, receipt_signing_bytes
 from core.errors import CapError, ConfigError
 from core.layout import DataLayout
 from core.registry import Registry
-from core.service import default_signer
 from core.settings import Settings
 from core.signing import verify_signature
 from core.status import observe_status
 from deployments.serve import ReplicaProber, replicators
 from tests.cli.conftest import Cap
 from tests.cli.test_serve import alive, descendants, start_serve, wait_ready
+from tests.live import moto_s3
+from tests.registry_fill import register_filler
 from tests.unit.test_backup_helpers import tree_digest
 
 POLICY = "examples/policy.lksg.v1.yml"
@@ -52,11 +52,8 @@ SETTLE_S = 1.5  # > several 100 ms sync intervals
 
 @pytest.fixture
 def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3() as url:
+        yield url
 
 
 @pytest.fixture
@@ -90,21 +87,7 @@ def _settings(cap) -> Settings:
 
 def _register(settings: Settings, n: int) -> str:
     with Registry(settings.layout.registry_db) as registry:
-        entry = registry.register(
-            json.dumps({"n": n}).encode(),
-            b"{}",
-            subject="LEI-TEST-0001",
-            policy_hash="0x" + "ab" * 32,
-            ir_hash="0x" + "cd" * 32,
-            company_root="0x" + "01" * 32,
-            supplier_root="0x" + "02" * 32,
-            ubo_root="0x" + "03" * 32,
-            result="OK",
-            accepted=True,
-            signer=default_signer(settings),
-            now=datetime.now(UTC),
-        )
-    return entry.id
+        return register_filler(registry, settings, n, subject="LEI-TEST-0001", now=datetime.now(UTC))
 
 
 def _write(settings: Settings, first: int, count: int) -> list[str]:
