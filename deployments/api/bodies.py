@@ -20,7 +20,7 @@ from core.documents import loads_bounded
 class BoundedJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = loads_bounded((await self.body()).decode("utf-8"))
+            self._json = loads_bounded(await self.body())
         return self._json
 
 
