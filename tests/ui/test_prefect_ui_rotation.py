@@ -187,6 +187,21 @@ def start_rotation(page: Any, prefect: str, phase_label: str, *, force: bool, ru
     raise AssertionError(f"the UI did not create a run {run_prefix}… in three submissions")
 
 
+def resumed(page: Any, prefect: str, run_id: str) -> bool:
+    """True once the run has left PAUSED; False as soon as the UI shows its error toast."""
+    oops = page.get_by_text("Something went wrong")
+    deadline = time.monotonic() + RUN_S
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{prefect}/api/flow_runs/{run_id}", timeout=10).json()["state_type"]
+        if state != "PAUSED":
+            return True
+        if oops.count() and oops.first.is_visible():
+            page.screenshot(path=str(shot("resume-refused")), full_page=True)
+            return False
+        time.sleep(0.5)
+    return False
+
+
 def created(page: Any, prefect: str, run_prefix: str, known: set[str]) -> bool:
     """True once a new run ``run_prefix…`` exists; False as soon as the UI shows its error toast."""
     oops = page.get_by_text("Something went wrong")
@@ -244,14 +259,22 @@ def test_rotation_through_the_prefect_ui(served: tuple[Path, str], page: Any) ->
     page.get_by_role("searchbox", name="Search by flow run name").fill("rotate-phase-2")
     page.get_by_role("link", name=paused["name"]).first.click()
     expect_text(page.locator("body"), "Paused")
-    page.get_by_role("button", name="Resume").click()
-    dialog = page.get_by_role("dialog")
-    expect_text(dialog, "Plan digest")
-    page.screenshot(path=str(shot("approval-form")), full_page=True)
-    choose(page, field(dialog, "Decision"), "approve")
-    field(dialog, "Approver").locator("textarea").fill(APPROVER)
-    field(dialog, "Comment").locator("textarea").fill("browser test")
-    dialog.get_by_role("button", name="Submit").click()
+    run_page = page.url
+    for attempt in range(3):  # on the UI's error toast (a 503): approve again
+        if attempt:
+            page.goto(run_page)
+        page.get_by_role("button", name="Resume").click()
+        dialog = page.get_by_role("dialog")
+        expect_text(dialog, "Plan digest")
+        page.screenshot(path=str(shot("approval-form")), full_page=True)
+        choose(page, field(dialog, "Decision"), "approve")
+        field(dialog, "Approver").locator("textarea").fill(APPROVER)
+        field(dialog, "Comment").locator("textarea").fill("browser test")
+        dialog.get_by_role("button", name="Submit").click()
+        if resumed(page, prefect, paused["id"]):
+            break
+    else:
+        raise AssertionError("the UI did not resume the paused run in three approvals")
 
     wait_state(prefect, "rotate-phase-2-sign-switch", {"COMPLETED"})
     after = keyring(data)
