@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from core.metrics import ENFORCE_DURATION, ENFORCE_MODE_CHANGES, ENFORCE_TOTAL, ENFORCE_VIOLATIONS
+from core.events import sink
 from core.modes import CheckStatus, EnforcementMode
 from core.rules import Outcome, RuleResult, Severity
 
@@ -88,8 +88,6 @@ _RESULT = {
     CheckStatus.WARN: EnforceResult.WARNING,
     CheckStatus.FAIL: EnforceResult.FAILURE,
 }
-for _mode in EnforcementMode:  # every mode a series at 0, so "mode changes" has data before the first
-    ENFORCE_MODE_CHANGES.labels(_mode.value)
 _mode_lock = threading.Lock()
 _last_mode: list[EnforcementMode | None] = [None]
 
@@ -99,8 +97,8 @@ def note_mode(mode: EnforcementMode) -> bool:
     with _mode_lock:
         changed = _last_mode[0] is not None and _last_mode[0] is not mode
         _last_mode[0] = mode
-    if changed:
-        ENFORCE_MODE_CHANGES.labels(mode.value).inc()
+    if changed and (metrics := sink()) is not None:
+        metrics.ENFORCE_MODE_CHANGES.labels(mode.value).inc()
     return changed
 
 
@@ -108,8 +106,9 @@ def record_enforcement(
     constraints: Iterable[str], outcome: CheckStatus, mode: EnforcementMode, seconds: float
 ) -> None:
     """Meter one enforcement decision: result, duration, violated constraints, mode changes."""
-    ENFORCE_TOTAL.labels(_RESULT[outcome].value).inc()
-    ENFORCE_DURATION.observe(seconds)
-    for constraint in constraints:
-        ENFORCE_VIOLATIONS.labels(constraint).inc()
+    if (metrics := sink()) is not None:
+        metrics.ENFORCE_TOTAL.labels(_RESULT[outcome].value).inc()
+        metrics.ENFORCE_DURATION.observe(seconds)
+        for constraint in constraints:
+            metrics.ENFORCE_VIOLATIONS.labels(constraint).inc()
     note_mode(mode)

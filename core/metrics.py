@@ -33,6 +33,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
+from core.modes import EnforcementMode
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -140,6 +142,8 @@ _INITIAL_LABELS: tuple[tuple[Counter, tuple[str, ...]], ...] = (
 for _counter, _values in _INITIAL_LABELS:
     for _value in _values:
         _counter.labels(_value)
+for _mode in EnforcementMode:  # every mode a series at 0, so "mode changes" has data before the first
+    ENFORCE_MODE_CHANGES.labels(_mode.value)
 
 
 def declare_signers(kids: Iterable[str]) -> None:

@@ -16,8 +16,8 @@ from core.commitments import Supplier, Ubo, commit
 from core.context import POSSIBLE_MATCH_COUNT, ProverContext, possible_match_total, prover_public
 from core.enforce import Violation, record_enforcement, verdict, violations_of
 from core.errors import CapError, InvalidInputError
+from core.events import sink
 from core.manifest import Manifest, ProofInfo, sign_manifest
-from core.metrics import SIGNATURES_CREATED
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import PolicyIR
 from core.policy.select import active_rule_ids
@@ -113,7 +113,8 @@ def build_proof(
         rules=results,
         enforcement=EnforcementInfo(mode=mode, enforced=enforce, verdict=outcome),
     )
-    SIGNATURES_CREATED.labels(kid=signer.kid).inc()
+    if (metrics := sink()) is not None:
+        metrics.SIGNATURES_CREATED.labels(kid=signer.kid).inc()
     return ProofBuild(
         proof=sign_proof(proof, signer), results=results, violations=violations, verdict=outcome
     )

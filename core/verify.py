@@ -21,9 +21,9 @@ from core.digest import Digest, digests_equal
 from core.disclosure import attested_checks, binding_checks
 from core.enforce import record_enforcement, violation_status, violations_of, worst
 from core.errors import CapError, InvalidInputError
+from core.events import sink
 from core.keyring import Keyring, key_acceptance
 from core.manifest import Manifest, ProofInfo, check_manifest_signature
-from core.metrics import SIGNATURES_VERIFIED, VERIFY_RESULTS
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import IrRule
 from core.policy.select import active_rule_ids
@@ -205,7 +205,8 @@ def _signature_checks(
             "proof signature is invalid",
         )
     )
-    SIGNATURES_VERIFIED.labels(kid=sig.kid, status=worst(c.status for c in checks).value).inc()
+    if (metrics := sink()) is not None:
+        metrics.SIGNATURES_VERIFIED.labels(kid=sig.kid, status=worst(c.status for c in checks).value).inc()
     checks += _manifest_key_check(proof, keyring, mode, now, sig.kid)
     msigs, manifest_bytes = proof.manifest.signatures, forms.manifest_signing_bytes()
     manifest_ok = bool(msigs) and all(
@@ -369,7 +370,8 @@ def verify_proof(
         kid=proof.signature.kid if proof.signature else None,
         checks=checks,
     )
-    VERIFY_RESULTS.labels(report.result.value).inc()
+    if (metrics := sink()) is not None:
+        metrics.VERIFY_RESULTS.labels(report.result.value).inc()
     return report
 
 
@@ -401,7 +403,8 @@ def verify_proof_bytes(
     try:
         proof = parse_proof_bytes(data, source)
     except CapError as exc:
-        VERIFY_RESULTS.labels(CheckStatus.FAIL.value).inc()
+        if (metrics := sink()) is not None:
+            metrics.VERIFY_RESULTS.labels(CheckStatus.FAIL.value).inc()
         return report_for_unreadable(exc, mode)
     return verify_proof(
         proof, keyring=keyring, mode=mode, now=now, trust=trust, manifest=manifest, registry=registry

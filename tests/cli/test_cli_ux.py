@@ -66,6 +66,8 @@ VERIFY_HEAVY = (
     "core.sap",
     "core.drift",
     "disarm",  # confusable tables: only keying a non-ASCII name needs them
+    "prometheus_client",  # metric events: only a process someone scrapes records them (core/events.py)
+    "core.metrics",
 )
 
 
@@ -133,6 +135,39 @@ def test_verify_import_check_sees_the_rare_paths(verifiable):
     assert {"yaml", "core.policy.compile"} <= set(_heavy(pinned, VERIFY_HEAVY))
     drift = _imported("verify", "--proof", str(proof), "--drift-detect", env=env)
     assert "core.drift" in _heavy(drift, VERIFY_HEAVY)
+
+
+def test_verify_pointed_at_a_metrics_dir_records_its_events_there(verifiable, tmp_path, monkeypatch):
+    """A plain ``cap verify`` loads no metrics code; one run with the service's ``PROMETHEUS_MULTIPROC_DIR``
+    (as every child of ``cap serve`` has) still counts its verdict and enforcement where ``/metrics`` reads."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from core.metrics import ObservedState, scrape_registry
+
+    proof, env = verifiable
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "deployments.cli", "verify", "--proof", str(proof), "--json"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    verdict = json.loads(result.stdout)["result"]
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    text = generate_latest(scrape_registry(ObservedState())).decode()
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert got[("cap_verify_results_total", (("result", verdict),))] == 2
+    assert got[("cap_enforce_total", (("result", "success"),))] == 2
 
 
 def _commands(command: click.Command, path: tuple[str, ...]):
