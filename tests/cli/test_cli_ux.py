@@ -138,8 +138,9 @@ def test_verify_import_check_sees_the_rare_paths(verifiable):
 
 
 def test_verify_pointed_at_a_metrics_dir_records_its_events_there(verifiable, tmp_path, monkeypatch):
-    """A plain ``cap verify`` loads no metrics code; one run with the service's ``PROMETHEUS_MULTIPROC_DIR``
-    (as every child of ``cap serve`` has) still counts its verdict and enforcement where ``/metrics`` reads."""
+    """A plain ``cap verify`` loads no metrics code; one run with the service's
+    ``PROMETHEUS_MULTIPROC_DIR`` (as every child of ``cap serve`` has) still counts its verdict and
+    enforcement where ``/metrics`` reads them."""
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
