@@ -18,6 +18,7 @@ from core.manifest import sign_manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.name_keys import KeyVersion
 from core.proof import sign_proof
+from core.errors import InvalidInputError
 from core.rules import MissingInputError
 from core.sanctions import RiskLevel
 from core.verify import verify_proof
@@ -297,3 +298,31 @@ def test_prover_lookup_names_the_missing_input(world):
     with pytest.raises(MissingInputError) as exc:
         ctx.lookup("nothing")
     assert exc.value.details["field"] == "nothing"
+
+
+def test_a_root_the_manifest_lacks_is_named_and_only_root_names_have_a_present_flag(world, proof):
+    manifest = proof.manifest.model_copy(update={"jurisdiction_root": None})
+    ctx = PublicContext(manifest, {"supplier_count": 3})
+    with pytest.raises(MissingInputError) as exc:
+        ctx.lookup("jurisdiction_root")
+    assert (exc.value.message, exc.value.details["field"]) == (
+        "manifest has no jurisdiction_root",
+        "jurisdiction_root",
+    )
+    assert ctx.lookup("jurisdiction_root_present") is False
+    assert ctx.lookup("sanctions_root_present") is True
+    # "subject" is a manifest field but not a root variable: no "_present" flag for it
+    with pytest.raises(MissingInputError) as exc:
+        ctx.lookup("subject_present")
+    assert exc.value.message == "proof discloses no input named 'subject_present'"
+
+
+def test_a_malformed_manifest_list_root_is_refused_naming_the_root_variable(world, proof):
+    """A prover writes a sanctions_root that is not a digest into its manifest and its evidence alike."""
+    bad = "0x" + "zz" * 32
+    manifest = proof.manifest.model_copy(update={"sanctions_root": bad})
+    evidence = evidence_of(proof) | {"list_root": bad}
+    ctx = PublicContext(manifest, {"supplier_count": 3})
+    with pytest.raises(InvalidInputError) as exc:
+        ctx.screen("supplier_hashes", "sanctions_root", evidence)
+    assert exc.value.details["field"] == "sanctions_root"
