@@ -277,3 +277,77 @@ def test_unreadable_keyrings_name_the_file(data):
     with pytest.raises(InvalidInputError, match="keyring is unreadable") as caught:
         parse_keyring(data)
     assert caught.value.details["file"] == "keyring.json"
+
+
+MADE = "2026-12-06T10:00:00Z"  # _manifest()'s created_at
+
+
+def _when(**update):
+    return _key(SIGNER).model_copy(update=update)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        pytest.param(
+            _when(status=KeyStatus.PENDING), "signing key is pending (it never signs)", id="pending"
+        ),
+        pytest.param(
+            _when(status=KeyStatus.RETIRED),
+            f"signing key was retired (date unknown) when the manifest was made ({MADE})",
+            id="retired_date_unknown",
+        ),
+        pytest.param(
+            _when(status=KeyStatus.RETIRED, retired_at="2026-12-01T00:00:00Z"),
+            f"signing key was retired (2026-12-01T00:00:00Z) when the manifest was made ({MADE})",
+            id="retired_before",
+        ),
+        pytest.param(
+            _when(status=KeyStatus.RETIRED, retired_at=MADE),
+            f"signing key was retired ({MADE}) when the manifest was made ({MADE})",
+            id="retired_at_the_same_instant",
+        ),
+        pytest.param(
+            _when(valid_from="2026-12-06T10:00:01+00:00"),
+            f"signing key is not valid before 2026-12-06T10:00:01+00:00; the manifest was made {MADE}",
+            id="not_yet_valid",
+        ),
+        pytest.param(
+            _when(valid_to="2026-12-06T09:59:59+00:00"),
+            f"signing key expired at 2026-12-06T09:59:59+00:00; the manifest was made {MADE}",
+            id="expired",
+        ),
+    ],
+)
+def test_a_key_not_active_when_the_manifest_was_made_is_refused_saying_why(key, message):
+    """A genuine signature, but by a key the keyring says could not sign at ``created_at``."""
+    signed = sign_manifest(_manifest(), SIGNER)
+    result = check_manifest_signature(signed, (key,))
+    assert (result.status, result.kid, result.message) == (SignatureStatus.NOT_ACTIVE, SIGNER.kid, message)
+    with pytest.raises(VerificationError) as caught:
+        verify_manifest_signature(signed, (key,))
+    assert caught.value.details.get("status") == "key_not_active"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(_when(valid_from="2026-12-06T10:00:00+00:00"), id="valid_from_the_same_instant"),
+        pytest.param(_when(valid_to="2026-12-06T10:00:00+00:00"), id="valid_to_the_same_instant"),
+        pytest.param(
+            _when(valid_from="2026-12-01T00:00:00Z", valid_to="2026-12-31T00:00:00Z"), id="inside_the_window"
+        ),
+    ],
+)
+def test_a_key_whose_window_includes_the_instant_signs(key):
+    signed = sign_manifest(_manifest(), SIGNER)
+    assert check_manifest_signature(signed, (key,)).status is SignatureStatus.OK
+
+
+def test_a_keyring_time_that_is_not_an_instant_is_an_integrity_error_quoting_it():
+    bad = "the first of December, twenty twenty-six, noon"
+    signed = sign_manifest(_manifest(), SIGNER)
+    with pytest.raises(IntegrityError) as caught:
+        check_manifest_signature(signed, (_when(valid_from=bad),))
+    assert caught.value.message == "keyring or manifest time is not an ISO 8601 instant"
+    assert caught.value.details["found"] == bad[:40]
