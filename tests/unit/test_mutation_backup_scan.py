@@ -274,3 +274,78 @@ def test_pii_refuses_by_default_naming_the_first_finding_and_warn_passes():
     assert enforce(report, PiiMode.WARN) is report
     clean = ScanReport(files_scanned=3)
     assert enforce(clean, PiiMode.REFUSE) is clean
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "parsed"),
+    [
+        ("notes.json", '{"pem": "%s", "email": "a@b.org"}', [("notes.json", "$.email", K.EMAIL)]),
+        ("notes.yaml", "pem: '%s'\nemail: a@b.org\n", [("notes.yaml", "$.email", K.EMAIL)]),
+        ("notes.txt", "%s\ncontact a@b.org\n", [("notes.txt", "<text>", K.EMAIL)]),
+    ],
+)
+def test_a_file_keeps_its_byte_level_pem_finding_beside_the_parsed_ones(tmp_path, name, text, parsed):
+    """The PEM marker found in the raw bytes is reported with what the parser finds, not replaced by it."""
+    marker = "-----BEGIN PRIVATE KEY-----"
+    found = _scan(tmp_path, name, text % marker)
+    assert (name, "<bytes>", K.PRIVATE_KEY_PEM) in found
+    assert all(f in found for f in parsed)
+
+
+def test_a_list_item_is_judged_by_its_own_key_not_its_parents():
+    """``$.birth.notes[0]`` is a note, not a birth date; a JSON key with a dot in it is one key."""
+    assert scan_document("c.json", {"birth": {"notes": ["hello"]}}, pii=True) == []
+    assert scan_document("c.json", {"mobile.number": "12345678"}, pii=True) == [
+        Finding(file="c.json", field="$.mobile.number", kind=K.PHONE)
+    ]
+
+
+@pytest.mark.parametrize(("key", "value"), [("surname", None), ("first_name", False), ("dob", True)])
+def test_null_and_boolean_values_are_never_personal_data(key, value):
+    assert kinds(key, value) == []
+
+
+def test_private_key_refusal_names_the_field_of_the_first_finding():
+    with pytest.raises(InvalidInputError) as caught:
+        enforce(ScanReport(findings=(PRIVATE,)), PiiMode.WARN)
+    assert (caught.value.details["file"], caught.value.details["field"]) == ("k.json", "$.seed")
+
+
+def test_scan_file_with_the_live_keys_finds_them_in_any_file(tmp_path):
+    """A file holding a live private key's seed as hex in an innocent-looking field."""
+    from core.backup.fingerprints import KeyFingerprints
+
+    keys = KeyFingerprints([bytes.fromhex(SEED_HEX)])
+    path = tmp_path / "notes.yaml"
+    path.write_text(f"comment: {SEED_HEX}\n")
+    assert scan_file("config/notes.yaml", path, FileType.CONFIGURATION, keys) == [
+        Finding(file="config/notes.yaml", field="<hex bytes>", kind=K.PRIVATE_KEY_MATCH)
+    ]
+    assert scan_file("config/notes.yaml", path, FileType.CONFIGURATION, KeyFingerprints([])) == []
+
+
+def test_sqlite_blobs_are_seeds_only_in_key_columns_at_seed_sizes_and_every_table_counts(tmp_path):
+    path = _db(
+        tmp_path,
+        ("CREATE TABLE a(payload BLOB, seed BLOB, note TEXT)",),
+        ("INSERT INTO a VALUES (?, ?, ?)", (bytes(32), bytes(33), "x")),
+        ("CREATE TABLE b(sk BLOB, email TEXT)",),
+        ("INSERT INTO b VALUES (?, ?)", (bytes(32), "c@d.org")),
+    )
+    assert [(f.field, f.kind) for f in scan_sqlite("s.sqlite", path, pii=True)] == [
+        ("b.email", K.EMAIL),
+        ("b.sk", K.PRIVATE_KEY_SEED),
+    ]
+    second = tmp_path / "second"
+    second.mkdir()
+    path2 = _db(
+        second,
+        ("CREATE TABLE a(seed BLOB)",),
+        ("INSERT INTO a VALUES (?)", (bytes(32),)),
+        ("CREATE TABLE b(note TEXT)",),
+        ("INSERT INTO b VALUES ('y@z.org')",),
+    )
+    assert [(f.field, f.kind) for f in scan_sqlite("s.sqlite", path2, pii=True)] == [
+        ("a.seed", K.PRIVATE_KEY_SEED),
+        ("b.note", K.EMAIL),
+    ]
