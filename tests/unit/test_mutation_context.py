@@ -14,11 +14,11 @@ import pytest
 
 from core.commitments import RootScheme, list_root, supplier_leaf, ubo_leaf
 from core.context import ProverContext, PublicContext, possible_match_total, prover_public
+from core.errors import InvalidInputError
 from core.manifest import sign_manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.name_keys import KeyVersion
 from core.proof import sign_proof
-from core.errors import InvalidInputError
 from core.rules import MissingInputError
 from core.sanctions import RiskLevel
 from core.verify import verify_proof
