@@ -38,7 +38,7 @@ from deployments.cli import demo
 from tests.api.conftest import FakeFlows, TestIssuer, api_config, bearer
 from tests.cli.conftest import Cap
 
-SALT_SEED = "ab" * 32
+SALT_SEED = demo.DEMO_SALT_SEED  # the demo's records and seed: both reuse the same cached batch proofs
 OTHER_SANCTIONS = 'name,birthdate,nationality\n"HOLDING, Petrov Industrial",,RU\nSomeone Else Entirely,,IR\n'
 
 
