@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from core.anchors import install_pin
+from core.screening import load_lists
 from core.zk import service
+from core.zk.proof_v3 import dev_depth
 from core.zk.witness import Circuit
 from deployments.cli.output import JsonFlag, emit, err, kv_table, out, settings
 from deployments.errors import EXIT_FAIL
@@ -107,11 +109,16 @@ def pin(
     ] = False,
     batch_size: BatchSize = 2,
     depth: Depth = 3,
+    lists: Annotated[
+        Path | None, typer.Option(help="--dev: the circuit `cap proof build` picks for these lists.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Pin a verifying key in this data dir: `cap verify` and `POST /verify` accept v3 proofs under it."""
     if dev == (directory is not None):
         raise typer.BadParameter("give exactly one of DIRECTORY or --dev")
+    if lists is not None:
+        depth = dev_depth(load_lists(lists))
     pinned = service.dev_pin(Circuit(batch_size, depth)) if dev else service.pin(directory)  # type: ignore[arg-type]
     target = install_pin(settings(), pinned)
     info = {
