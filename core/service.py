@@ -400,7 +400,7 @@ def prove(
                 "lists": lists_info(lists),
             }
         )
-    proving = _zk_proving(settings, lists, zk or ZkOptions()) if scheme is ProofScheme.V3 else None
+    proving = zk_proving_for(settings, lists, zk) if scheme is ProofScheme.V3 else None
     built = build_proof(
         manifest=manifest,
         ir=loaded.compiled.ir,
@@ -442,18 +442,22 @@ class ZkOptions(BaseModel):
     cache: Path | None = None
 
 
-def _zk_proving(settings: Settings, lists: ListsFile | None, options: ZkOptions) -> ZkProving:
+def zk_proving_for(
+    settings: Settings, lists: ListsFile | None, options: ZkOptions | None = None
+) -> ZkProving:
+    """Proving for a v3 build: ``options`` (default: the setup in ``CAP_ZK_SETUP``, else the development
+    setup), the data dir's salt seed. Raises InvalidInputError without lists."""
     from core.zk.proof_v3 import load_salt_seed, zk_proving  # the proving toolchain only for v3 builds
 
+    options = options or ZkOptions()
+    setup_dir = options.setup_dir or settings.zk_setup_dir
     if lists is None:
         raise InvalidInputError(
             "a cap-proof.v3 screens against sanctions lists: give --lists or --sanctions (or --scheme v2)",
             field="lists",
         )
     seed = load_salt_seed(settings.layout.keys_dir)
-    return zk_proving(
-        lists, seed, setup_dir=options.setup_dir, batch_size=options.batch_size, cache=options.cache
-    )
+    return zk_proving(lists, seed, setup_dir=setup_dir, batch_size=options.batch_size, cache=options.cache)
 
 
 def register_proof(

@@ -246,7 +246,9 @@ def proof_build(
     ] = None,
     zk_setup: Annotated[
         Path | None,
-        typer.Option(help="v3: finished setup directory (default: development setup, NOT FOR PRODUCTION)."),
+        typer.Option(
+            help="v3: finished setup (default CAP_ZK_SETUP, else the dev setup: NOT FOR PRODUCTION)."
+        ),
     ] = None,
     zk_batch_size: Annotated[int, typer.Option(min=1, help="v3 development setup: suppliers per proof.")] = 2,
     as_json: JsonFlag = False,
@@ -256,7 +258,7 @@ def proof_build(
     base = reverify.subject_baseline(settings(), m.subject, baseline) if drift_detect else None
     loaded_lists = service.read_lists(lists, sanctions, fmt, high_risk, when)
     chosen = scheme or ProofScheme(settings().proof_scheme)
-    if chosen is ProofScheme.V3 and zk_setup is None:
+    if chosen is ProofScheme.V3 and zk_setup is None and settings().zk_setup_dir is None:
         err.print(
             "[bold yellow]v3 under the development setup: NOT FOR PRODUCTION (anyone can forge under it)[/]"
         )
