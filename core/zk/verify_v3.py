@@ -6,7 +6,7 @@ checked by :func:`~core.zk.evidence.check_screening` against the commitment the 
 verifier's pinned vks (development vks only when it allows them) and the gap root it derives itself from the
 trusted lists whose root the manifest names. Each failed rule is a check ``zk:<suppliers|ubos>:<code>``; a
 verified screening is one ``zk:<suppliers|ubos>`` check. What the circuit does not prove is reported as
-``attested:*`` (ADR 0007, docs/formats/proof_v3.md). No I/O.
+``attested:*`` (ADR 0007, docs/formats/proof_v3.md). No I/O but the gap-root cache (:func:`gap_root`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from core.checks import Check, CheckKind
 from core.context import POSSIBLE_MATCH_COUNT, EvidenceError, PublicContext, check_key_version
 from core.disclosure import SCALAR_BINDINGS, attested_checks
 from core.errors import InvalidInputError
+from core.fsio import atomic_write
 from core.modes import CheckStatus
 from core.name_keys import KeyVersion
 from core.proof import Proof
@@ -34,22 +35,37 @@ from core.zk.evidence import (
 )
 from core.zk.gaptree import GapTree, key248
 from core.zk.proof_v3 import SCREENED, ZK_EVIDENCE
+from core.zk.toolchain import cache_dir
 
 _GAP_ROOTS: dict[tuple[str, str, int], str | None] = {}
 """(sanctions root, key version, depth) → gap root: a long-running verifier derives each once."""
 
 
 def gap_root(lists: ListsFile, depth: int) -> str | None:
-    """The gap root of ``lists`` at ``depth`` (None when the list does not fit that depth)."""
+    """The gap root of ``lists`` at ``depth`` (None when the list does not fit that depth).
+
+    Deriving it is a Poseidon hash per listed key (about a minute for 75,000 keys in pure Python), so it is
+    kept per process and on disk in the verifier's own cache (``$CAP_ZK_CACHE/gap-roots``, named by the
+    sanctions root, key version and depth), the one piece of I/O here.
+    """
     key = (lists.sanctions_root, lists.version.value, depth)
     if key not in _GAP_ROOTS:
-        try:
-            tree = GapTree((key248(bytes.fromhex(k[2:])) for k in lists.keys), depth)
-        except InvalidInputError:
-            _GAP_ROOTS[key] = None
-        else:
-            _GAP_ROOTS[key] = field_hex(tree.root)
+        _GAP_ROOTS[key] = _stored_gap_root(lists, depth)
     return _GAP_ROOTS[key]
+
+
+def _stored_gap_root(lists: ListsFile, depth: int) -> str | None:
+    path = cache_dir() / "gap-roots" / f"{lists.sanctions_root[2:]}-{lists.version.value}-d{depth}"
+    if path.is_file():
+        text = path.read_text(encoding="ascii").strip()
+        return text if text.startswith("0x") else None
+    try:
+        tree = GapTree((key248(bytes.fromhex(k[2:])) for k in lists.keys), depth)
+    except InvalidInputError:
+        return None
+    root = field_hex(tree.root)
+    atomic_write(path, root.encode("ascii"))
+    return root
 
 
 class ZkScheme:
