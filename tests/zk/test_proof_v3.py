@@ -371,3 +371,30 @@ def test_a_v3_manifest_without_screening_commitment_fails(v3):
     bare = proof.model_copy(update={"manifest": proof.manifest.model_copy(update={"screening": None})})
     failed = _failed(_verify(v3, _forge(v3, bare)))
     assert {"zk:commitment", "evidence:no_sanctioned_suppliers"} <= failed
+
+
+def test_sap_ingest_builds_a_v3_proof_and_verifies_it_with_the_pinned_vk(tmp_path):
+    from core.anchors import install_pin
+    from core.sap.pipeline import ingest, load_ingest_config
+    from core.zk.service import dev_pin
+    from deployments.sap_mock import create_app as create_sap
+    from deployments.sap_mock import running_server
+    from deployments.sap_mock_data import generate_dataset
+    from tests.integration.test_sap_pilot import NOW, SECRET_ENV, write_config
+
+    sanctions = tmp_path / "sanctions.csv"
+    sanctions.write_text(demo.SANCTIONS)
+    settings = Settings(data_dir=tmp_path / "var", build_dir=tmp_path / "build", proof_scheme="v3")
+    service.keygen(settings, now=NOW)
+    (settings.layout.keys_dir / "zk-salt-seed.hex").write_text(SALT_SEED)
+    install_pin(settings, dev_pin(Circuit(2, 3)))
+    outcomes = {}
+    with running_server(create_sap(generate_dataset(3, 6, include_fixture=False), 2)) as url:
+        path = write_config(
+            tmp_path, url, odata_version=2, sanctions=[{"path": str(sanctions), "format": "csv"}]
+        )
+        for allow in (True, False):
+            run = settings.model_copy(update={"zk_allow_dev": allow})
+            outcomes[allow] = ingest(load_ingest_config(path), run, NOW, env=SECRET_ENV).verification
+    assert outcomes[True].result is CheckStatus.OK, outcomes[True]
+    assert "zk:suppliers:untrusted_vk" in outcomes[False].failed_checks
