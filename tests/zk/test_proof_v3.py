@@ -398,3 +398,23 @@ def test_sap_ingest_builds_a_v3_proof_and_verifies_it_with_the_pinned_vk(tmp_pat
             outcomes[allow] = ingest(load_ingest_config(path), run, NOW, env=SECRET_ENV).verification
     assert outcomes[True].result is CheckStatus.OK, outcomes[True]
     assert "zk:suppliers:untrusted_vk" in outcomes[False].failed_checks
+
+
+def test_a_v3_possible_match_count_must_be_a_count(v3):
+    proof = parse_proof_bytes(v3.data)
+    bad = proof.model_copy(update={"public": {**proof.public, "possible_match_count": -1}})
+    assert "public:possible_match_count" in _failed(_verify(v3, _forge(v3, bad)))
+
+
+def test_a_pin_whose_vk_is_not_its_hash_is_refused(v3, tmp_path):
+    from core.anchors import read_pin
+    from core.errors import IntegrityError
+
+    (pin,) = v3.settings.layout.zk_pins_dir.glob("*.json")
+    doc = json.loads(pin.read_text())
+    doc["vk"]["ic"][0][0] = str(int(doc["vk"]["ic"][0][0]) + 1)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError) as exc:
+        read_pin(forged)
+    assert exc.value.details["file"] == str(forged)
