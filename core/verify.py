@@ -1,5 +1,5 @@
-"""Verification of a ``cap-proof.v2`` (and, through :func:`scheme_for`, a ``cap-proof.v3``): every check
-real, each reported with kind and status.
+"""Verification of a ``cap-proof.v2`` or ``v3`` (its own parts: :mod:`core.schemes`): every check real,
+each reported with kind and status.
 
 Integrity and signature checks fail in every mode; rule violations are judged by the mode
 (strict/relaxed/audit); evidence is re-checked against the manifest's public roots. The report's
@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,7 +19,6 @@ from core.checks import CheckKind as CheckKind
 from core.commitments import company_root
 from core.context import EvidenceError, PublicContext, selection_inputs
 from core.digest import Digest, digests_equal
-from core.disclosure import attested_checks, binding_checks
 from core.enforce import record_enforcement, violation_status, violations_of, worst
 from core.errors import CapError, InvalidInputError
 from core.events import sink
@@ -30,8 +28,9 @@ from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import IrRule
 from core.policy.select import active_rule_ids
 from core.policy.v1 import rule_constraint
-from core.proof import PROOF_SCHEMA_V3, Proof, ProofForms, check_proof_signature, parse_proof_bytes
+from core.proof import Proof, ProofForms, check_proof_signature, parse_proof_bytes
 from core.rules import Outcome, RuleResult, evaluate_rule
+from core.schemes import Scheme, scheme_for
 from core.trust import (
     TrustAnchors,
     TrustedLists,
@@ -62,36 +61,6 @@ class Report(BaseModel):
 
 
 RegistryLookup = Callable[[Proof, ProofForms], Check]
-
-
-class Scheme(Protocol):
-    """What differs between proof versions: the rule context, the disclosure bindings, the attested checks."""
-
-    def context(self, proof: Proof, trusted: TrustedLists | None) -> PublicContext: ...
-    def bindings(self, proof: Proof) -> list[Check]: ...
-    def attested(self, proof: Proof) -> list[Check]: ...
-
-
-class V2Scheme:
-    def context(self, proof: Proof, trusted: TrustedLists | None) -> PublicContext:
-        names = {n.name: n.refs for n in trusted.lists.names} if trusted is not None else None
-        version = trusted.lists.version if trusted is not None else None
-        return PublicContext(proof.manifest, proof.public, names, version)
-
-    def bindings(self, proof: Proof) -> list[Check]:
-        return binding_checks(proof)
-
-    def attested(self, proof: Proof) -> list[Check]:
-        return attested_checks(proof)
-
-
-def scheme_for(proof: Proof, trust: TrustAnchors) -> Scheme:
-    """v2's parts, or v3's (core/zk/verify_v3.py, imported only for a v3 proof)."""
-    if proof.schema_ == PROOF_SCHEMA_V3:
-        from core.zk.verify_v3 import ZkScheme
-
-        return ZkScheme(trust)
-    return V2Scheme()
 
 
 def _ok(
