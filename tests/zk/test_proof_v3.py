@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from core import service
 from core.anchors import trust_anchors
-from core.commitments import Supplier, Ubo, read_suppliers, read_ubos, supplier_leaf, ubo_leaf
+from core.commitments import RootScheme, Supplier, Ubo, read_suppliers, read_ubos, supplier_leaf, ubo_leaf
 from core.manifest import sign_manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.name_keys import KeyVersion
@@ -418,3 +418,22 @@ def test_a_pin_whose_vk_is_not_its_hash_is_refused(v3, tmp_path):
     with pytest.raises(IntegrityError) as exc:
         read_pin(forged)
     assert exc.value.details["file"] == str(forged)
+
+
+def test_a_listed_supplier_refuses_v3_and_names_v2(v3, tmp_path):
+    from core.errors import InvalidInputError
+    from core.prover import ProofScheme
+
+    listed = v3.cap.write("listed.csv", demo.SUPPLIERS + "Petrov Industrial Holding GmbH,DE,1\n")
+    now = datetime.now(UTC)
+    commitments = service.commit_files(listed, v3.files["ubos.csv"], RootScheme.MERKLE, now)
+    lists = load_lists(v3.root / "build" / "lists.json")
+    loaded = service.load_policy(v3.files["policy.yml"])
+    with pytest.raises(InvalidInputError) as exc:
+        service.prove(
+            v3.settings, manifest=service.make_manifest(v3.settings, commitments, loaded, lists, now),
+            loaded=loaded, suppliers=listed, ubos=v3.files["ubos.csv"], lists=lists,
+            mode=EnforcementMode.RELAXED, enforce=False, now=now, scheme=ProofScheme.V3,
+        )  # fmt: skip
+    assert exc.value.code == "v3_listed_name"
+    assert "no_sanctioned_suppliers" in exc.value.message and "--scheme v2" in exc.value.message
