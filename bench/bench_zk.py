@@ -14,13 +14,20 @@ import json
 import random
 import resource
 import sys
+import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import Figure, at_most, info
 from core.canonical import canonical_bytes
+from core.commitments import RootScheme
+from core.modes import EnforcementMode
+from core.proof import proof_file_bytes
+from core.sanctions import ListFormat
 from core.zk import prover
 from core.zk.evidence import check_screening, screening_root
 from core.zk.gaptree import UPPER_SENTINEL, GapTree
@@ -125,8 +132,94 @@ def _prove_figures() -> list[Figure]:
     ]
 
 
+def _documents(root: Path, suppliers: int) -> tuple[Any, bytes, bytes, float]:
+    """A v3 and a v2 proof of ``suppliers`` generated suppliers (demo lists, policy and UBOs), built through
+    the service like `cap proof build`; a fixed salt seed so a rerun takes the batch proofs from the cache.
+    Returns settings, the two proof files and the v3 build's CPU seconds."""
+    from core import service
+    from core.prover import ProofScheme
+    from core.settings import Settings
+    from core.zk.proof_v3 import SALT_SEED_FILE
+    from deployments.cli import demo
+
+    now = datetime.now(UTC)
+    cfg = Settings(data_dir=root / "var", build_dir=root / "build", zk_allow_dev=True)
+    rows = "".join(f"Supplier {i:05d} Trading GmbH,DE,{1 + i % 3}\n" for i in range(suppliers))
+    files = {n: root / f"{n}.csv" for n in ("suppliers", "ubos", "sanctions", "high_risk")}
+    files["suppliers"].write_text("name,jurisdiction,tier\n" + rows)
+    files["ubos"].write_text(demo.UBOS)
+    files["sanctions"].write_text(demo.SANCTIONS)
+    files["high_risk"].write_text(demo.HIGH_RISK)
+    (root / "p.yml").write_text(
+        demo.POLICY.replace("supplier_count_max: 10", f"supplier_count_max: {suppliers}")
+    )
+    service.keygen(cfg, now=now)
+    (cfg.layout.keys_dir / SALT_SEED_FILE).write_text("cd" * 32)
+    lists = service.build_lists_file([(files["sanctions"], ListFormat.CSV)], files["high_risk"], now)
+    service.install_lists(cfg, lists, now)
+    loaded = service.load_policy(root / "p.yml")
+    commitments = service.commit_files(files["suppliers"], files["ubos"], RootScheme.MERKLE, now)
+    manifest = service.make_manifest(cfg, commitments, loaded, lists, now)
+    out = []
+    c0 = _cpu()
+    for scheme in (ProofScheme.V3, ProofScheme.V2):
+        built = service.prove(
+            cfg, manifest=manifest, loaded=loaded, suppliers=files["suppliers"], ubos=files["ubos"],
+            lists=lists, mode=EnforcementMode.RELAXED, enforce=False, now=now, scheme=scheme,
+        )  # fmt: skip
+        out.append(proof_file_bytes(built.proof))
+        if scheme is ProofScheme.V3:
+            build_cpu = _cpu() - c0
+    return cfg, out[0], out[1], build_cpu
+
+
+def _document_figures(suppliers: int, repeats: int) -> list[Figure]:
+    """In-process verification of whole proof documents (all checks, keyring and anchors loaded once, as
+    the API holds them), v3 beside v2 for the same records."""
+    from core import service
+    from core.anchors import install_pin, trust_anchors
+    from core.verify import verify_proof_bytes
+    from core.zk.service import dev_pin
+    from core.zk.witness import Circuit
+
+    with tempfile.TemporaryDirectory(prefix="bench-v3-") as tmp:
+        cfg, v3, v2, build_cpu = _documents(Path(tmp), suppliers)
+        install_pin(cfg, dev_pin(Circuit(2, 3)))
+        keyring, trust = service.load_local_keyring(cfg), trust_anchors(cfg)
+        figures = [
+            info("v3_build_cpu_s", build_cpu, "s CPU", f"{suppliers} suppliers + 2 UBOs, B=2 dev setup")
+        ]
+        for name, data in (("v3", v3), ("v2", v2)):
+            report = verify_proof_bytes(
+                data, keyring=keyring, mode=EnforcementMode.STRICT, now=datetime.now(UTC), trust=trust
+            )
+            t0 = time.process_time()
+            for _ in range(repeats):
+                verify_proof_bytes(
+                    data, keyring=keyring, mode=EnforcementMode.STRICT, now=datetime.now(UTC), trust=trust
+                )
+            ms = (time.process_time() - t0) / repeats * 1000
+            batches = -(-suppliers // 2) + 1
+            note = f"{suppliers} suppliers, whole document, result {report.result.value}"
+            figures.append(
+                info(
+                    f"{name}_verify_{suppliers}_ms",
+                    ms,
+                    "ms CPU",
+                    note + (f", {batches} proofs" if name == "v3" else ""),
+                )
+            )
+            figures.append(info(f"{name}_proof_{suppliers}_kb", len(data) / 1024, "KB", "proof.json"))
+    return figures
+
+
 def run(quick: bool = False) -> list[Figure]:
-    return [*_verify_figures(20 if quick else 200), *_tree_figures(500 if quick else 2000), *_prove_figures()]
+    return [
+        *_verify_figures(20 if quick else 200),
+        *_tree_figures(500 if quick else 2000),
+        *_prove_figures(),
+        *_document_figures(10 if quick else 100, 5 if quick else 20),
+    ]
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from core.errors import InvalidInputError
+from core.documents import parse_json, validate_model
+from core.errors import IntegrityError, InvalidInputError, NotFoundError
+from core.fsio import atomic_write
 from core.screening import load_lists
 from core.settings import Settings
-from core.trust import PinnedPolicy, TrustAnchors, TrustedLists
+from core.trust import PinnedPolicy, PinnedVk, TrustAnchors, TrustedLists
 
 FileStamp = tuple[int, int, int]
 
@@ -57,6 +59,32 @@ def pinned_policies(policy_files: Sequence[Path], policy_hashes: Sequence[str]) 
     return tuple(pins)
 
 
+def read_pin(path: Path, origin: str = "installed") -> PinnedVk:
+    """A ``cap-zk-pin.v1`` file. Raises InvalidInput/Integrity/NotFound naming the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFoundError("pinned vk file not found", file=str(path)) from exc
+    obj = parse_json(data, source=str(path), what="pinned vk", expected="cap-zk-pin.v1")
+    pin = validate_model(PinnedVk, obj, source=str(path), what="pinned vk", expected="cap-zk-pin.v1")
+    if pin.format != "cap-zk-pin.v1" or pin.vk.vk_hash != pin.vk_hash:
+        raise IntegrityError("pinned vk does not hash to its vk_hash", file=str(path))
+    return pin.model_copy(update={"origin": f"{origin} {path}"})
+
+
+def installed_vks(settings: Settings) -> tuple[PinnedVk, ...]:
+    """The pinned verifying keys of this data dir (``cap zk pin``)."""
+    directory = settings.layout.zk_pins_dir
+    return tuple(read_pin(p) for p in sorted(directory.glob("*.json"))) if directory.is_dir() else ()
+
+
+def install_pin(settings: Settings, pin: PinnedVk) -> Path:
+    """Pin ``pin`` in this data dir (one file per vk hash)."""
+    name = pin.vk_hash.split(":")[-1][:32]
+    body = pin.model_dump_json(exclude={"origin"}, indent=1).encode()
+    return atomic_write(settings.layout.zk_pins_dir / f"{name}.json", body + b"\n")
+
+
 def trust_anchors(
     settings: Settings,
     *,
@@ -64,15 +92,19 @@ def trust_anchors(
     policies: Sequence[Path] = (),
     policy_hashes: Sequence[str] = (),
     installed: tuple[TrustedLists, ...] | None = None,
+    vks: Sequence[PinnedVk] = (),
 ) -> TrustAnchors:
     """The verifier's anchors: installed lists (or ``installed`` when the caller holds them), the
-    given lists files, pinned policies, and the maximum list age from settings."""
+    given lists files, pinned policies, the maximum list age from settings, and the pinned v3 vks (the
+    data dir's and ``vks``; development vks only with ``settings.zk_allow_dev``)."""
     held = installed_lists(settings) if installed is None else installed
     given = tuple(load_trusted(p, "--lists") for p in lists)
     return TrustAnchors(
         lists=held + given,
         max_list_age=timedelta(days=settings.max_list_age_days),
         policies=pinned_policies(policies, policy_hashes),
+        vks=installed_vks(settings) + tuple(vks),
+        allow_dev_vk=settings.zk_allow_dev,
     )
 
 

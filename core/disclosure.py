@@ -96,7 +96,9 @@ def _possible_matches(proof: Proof) -> list[Check]:
     return []
 
 
-BINDINGS: tuple[Callable[[Proof], list[Check]], ...] = (_counts, _tier, _high_risk, _possible_matches)
+SCALAR_BINDINGS: tuple[Callable[[Proof], list[Check]], ...] = (_counts, _tier, _high_risk)
+"""The bindings that hold for v3 too (v3 carries no possible-match list, only its count)."""
+BINDINGS: tuple[Callable[[Proof], list[Check]], ...] = (*SCALAR_BINDINGS, _possible_matches)
 
 
 def binding_checks(proof: Proof) -> list[Check]:

@@ -64,6 +64,11 @@ class DataLayout:
         return self.root / "lists"
 
     @property
+    def zk_pins_dir(self) -> Path:
+        """Pinned v3 verifying keys (``cap-zk-pin.v1``, one file per vk), like the installed lists."""
+        return self.root / "zk" / "vks"
+
+    @property
     def backups_dir(self) -> Path:
         return self.root / "backups"
 

@@ -1,8 +1,9 @@
 """The manifest (``manifest.v1.0`` field set of the original, extended) and its signature.
 
 Field order is the original's (version … signatures, time_anchor?) followed by our extensions
-(subject, root_scheme, sanctions_root?, jurisdiction_root?, lists?); ``lists`` carries the lists'
-build time and sources so a verifier can judge their age and see which lists were used. A manifest
+(subject, root_scheme, sanctions_root?, jurisdiction_root?, lists?, screening?); ``lists`` carries the lists'
+build time and sources so a verifier can judge their age and see which lists were used; ``screening`` (only in
+``cap-proof.v3`` manifests) the hiding screening commitments beside the untouched BLAKE3 roots. A manifest
 signature is Ed25519 over
 ``b"manifest.v1.0\\n" + canonical JSON of the manifest with signatures = []``.
 """
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.canonical import canonical_bytes
 from core.commitments import Commitments, RootScheme
 from core.signing import ALG, Signer, verify_signature
+from core.zk.evidence import ScreeningCommitments
 
 MANIFEST_VERSION = "manifest.v1.0"
 ZERO_DIGEST = "0x" + "00" * 32
@@ -88,6 +90,7 @@ class Manifest(BaseModel):
     sanctions_root: str | None = None
     jurisdiction_root: str | None = None
     lists: ListsInfo | None = None
+    screening: ScreeningCommitments | None = None
 
 
 def build_manifest(

@@ -1,8 +1,9 @@
 """The ``cap-proof.v2`` document: manifest, IR, per-rule results with evidence, signature.
 
-The proof is signed with Ed25519 over ``b"cap-proof.v2\\n" + canonical JSON`` of the proof without
-its ``signature``. Proof files are written as canonical compact JSON plus one newline, so the
-stored bytes are exactly the signed bytes (a verifier checks that, too).
+The proof is signed with Ed25519 over ``b"<schema>\\n" + canonical JSON`` of the proof without
+its ``signature`` (``cap-proof.v2``, or ``cap-proof.v3``, which differs only in its sanctions evidence and
+the manifest's screening commitment). Proof files are written as canonical compact JSON plus one
+newline, so the stored bytes are exactly the signed bytes (a verifier checks that, too).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from core.rules import RuleResult
 from core.signing import ALG, Signer, verify_signature
 
 PROOF_SCHEMA = "cap-proof.v2"
-_DOMAIN = b"cap-proof.v2\n"
+PROOF_SCHEMA_V3 = (
+    "cap-proof.v3"  # same document; sanctions evidence and manifest commitment: core/zk/proof_v3.py
+)
+SCHEMAS = (PROOF_SCHEMA, PROOF_SCHEMA_V3)
+
+
+def _domain(proof: Proof) -> bytes:
+    return proof.schema_.encode() + b"\n"
 
 
 class EnforcementInfo(BaseModel):
@@ -58,11 +66,12 @@ class ProofForms:
     form is that body with the signature, the last field, spliced in.
     """
 
-    __slots__ = ("_unsigned", "obj")
+    __slots__ = ("_domain", "_unsigned", "obj")
 
     def __init__(self, proof: Proof) -> None:
         self.obj: dict[str, Any] = canonical_obj(proof)
         self._unsigned: bytes | None = None
+        self._domain = _domain(proof)
 
     def unsigned_bytes(self) -> bytes:
         """Canonical JSON of the proof without its ``signature``."""
@@ -71,7 +80,7 @@ class ProofForms:
         return self._unsigned
 
     def signing_bytes(self) -> bytes:
-        return _DOMAIN + self.unsigned_bytes()
+        return self._domain + self.unsigned_bytes()
 
     def file_bytes(self) -> bytes:
         signature = self.obj.get("signature")
@@ -90,7 +99,7 @@ class ProofForms:
 
 
 def proof_signing_bytes(proof: Proof) -> bytes:
-    return _DOMAIN + canonical_bytes(proof.model_copy(update={"signature": None}))
+    return _domain(proof) + canonical_bytes(proof.model_copy(update={"signature": None}))
 
 
 def sign_proof(proof: Proof, signer: Signer) -> Proof:
@@ -119,11 +128,11 @@ def parse_proof_obj(obj: Any, source: str = "<proof>") -> Proof:
     """A proof from parsed JSON. Raises :class:`InvalidInputError` naming the first bad field."""
     if not isinstance(obj, dict):
         raise InvalidInputError("proof is not a JSON object", file=source)
-    if obj.get("schema") != PROOF_SCHEMA:
+    if obj.get("schema") not in SCHEMAS:
         raise InvalidInputError(
-            "not a cap-proof.v2 document", file=source, field="schema", expected=PROOF_SCHEMA
+            "not a cap-proof.v2 or v3 document", file=source, field="schema", expected=" or ".join(SCHEMAS)
         )
-    return validate_model(Proof, obj, source=source, what="proof", expected=PROOF_SCHEMA)
+    return validate_model(Proof, obj, source=source, what="proof", expected=str(obj["schema"]))
 
 
 def parse_proof_bytes(data: bytes, source: str = "<proof>") -> Proof:

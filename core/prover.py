@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,11 +23,22 @@ from core.manifest import Manifest, ProofInfo, sign_manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import PolicyIR
 from core.policy.select import active_rule_ids
-from core.proof import EnforcementInfo, Proof, sign_proof
+from core.proof import PROOF_SCHEMA, PROOF_SCHEMA_V3, EnforcementInfo, Proof, sign_proof
 from core.rules import RuleResult, evaluate_rule
 from core.sanctions import RiskLevel
 from core.screening import SanctionsList
 from core.signing import Signer
+
+if TYPE_CHECKING:
+    from core.zk.proof_v3 import ZkProving
+
+
+class ProofScheme(StrEnum):
+    """Which proof ``cap proof build`` makes: v3 proves the screening in zero knowledge (confidential); v2
+    discloses every screened key (not confidential, ADR 0004)."""
+
+    V2 = "v2"
+    V3 = "v3"
 
 
 class PolicyFailedError(CapError):
@@ -73,8 +86,13 @@ def build_proof(
     signer: Signer,
     created_at: str,
     constraints: dict[str, str] | None = None,
+    zk: ZkProving | None = None,
 ) -> ProofBuild:
-    """Evaluate, enforce and sign. Raises :class:`PolicyFailedError` if ``enforce`` and FAIL."""
+    """Evaluate, enforce and sign. Raises :class:`PolicyFailedError` if ``enforce`` and FAIL.
+
+    With ``zk`` the proof is a ``cap-proof.v3``: the screening evidence is proved in zero knowledge
+    (:func:`core.zk.proof_v3.apply_zk`, minutes of CPU) and the manifest signs the screening commitments.
+    """
     check_manifest_matches(manifest, suppliers, ubos)
     manifest = manifest.model_copy(
         update={
@@ -99,11 +117,18 @@ def build_proof(
             + (SCREEN_HINT if screened else ""),
             violations=[v.model_dump(mode="json", exclude={"evidence"}) for v in violations],
         )
+    schema = PROOF_SCHEMA
+    if zk is not None:
+        from core.zk.proof_v3 import apply_zk  # the proving toolchain only when a v3 proof is built
+
+        screening, results = apply_zk(ir, results, suppliers, ubos, zk)
+        manifest, schema = manifest.model_copy(update={"screening": screening}), PROOF_SCHEMA_V3
     status = "failed" if outcome is CheckStatus.FAIL else "ok"
     manifest = sign_manifest(
-        manifest.model_copy(update={"proof": ProofInfo(type="cap-proof.v2", status=status)}), signer
+        manifest.model_copy(update={"proof": ProofInfo(type=schema, status=status)}), signer
     )
     proof = Proof(
+        schema=schema,
         created_at=created_at,
         manifest=manifest,
         policy_id=ir.policy_id,

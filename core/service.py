@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
@@ -53,7 +54,7 @@ from core.policy.v1 import PolicyV1
 from core.policy.v2 import PolicyV2
 from core.policy_store import PolicyStore, StoredPolicy
 from core.proof import Proof, proof_file_bytes
-from core.prover import ProofBuild, build_proof
+from core.prover import ProofBuild, ProofScheme, build_proof
 from core.registry import Registry, RegistryEntry
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screen_report import Party, ScreenedRow, ScreenReport, screen_rows
@@ -65,6 +66,9 @@ from core.service_verify import verify_file as verify_file
 from core.settings import Settings
 from core.signing import Ed25519Signer, Signer
 from core.trust import lists_info
+
+if TYPE_CHECKING:
+    from core.zk.proof_v3 import ZkProving
 
 
 class LoadedPolicy(BaseModel):
@@ -378,8 +382,15 @@ def prove(
     mode: EnforcementMode,
     enforce: bool,
     now: datetime,
+    scheme: ProofScheme = ProofScheme.V2,
+    zk: ZkOptions | None = None,
 ) -> ProofBuild:
-    """Evaluate the policy on the real records, sign, register and audit the proof."""
+    """Evaluate the policy on the real records, sign, register and audit the proof.
+
+    ``scheme`` v3 proves the screening in zero knowledge under ``zk`` (default: the development setup, NOT
+    FOR PRODUCTION); it needs lists. Raises InvalidInputError (``v3_listed_name``) when a screened name is
+    listed, ZkToolError when proving fails.
+    """
     signer = ensure_signer(settings, now)
     if lists is not None:  # the manifest names the lists actually screened against, with their sources
         manifest = manifest.model_copy(
@@ -389,6 +400,7 @@ def prove(
                 "lists": lists_info(lists),
             }
         )
+    proving = zk_proving_for(settings, lists, zk) if scheme is ProofScheme.V3 else None
     built = build_proof(
         manifest=manifest,
         ir=loaded.compiled.ir,
@@ -401,6 +413,7 @@ def prove(
         signer=signer,
         created_at=format_timestamp(now),
         constraints=loaded.compiled.rule_constraints,
+        zk=proving,
     )
     entry = register_proof(settings, built.proof, built.verdict, signer, now)
     AuditLog(settings.layout.audit_log).append(
@@ -417,6 +430,34 @@ def prove(
         now,
     )
     return built
+
+
+class ZkOptions(BaseModel):
+    """How a v3 proof is proved: a finished setup directory (else the development setup of the smallest
+    circuit fitting the lists, NOT FOR PRODUCTION), the development batch size, the batch-proof cache."""
+
+    model_config = ConfigDict(frozen=True)
+    setup_dir: Path | None = None
+    batch_size: int = 2
+    cache: Path | None = None
+
+
+def zk_proving_for(
+    settings: Settings, lists: ListsFile | None, options: ZkOptions | None = None
+) -> ZkProving:
+    """Proving for a v3 build: ``options`` (default: the setup in ``CAP_ZK_SETUP``, else the development
+    setup), the data dir's salt seed. Raises InvalidInputError without lists."""
+    from core.zk.proof_v3 import load_salt_seed, zk_proving  # the proving toolchain only for v3 builds
+
+    options = options or ZkOptions()
+    setup_dir = options.setup_dir or settings.zk_setup_dir
+    if lists is None:
+        raise InvalidInputError(
+            "a cap-proof.v3 screens against sanctions lists: give --lists or --sanctions (or --scheme v2)",
+            field="lists",
+        )
+    seed = load_salt_seed(settings.layout.keys_dir)
+    return zk_proving(lists, seed, setup_dir=setup_dir, batch_size=options.batch_size, cache=options.cache)
 
 
 def register_proof(

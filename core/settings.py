@@ -33,6 +33,14 @@ class Settings(BaseModel):
     """The operator's private key (``CAP_OPERATOR_KEY``), outside the data dir; only on an operator's
     machine or job, never in a replica or backup."""
     approvers: tuple[str, ...] = ()  # who may approve rotation steps; empty: anyone who may resume runs
+    proof_scheme: str = Field(default="v3", pattern="^v[23]$")
+    """``cap proof build``'s default scheme (``CAP_PROOF_SCHEME``): v3 (confidential) or v2."""
+    zk_setup_dir: Path | None = None
+    """The finished trusted setup v3 proofs are proved under (``CAP_ZK_SETUP``); unset: the development setup,
+    NOT FOR PRODUCTION."""
+    zk_allow_dev: bool = False
+    """Accept proofs under pinned *development* verifying keys (``CAP_ZK_ALLOW_DEV=1``): tests and demos only,
+    anyone can forge under them."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -45,6 +53,9 @@ class Settings(BaseModel):
             ("owner", "CAP_KEY_OWNER"),
             ("env", "CAP_ENV"),
             ("max_list_age_days", "CAP_MAX_LIST_AGE_DAYS"),
+            ("proof_scheme", "CAP_PROOF_SCHEME"),
+            ("zk_allow_dev", "CAP_ZK_ALLOW_DEV"),
+            ("zk_setup_dir", "CAP_ZK_SETUP"),
         ):
             if env.get(var):
                 values[field] = env[var]

@@ -22,6 +22,8 @@ from core.modes import CheckStatus, EnforcementMode
 from core.policy.ir import IrRule, PolicyIR, Severity
 from core.sanctions import ListFormat, ListSource
 from core.screening import ListsFile
+from core.zk.evidence import TrustedVk
+from core.zk.groth16 import VerifyingKey
 
 DEFAULT_MAX_LIST_AGE = timedelta(days=14)
 CLOCK_SKEW = timedelta(minutes=5)
@@ -78,13 +80,40 @@ class PinnedPolicy(BaseModel):
     origin: str
 
 
+class PinnedVk(BaseModel):
+    """A ``cap-proof.v3`` verifying key the verifier accepts, for one circuit shape (``cap-zk-pin.v1``).
+
+    ``production`` is False for development setups (local phase 1, public beacon): anyone can forge
+    proofs under them, so they count only where the verifier explicitly allows development keys."""
+
+    model_config = ConfigDict(frozen=True)
+    format: str = "cap-zk-pin.v1"
+    origin: str = ""
+    circuit: str
+    batch_size: int
+    depth: int
+    production: bool
+    vk_hash: str
+    vk: VerifyingKey
+
+    def trusted(self) -> TrustedVk:
+        return TrustedVk(self.vk, self.circuit, self.batch_size, self.depth, production=self.production)
+
+
 class TrustAnchors(BaseModel):
-    """Everything a verifier trusts besides its keyring. No lists → every list root is untrusted."""
+    """Everything a verifier trusts besides its keyring. No lists → every list root is untrusted; no
+    pinned vks → every v3 proof is untrusted (``allow_dev_vk``: development vks count, tests/demos only)."""
 
     model_config = ConfigDict(frozen=True)
     lists: tuple[TrustedLists, ...] = ()
     max_list_age: timedelta = DEFAULT_MAX_LIST_AGE
     policies: tuple[PinnedPolicy, ...] = ()
+    vks: tuple[PinnedVk, ...] = ()
+    allow_dev_vk: bool = False
+
+    def pinned_vks(self) -> dict[str, TrustedVk]:
+        """vk hash → pinned key (a pin whose key does not hash to its name is left out)."""
+        return {p.vk_hash: p.trusted() for p in self.vks if p.vk.vk_hash == p.vk_hash}
 
     def find(self, manifest: Manifest) -> TrustedLists | None:
         """The trusted lists whose roots are the manifest's (its jurisdiction root too, if it has one)."""

@@ -1,4 +1,5 @@
-"""Verification of a ``cap-proof.v2``: every check real, each reported with kind and status.
+"""Verification of a ``cap-proof.v2`` or ``v3`` (its own parts: :mod:`core.schemes`): every check real,
+each reported with kind and status.
 
 Integrity and signature checks fail in every mode; rule violations are judged by the mode
 (strict/relaxed/audit); evidence is re-checked against the manifest's public roots. The report's
@@ -18,7 +19,6 @@ from core.checks import CheckKind as CheckKind
 from core.commitments import company_root
 from core.context import EvidenceError, PublicContext, selection_inputs
 from core.digest import Digest, digests_equal
-from core.disclosure import attested_checks, binding_checks
 from core.enforce import record_enforcement, violation_status, violations_of, worst
 from core.errors import CapError, InvalidInputError
 from core.events import sink
@@ -30,6 +30,7 @@ from core.policy.select import active_rule_ids
 from core.policy.v1 import rule_constraint
 from core.proof import Proof, ProofForms, check_proof_signature, parse_proof_bytes
 from core.rules import Outcome, RuleResult, evaluate_rule
+from core.schemes import Scheme, scheme_for
 from core.trust import (
     TrustAnchors,
     TrustedLists,
@@ -45,6 +46,7 @@ class Report(BaseModel):
     model_config = ConfigDict(frozen=True)
     result: CheckStatus
     mode: EnforcementMode
+    scheme: str | None = None
     policy_id: str | None = None
     subject: str | None = None
     kid: str | None = None
@@ -129,7 +131,7 @@ def _differing(a: BaseModel, b: BaseModel, prefix: str = "") -> list[str]:
 
 # Filled in when the proof is built (its signatures and the prover's verdict), so a manifest published
 # before the proof (``cap manifest build``) legitimately differs there; every other field must match.
-_SET_AT_BUILD = {"signatures": [], "proof": ProofInfo()}
+_SET_AT_BUILD = {"signatures": [], "proof": ProofInfo(), "screening": None}
 
 
 def _manifest_match(proof: Proof, given: Manifest) -> Check:
@@ -225,7 +227,9 @@ def _signature_checks(
     return checks
 
 
-def _rule_checks(proof: Proof, mode: EnforcementMode, trust: TrustAnchors, now: datetime) -> list[Check]:
+def _rule_checks(
+    proof: Proof, mode: EnforcementMode, trust: TrustAnchors, now: datetime, scheme: Scheme
+) -> list[Check]:
     claimed = {r.rule_id: r for r in proof.rules}
     try:
         active = set(active_rule_ids(proof.ir, selection_inputs(proof.public)))
@@ -240,9 +244,7 @@ def _rule_checks(proof: Proof, mode: EnforcementMode, trust: TrustAnchors, now: 
     if needs_lists(proof.manifest, proof.ir, active):
         list_check, trusted = list_root_check(proof.manifest, trust, mode, now)
         checks.append(list_check)
-    names = {n.name: n.refs for n in trusted.lists.names} if trusted is not None else None
-    version = trusted.lists.version if trusted is not None else None
-    ctx = PublicContext(proof.manifest, proof.public, names, version)
+    ctx = scheme.context(proof, trusted)
     extra = sorted(set(claimed) - active)
     if extra:
         checks.append(
@@ -349,7 +351,7 @@ def verify_proof(
 ) -> Report:
     """Run every check on ``proof`` against the verifier's keyring and trust anchors and return the
     report (never raises for a bad proof)."""
-    forms = ProofForms(proof)
+    forms, scheme = ProofForms(proof), scheme_for(proof, trust)
     checks = [*_ir_checks(proof, forms), _root_check(proof.manifest)]
     pin = policy_pin_check(proof.manifest, trust)
     if pin is not None:
@@ -357,14 +359,15 @@ def verify_proof(
     if manifest is not None:
         checks.append(_manifest_match(proof, manifest))
     checks += _signature_checks(proof, keyring, mode, now, forms)
-    checks += _enforced_rule_checks(proof, mode, trust, now)
-    checks += binding_checks(proof)
-    checks += attested_checks(proof)
+    checks += _enforced_rule_checks(proof, mode, trust, now, scheme)
+    checks += scheme.bindings(proof)
+    checks += scheme.attested(proof)
     if registry is not None:
         checks.append(registry(proof, forms))
     report = Report(
         result=worst(c.status for c in checks),
         mode=mode,
+        scheme=proof.schema_,
         policy_id=proof.policy_id,
         subject=proof.manifest.subject,
         kid=proof.signature.kid if proof.signature else None,
@@ -376,11 +379,11 @@ def verify_proof(
 
 
 def _enforced_rule_checks(
-    proof: Proof, mode: EnforcementMode, trust: TrustAnchors, now: datetime
+    proof: Proof, mode: EnforcementMode, trust: TrustAnchors, now: datetime, scheme: Scheme
 ) -> list[Check]:
     """:func:`_rule_checks`, metered as one enforcement decision (v1 rules counted by constraint)."""
     start = time.perf_counter()
-    checks = _rule_checks(proof, mode, trust, now)
+    checks = _rule_checks(proof, mode, trust, now, scheme)
     v1 = proof.manifest.policy.version == "lksg.v1"
     rule_ids = [c.id.removeprefix("rule:") for c in checks if c.kind is CheckKind.RULE and c.status.severity]
     constraints = [(rule_constraint(r) if v1 else None) or r for r in rule_ids]

@@ -25,11 +25,11 @@ from core import service
 from core.audit import AuditLog
 from core.commitments import Commitments, RootScheme, Supplier, Ubo, commit
 from core.drift import DriftReport, detect_drift, snapshot_of_entry, snapshot_of_proof
-from core.errors import ConfigError
+from core.errors import ConfigError, InvalidInputError
 from core.keys import format_timestamp
 from core.modes import EnforcementMode
 from core.name_keys import CURRENT_KEY_VERSION, key_of_normalised, normalise_name
-from core.prover import ProofBuild, build_proof
+from core.prover import ProofBuild, ProofScheme, build_proof
 from core.registry import Registry, RegistryEntry
 from core.sap.config import SapConfig, SapRelationshipsUboSource, load_sap_config
 from core.sap.mapping import MappingResult, build_supplier_records, keyed_hash
@@ -50,6 +50,8 @@ from core.trust import TrustedLists
 
 if TYPE_CHECKING:
     import httpx
+
+    from core.zk.proof_v3 import ZkProving
 
 
 class Extracted(BaseModel):
@@ -212,23 +214,41 @@ def build_ingest_proof(
     lists: ScreeningLists | None,
     now: datetime,
 ) -> ProofBuild:
-    """Evaluate the configured policy on the in-memory records under ``config.enforce_mode`` and sign."""
+    """Evaluate the configured policy on the in-memory records under ``config.enforce_mode`` and sign.
+
+    The proof is a ``cap-proof.v3`` when ``settings.proof_scheme`` says so and lists are configured (under
+    ``CAP_ZK_SETUP``, else the development setup). A listed name cannot be proved unlisted: that run's
+    failing proof is published as v2, so the failure is still registered and verified.
+    """
     loaded = service.load_policy(Path(str(config.policy)))
     subject = settings.model_copy(update={"subject": config.company_id})
     manifest = service.make_manifest(subject, commitments, loaded, lists.file if lists else None, now)
-    return build_proof(
-        manifest=manifest,
-        ir=loaded.compiled.ir,
-        suppliers=screened.suppliers,
-        ubos=screened.ubos,
-        lists=lists.sanctions if lists else None,
-        high_risk=lists.file.high_risk if lists else None,
-        mode=config.enforce_mode,
-        enforce=False,
-        signer=service.ensure_signer(settings, now),
-        created_at=format_timestamp(now),
-        constraints=loaded.compiled.rule_constraints,
-    )
+    v3 = lists is not None and ProofScheme(settings.proof_scheme) is ProofScheme.V3
+
+    def build(zk: ZkProving | None) -> ProofBuild:
+        return build_proof(
+            manifest=manifest,
+            ir=loaded.compiled.ir,
+            suppliers=screened.suppliers,
+            ubos=screened.ubos,
+            lists=lists.sanctions if lists else None,
+            high_risk=lists.file.high_risk if lists else None,
+            mode=config.enforce_mode,
+            enforce=False,
+            signer=service.ensure_signer(settings, now),
+            created_at=format_timestamp(now),
+            constraints=loaded.compiled.rule_constraints,
+            zk=zk,
+        )
+
+    if not v3 or lists is None:
+        return build(None)
+    try:
+        return build(service.zk_proving_for(settings, lists.file))
+    except InvalidInputError as exc:
+        if exc.code != "v3_listed_name":
+            raise
+        return build(None)
 
 
 def drift_against_baseline(settings: Settings, built: ProofBuild) -> DriftReport | None:

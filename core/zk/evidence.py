@@ -67,6 +67,15 @@ class ScreeningCommitment(BaseModel):
     screening_root: str
 
 
+class ScreeningCommitments(BaseModel):
+    """The screening commitments a ``cap-proof.v3`` manifest signs: one per screened list of records."""
+
+    model_config = ConfigDict(frozen=True)
+
+    suppliers: ScreeningCommitment
+    ubos: ScreeningCommitment | None = None
+
+
 class BatchProof(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from core.errors import InvalidInputError, NotFoundError
+from core.trust import PinnedVk
 from core.zk import ceremony
 from core.zk.ceremony import Setup
 from core.zk.evidence import (
@@ -115,3 +116,22 @@ def check_evidence(
         gap_roots,
         allow_development=allow_development,
     )
+
+
+def pin(directory: Path) -> PinnedVk:
+    """The pin of a finished setup directory's verifying key (``cap zk pin``; a verifier installs it)."""
+    t = trusted_vk(directory)
+    return PinnedVk(
+        origin=f"--zk-setup {directory}",
+        circuit=t.circuit,
+        batch_size=t.batch_size,
+        depth=t.depth,
+        production=t.production,
+        vk_hash=t.vk.vk_hash,
+        vk=t.vk,
+    )
+
+
+def dev_pin(circuit: Circuit) -> PinnedVk:
+    """The pin of ``circuit``'s development setup (built if missing): NOT FOR PRODUCTION."""
+    return pin(setup_dev(circuit).directory)

@@ -128,7 +128,7 @@ class VerifyContext(BaseModel):
 
 
 class VerifyRequest(_In):
-    """Either ``proof`` (a cap-proof.v2 document) or ``policy_id`` | ``ir`` with a ``context``."""
+    """Either ``proof`` (a cap-proof.v3 or v2 document) or ``policy_id`` | ``ir`` with a ``context``."""
 
     proof: dict[str, Any] | None = None
     policy_id: str | None = None

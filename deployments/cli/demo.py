@@ -1,7 +1,8 @@
 """``cap demo``: the whole story on generated example data in a temporary directory.
 
 Keys → commitments → lists → policy → manifest → proof → verify, then what a verifier sees when a
-byte is flipped, and what the enforcer does with a supplier that is on a sanctions list.
+byte is flipped, and what the enforcer does with a supplier that is on a sanctions list. The proof is a
+``cap-proof.v3`` under the development setup (NOT FOR PRODUCTION), verified with development vks allowed.
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ import typer
 from rich.markup import escape
 
 from core import service
-from core.anchors import trust_anchors
+from core.anchors import install_pin, trust_anchors
 from core.commitments import RootScheme
 from core.errors import CapError
 from core.fsio import atomic_write
 from core.modes import EnforcementMode
 from core.proof import proof_file_bytes
+from core.prover import ProofScheme
 from core.sanctions import ListFormat
+from core.service import ZkOptions
 from core.settings import Settings
 from core.verify import summary_line
+from core.zk.proof_v3 import SALT_SEED_FILE, dev_depth
+from core.zk.service import dev_pin
+from core.zk.witness import Circuit
 from deployments.cli.output import now, out, styled
 
 SUPPLIERS = """name,jurisdiction,tier
@@ -38,6 +44,9 @@ SANCTIONS = """name,birthdate,nationality
 Kestrel Maritime Services,,IR
 Ivan Sidorov,1961-02-03,RU
 """
+DEMO_SALT_SEED = "ab" * 32
+"""The demo's salt seed, fixed so repeated demos reuse the cached batch proofs. A real prover's seed is
+random, created in ``<data>/keys`` on its first v3 build, and never leaves it."""
 HIGH_RISK = "iso_code,risk_level\nIR,HIGH\nKP,HIGH\nRU,HIGH\nCN,MEDIUM\n"
 POLICY = """version: lksg.v1
 name: LkSG Demo Policy
@@ -77,7 +86,9 @@ def demo(
 
 
 def _run(d: Path) -> None:
-    cfg = Settings(data_dir=d / "var", build_dir=d / "build", subject="LEI-DEMO-5299000J2N45DDNE4Y28")
+    cfg = Settings(
+        data_dir=d / "var", build_dir=d / "build", subject="LEI-DEMO-5299000J2N45DDNE4Y28", zk_allow_dev=True
+    )
     files = {
         n: _write(d, n, t)
         for n, t in (
@@ -106,7 +117,9 @@ def _run(d: Path) -> None:
     out.print(
         f"   {loaded.compiled.policy_id}: {len(loaded.compiled.ir.rules)} rules, {loaded.compiled.ir_hash}"
     )
-    _step(5, "build the manifest, evaluate every rule on the real data, sign and register the proof")
+    _step(5, "build the manifest, evaluate every rule, prove the screening in zero knowledge, sign, register")
+    out.print("   [yellow]cap-proof.v3 under the development setup: NOT FOR PRODUCTION[/]")
+    atomic_write(cfg.layout.keys_dir / SALT_SEED_FILE, DEMO_SALT_SEED.encode(), mode=0o600)
     manifest = service.make_manifest(cfg, commitments, loaded, lists, when)
     built = service.prove(
         cfg,
@@ -118,9 +131,15 @@ def _run(d: Path) -> None:
         mode=EnforcementMode.RELAXED,
         enforce=True,
         now=when,
+        scheme=ProofScheme.V3,
     )
     proof_path = atomic_write(cfg.build_dir / "proof.json", proof_file_bytes(built.proof))
-    out.print(f"   verdict {styled(built.verdict.value.upper())} (relaxed); proof {proof_path}")
+    out.print(
+        f"   verdict {styled(built.verdict.value.upper())} (relaxed); {built.proof.schema_} {proof_path} "
+        f"({len(proof_file_bytes(built.proof)):,} bytes, no screening key inside)"
+    )
+    pinned = install_pin(cfg, dev_pin(Circuit(ZkOptions().batch_size, dev_depth(lists))))
+    out.print(f"   verifier pins the development vk {pinned.name} (accepted: development allowed)")
     for v in built.violations:
         out.print(f"   {styled(v.severity.value)} {v.constraint}: {v.message}")
     _verify_steps(cfg, proof_path, when)

@@ -16,13 +16,14 @@ from core.manifest import Manifest
 from core.modes import EnforcementMode
 from core.policy.lint import LintMode, has_errors
 from core.proof import proof_file_bytes
-from core.prover import ProofBuild
+from core.prover import ProofBuild, ProofScheme
 from core.sanctions import ListFormat
 from core.screening import load_lists
 from deployments.cli.drift import print_drift
 from deployments.cli.output import (
     JsonFlag,
     emit,
+    err,
     kv_table,
     load_input,
     now,
@@ -237,12 +238,30 @@ def proof_build(
     drift_detect: DriftOpt = False,
     baseline: BaselineOpt = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Default build/proof.json.")] = None,
+    scheme: Annotated[
+        ProofScheme | None,
+        typer.Option(
+            help="v3: screening proved in zero knowledge (default, CAP_PROOF_SCHEME); v2: not confidential."
+        ),
+    ] = None,
+    zk_setup: Annotated[
+        Path | None,
+        typer.Option(
+            help="v3: finished setup (default CAP_ZK_SETUP, else the dev setup: NOT FOR PRODUCTION)."
+        ),
+    ] = None,
+    zk_batch_size: Annotated[int, typer.Option(min=1, help="v3 development setup: suppliers per proof.")] = 2,
     as_json: JsonFlag = False,
 ) -> None:
-    """Evaluate the policy on the real data, sign, register; exit 3 if refused (--enforce)."""
+    """Evaluate the policy on the real data, prove (v3), sign, register; exit 3 if refused (--enforce)."""
     when, m = now(), load_input(manifest, Manifest, "manifest")
     base = reverify.subject_baseline(settings(), m.subject, baseline) if drift_detect else None
     loaded_lists = service.read_lists(lists, sanctions, fmt, high_risk, when)
+    chosen = scheme or ProofScheme(settings().proof_scheme)
+    if chosen is ProofScheme.V3 and zk_setup is None and settings().zk_setup_dir is None:
+        err.print(
+            "[bold yellow]v3 under the development setup: NOT FOR PRODUCTION (anyone can forge under it)[/]"
+        )
     built = service.prove(
         settings(),
         manifest=m,
@@ -253,12 +272,15 @@ def proof_build(
         mode=mode,
         enforce=enforce,
         now=when,
+        scheme=chosen,
+        zk=service.ZkOptions(setup_dir=zk_setup, batch_size=zk_batch_size),
     )
     target = out_path or _build("proof.json")
     atomic_write(target, proof_file_bytes(built.proof))
     summary = {
         "proof": str(target),
         "verdict": built.verdict.value.upper(),
+        "scheme": built.proof.schema_,
         "mode": mode.value,
         "violations": [v.model_dump(mode="json", exclude={"evidence"}) for v in built.violations],
     }
@@ -270,7 +292,9 @@ def proof_build(
 
 
 def _print_build(built: ProofBuild, target: Path, mode: EnforcementMode, summary: dict[str, object]) -> None:
-    out.print(f"proof → {target}  verdict {styled(built.verdict.value.upper())} ({mode.value})")
+    out.print(
+        f"{built.proof.schema_} → {target}  verdict {styled(built.verdict.value.upper())} ({mode.value})"
+    )
     for v in built.violations:
         out.print(f"  {styled(v.severity.value)} {v.constraint}: {v.message}")
     if "drift" in summary:

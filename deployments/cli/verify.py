@@ -14,6 +14,7 @@ import typer
 from core.anchors import trust_anchors
 from core.manifest import Manifest
 from core.modes import CheckStatus, EnforcementMode
+from core.proof import PROOF_SCHEMA
 from core.service_verify import verify_file
 from core.verify import Report, summary_line
 from deployments.cli.output import JsonFlag, emit, load_input, now, out, read_input, settings, styled
@@ -43,6 +44,10 @@ def _print_report(report: Report) -> None:
     for c in report.checks:
         table.add_row(c.id, c.kind.value, styled(c.status.value), c.message)
     out.print(table)
+    if report.scheme == PROOF_SCHEMA:
+        out.print(
+            f"{PROOF_SCHEMA}: [bold yellow]not confidential[/] (discloses each screened name's key, ADR 0004)"
+        )
     out.print(summary_line(report), soft_wrap=True)
 
 
@@ -65,19 +70,31 @@ def verify(
         int | None,
         typer.Option(min=1, help="Refuse lists built longer ago (default CAP_MAX_LIST_AGE_DAYS or 14)."),
     ] = None,
+    zk_setup: Annotated[
+        list[Path] | None,
+        typer.Option(help="v3: also pin this setup's vk (repeatable); pins from `cap zk pin` always count."),
+    ] = None,
+    allow_dev_zk: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dev-zk", help="v3: accept development vks (NOT FOR PRODUCTION; CAP_ZK_ALLOW_DEV)."
+        ),
+    ] = False,
     drift_detect: DriftOpt = False,
     baseline: BaselineOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Verify a proof: signature, key status, hashes, roots, trusted lists, every rule, sanctions evidence."""
     data = read_input(proof)
-    cfg = (
-        settings().model_copy(update={"max_list_age_days": max_list_age_days})
-        if max_list_age_days
-        else settings()
-    )
+    updates: dict[str, object] = {"max_list_age_days": max_list_age_days} if max_list_age_days else {}
+    cfg = settings().model_copy(update=updates | ({"zk_allow_dev": True} if allow_dev_zk else {}))
+    pins = []
+    if zk_setup:
+        from core.zk.service import pin  # the setup tooling only when a setup is named
+
+        pins = [pin(d) for d in zk_setup]
     trust = trust_anchors(
-        cfg, lists=lists or [], policies=policy or [], policy_hashes=expect_policy_hash or []
+        cfg, lists=lists or [], policies=policy or [], policy_hashes=expect_policy_hash or [], vks=pins
     )
     report = verify_file(
         cfg,

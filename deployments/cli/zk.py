@@ -10,9 +10,12 @@ from typing import Annotated
 
 import typer
 
+from core.anchors import install_pin
+from core.screening import load_lists
 from core.zk import service
+from core.zk.proof_v3 import dev_depth
 from core.zk.witness import Circuit
-from deployments.cli.output import JsonFlag, emit, err, kv_table, out
+from deployments.cli.output import JsonFlag, emit, err, kv_table, out, settings
 from deployments.errors import EXIT_FAIL
 
 app = typer.Typer(
@@ -96,6 +99,37 @@ def verify_setup(
             + ("" if transcript["phase1"]["production"] else "  [bold yellow](NOT FOR PRODUCTION)[/]")
         ),
     )
+
+
+@app.command("pin")
+def pin(
+    directory: Annotated[Path | None, typer.Argument(help="Finished setup directory to trust.")] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Pin the development setup: NOT FOR PRODUCTION.")
+    ] = False,
+    batch_size: BatchSize = 2,
+    depth: Depth = 3,
+    lists: Annotated[
+        Path | None, typer.Option(help="--dev: the circuit `cap proof build` picks for these lists.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pin a verifying key in this data dir: `cap verify` and `POST /verify` accept v3 proofs under it."""
+    if dev == (directory is not None):
+        raise typer.BadParameter("give exactly one of DIRECTORY or --dev")
+    if lists is not None:
+        depth = dev_depth(load_lists(lists))
+    pinned = service.dev_pin(Circuit(batch_size, depth)) if dev else service.pin(directory)  # type: ignore[arg-type]
+    target = install_pin(settings(), pinned)
+    info = {
+        "pin": str(target),
+        "vk_hash": pinned.vk_hash,
+        "circuit": pinned.circuit,
+        "production": pinned.production,
+    }
+    if not pinned.production:
+        err.print("[bold yellow]development vk: accepted only with --allow-dev-zk / CAP_ZK_ALLOW_DEV=1[/]")
+    emit(as_json, info, lambda: out.print(kv_table("pinned", info)))
 
 
 @app.command("verify")

@@ -235,5 +235,12 @@ def test_keys_list_and_show_never_print_private_material(cap):
 def test_demo_tells_the_whole_story(cap):
     r = cap("demo", "--workdir", cap.root / "demo")
     assert r.code == 0, r.stderr
-    for needle in ("verdict OK", "strict: OK", "FAIL", "refused (policy_failed)"):
+    for needle in (
+        "verdict OK",
+        "cap-proof.v3",
+        "zk:suppliers",
+        "strict: OK",
+        "FAIL",
+        "refused (policy_failed)",
+    ):
         assert needle in r.stdout

@@ -102,7 +102,7 @@ def test_sap_ingest_flow_run_is_ok_and_leaks_no_personal_data(
 def test_tasks_chain_through_fn(tmp_path):
     from tasks import sap as t
 
-    settings = Settings(data_dir=tmp_path / "var", build_dir=tmp_path / "build")
+    settings = Settings(data_dir=tmp_path / "var", build_dir=tmp_path / "build", proof_scheme="v2")
     with running_server(create_app(pilot_dataset(), 4)) as url, pytest.MonkeyPatch.context() as mp:
         mp.setenv("CAP_SAP_COMPANY_SECRET", SECRET_ENV["CAP_SAP_COMPANY_SECRET"])
         config = t.load_config.fn(str(write_config(tmp_path, url, odata_version=4)), "relaxed")

@@ -110,7 +110,10 @@ def leaks(text: str, values: set[str]) -> list[str]:
 def run(
     tmp: Path, dataset: SapDataset, *, now: datetime = NOW, version: int = 2, **overrides: Any
 ) -> IngestResult:
-    settings = Settings(data_dir=tmp / "var", build_dir=tmp / "build", subject="LEI-UNUSED")
+    # v2 like the rest of the suite (tests/conftest.py): these scenarios are about the ingest, not the scheme
+    settings = Settings(
+        data_dir=tmp / "var", build_dir=tmp / "build", subject="LEI-UNUSED", proof_scheme="v2"
+    )
     with running_server(create_app(dataset, version)) as url:
         config = load_ingest_config(write_config(tmp, url, odata_version=version, **overrides))
         return ingest(config, settings, now, env=SECRET_ENV)
@@ -233,7 +236,7 @@ def test_verification_through_the_real_api(tmp_path, monkeypatch):
     from deployments.api.app import create_app as create_api
     from deployments.api.config import ApiConfig
 
-    settings = Settings(data_dir=tmp_path / "var", build_dir=tmp_path / "build", env="dev")
+    settings = Settings(data_dir=tmp_path / "var", build_dir=tmp_path / "build", env="dev", proof_scheme="v2")
     service.keygen(settings, now=NOW)
     issuer = DevIssuer(settings.layout.dev_issuer_dir).ensure()
     token = issuer.mint(["verify:run"], ttl=3600, now=int(datetime.now(UTC).timestamp()))

@@ -102,8 +102,8 @@ def test_signature_check_without_precomputed_bytes_covers_the_whole_proof(world,
     ("obj", "message", "field"),
     [
         pytest.param([], "proof is not a JSON object", None, id="list"),
-        pytest.param({}, "not a cap-proof.v2 document", "schema", id="no_schema"),
-        pytest.param({"schema": "cap-proof.v1"}, "not a cap-proof.v2 document", "schema", id="v1"),
+        pytest.param({}, "not a cap-proof.v2 or v3 document", "schema", id="no_schema"),
+        pytest.param({"schema": "cap-proof.v1"}, "not a cap-proof.v2 or v3 document", "schema", id="v1"),
     ],
 )
 def test_parse_refuses_what_is_not_a_proof_naming_file_and_field(obj, message, field):
@@ -113,7 +113,7 @@ def test_parse_refuses_what_is_not_a_proof_naming_file_and_field(obj, message, f
     assert exc.value.details.get("file") == "p.json"
     assert exc.value.details.get("field") == field
     if field:
-        assert exc.value.details["expected"] == PROOF_SCHEMA
+        assert exc.value.details["expected"] == f"{PROOF_SCHEMA} or cap-proof.v3"
 
 
 def test_parse_names_the_first_bad_field(good):

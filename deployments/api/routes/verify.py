@@ -1,5 +1,5 @@
-"""``POST /verify``: (a) a ``cap-proof.v2`` document → the full report; (b) compatibility mode, an IR
-(by ``policy_id`` or inline) evaluated over a given context. A FAIL is a 200 with ``result: FAIL``."""
+"""``POST /verify``: (a) a ``cap-proof.v3`` or ``v2`` document → the full report; (b) compatibility mode,
+an IR (by ``policy_id`` or inline) evaluated over a given context. A FAIL is a 200 with ``result: FAIL``."""
 
 from __future__ import annotations
 

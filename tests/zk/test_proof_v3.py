@@ -1,0 +1,439 @@
+"""``cap-proof.v3`` end to end: `cap proof build` (default scheme) proves, `cap verify` and ``POST /verify``
+accept it, and every forgery fails with a named ``zk:<list>:<code>`` check.
+
+One proof is built per module through the real CLI (development circuit B=2 d=3: 5 suppliers → 3 batches, 2
+UBOs → 1; a fixed salt seed so the batch proofs come from the on-disk proof cache after the first run). The
+negatives are edits of that proof, re-signed with the prover's own key where the attack is the prover's, so
+only the zero-knowledge checks stand between the forgery and an OK.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core import service
+from core.anchors import trust_anchors
+from core.commitments import RootScheme, Supplier, Ubo, read_suppliers, read_ubos, supplier_leaf, ubo_leaf
+from core.manifest import sign_manifest
+from core.modes import CheckStatus, EnforcementMode
+from core.name_keys import KeyVersion
+from core.proof import PROOF_SCHEMA_V3, Proof, parse_proof_bytes, proof_file_bytes, sign_proof
+from core.screening import load_lists, screening_key
+from core.settings import Settings
+from core.verify import Report, verify_proof, verify_proof_bytes
+from core.zk import prover
+from core.zk.evidence import ScreeningEvidence, screening_root
+from core.zk.gaptree import key248
+from core.zk.proof_v3 import ZK_EVIDENCE
+from core.zk.witness import Circuit, ScreenedLeaf, batch_root, blake_field
+from deployments.api.app import create_app
+from deployments.cli import demo
+from tests.api.conftest import FakeFlows, TestIssuer, api_config, bearer
+from tests.cli.conftest import Cap
+
+SALT_SEED = demo.DEMO_SALT_SEED  # the demo's records and seed: both reuse the same cached batch proofs
+OTHER_SANCTIONS = 'name,birthdate,nationality\n"HOLDING, Petrov Industrial",,RU\nSomeone Else Entirely,,IR\n'
+
+
+class V3World:
+    def __init__(self, root: Path) -> None:
+        self.cap = Cap(root)
+        self.cap.env.pop("CAP_PROOF_SCHEME", None)  # the real default
+        self.root = root
+        self.settings = Settings(data_dir=root / "var", build_dir=root / "build", subject="LEI-TEST-0001")
+        self.files = {
+            n: self.cap.write(n, t)
+            for n, t in (
+                ("suppliers.csv", demo.SUPPLIERS),
+                ("ubos.csv", demo.UBOS),
+                ("sanctions.csv", demo.SANCTIONS),
+                ("other.csv", OTHER_SANCTIONS),
+                ("high_risk.csv", demo.HIGH_RISK),
+                ("policy.yml", demo.POLICY),
+            )
+        }
+
+    def run(self, *args: str | Path) -> Any:
+        result = self.cap(*args)
+        assert result.code == 0, result.stderr + result.stdout
+        return result
+
+    def build(self) -> Path:
+        f, b = self.files, self.root / "build"
+        self.run("keys", "keygen", "--owner", "T")
+        (self.settings.layout.keys_dir / "zk-salt-seed.hex").write_text(SALT_SEED)
+        self.run("commit", "--suppliers", f["suppliers.csv"], "--ubos", f["ubos.csv"])
+        self.run(
+            "lists", "build", "--csv", f["sanctions.csv"], "--high-risk", f["high_risk.csv"], "--install"
+        )
+        self.run(
+            "lists",
+            "build",
+            "--csv",
+            f["other.csv"],
+            "--high-risk",
+            f["high_risk.csv"],
+            "--out",
+            b / "other.json",
+        )
+        self.run(
+            "manifest",
+            "build",
+            "--commitments",
+            b / "commitments.json",
+            "--policy",
+            f["policy.yml"],
+            "--lists",
+            b / "lists.json",
+        )
+        built = self.run(
+            "proof", "build", "--manifest", b / "manifest.json", "--policy", f["policy.yml"],
+            "--suppliers", f["suppliers.csv"], "--ubos", f["ubos.csv"], "--lists", b / "lists.json",
+            "--enforce-mode", "relaxed", "--json",
+        )  # fmt: skip
+        assert built.json()["scheme"] == PROOF_SCHEMA_V3
+        assert "NOT FOR PRODUCTION" in built.stderr
+        self.run("zk", "pin", "--dev")
+        self.run(
+            "proof", "build", "--scheme", "v2", "--manifest", b / "manifest.json",
+            "--policy", f["policy.yml"], "--suppliers", f["suppliers.csv"], "--ubos", f["ubos.csv"],
+            "--lists", b / "lists.json", "--out", b / "v2.json",
+        )  # fmt: skip
+        return b / "proof.json"
+
+
+@pytest.fixture(scope="module")
+def v3(tmp_path_factory) -> V3World:
+    world = V3World(tmp_path_factory.mktemp("v3"))
+    world.proof_path = world.build()
+    world.data = world.proof_path.read_bytes()
+    return world
+
+
+def _verify(w: V3World, data: bytes, *, allow_dev: bool = True, **trust: Any) -> Report:
+    settings = w.settings.model_copy(update={"zk_allow_dev": allow_dev})
+    return verify_proof_bytes(
+        data,
+        keyring=service.load_local_keyring(settings),
+        mode=EnforcementMode.STRICT,
+        now=datetime.now(UTC),
+        trust=trust_anchors(settings, **trust),
+    )
+
+
+def _failed(report: Report) -> set[str]:
+    return {c.id for c in report.checks if c.status is CheckStatus.FAIL}
+
+
+def _forge(w: V3World, proof: Proof) -> bytes:
+    """Re-sign manifest and proof with the prover's own key: only the zk checks can object."""
+    signer = service.default_signer(w.settings)
+    manifest = sign_manifest(proof.manifest.model_copy(update={"signatures": []}), signer)
+    return proof_file_bytes(sign_proof(proof.model_copy(update={"manifest": manifest}), signer))
+
+
+def _evidence(proof: Proof, rule: str = "no_sanctioned_suppliers") -> ScreeningEvidence:
+    (result,) = [r for r in proof.rules if r.rule_id == rule]
+    return ScreeningEvidence.model_validate(result.evidence[ZK_EVIDENCE])
+
+
+def _with_evidence(proof: Proof, ev: ScreeningEvidence, rule: str = "no_sanctioned_suppliers") -> Proof:
+    rules = [
+        r.model_copy(update={"evidence": {**r.evidence, ZK_EVIDENCE: ev.model_dump(mode="json")}})
+        if r.rule_id == rule
+        else r
+        for r in proof.rules
+    ]
+    return proof.model_copy(update={"rules": rules})
+
+
+def _with_commitment(proof: Proof, **update: Any) -> Proof:
+    screening = proof.manifest.screening
+    assert screening is not None
+    changed = screening.model_copy(update={"suppliers": screening.suppliers.model_copy(update=update)})
+    return proof.model_copy(update={"manifest": proof.manifest.model_copy(update={"screening": changed})})
+
+
+def test_the_default_build_is_a_v3_proof_without_keys(v3):
+    proof = parse_proof_bytes(v3.data)
+    assert proof.schema_ == PROOF_SCHEMA_V3 and proof.manifest.proof.type == PROOF_SCHEMA_V3
+    assert proof.manifest.screening is not None and proof.manifest.screening.ubos is not None
+    screened = [r.evidence for r in proof.rules if "list_root" in r.evidence]
+    assert len(screened) == 2 and all(set(e) == {"list_root", "key_version", ZK_EVIDENCE} for e in screened)
+    assert b'"items"' not in v3.data and b"possible_matches" not in v3.data
+    assert _evidence(proof).count == 5 and len(_evidence(proof).batches) == 3
+
+
+def test_cap_verify_accepts_it_only_with_development_vks_allowed(v3):
+    ok = v3.cap("verify", "--proof", v3.proof_path, "--allow-dev-zk", "--json")
+    assert ok.code == 0, ok.stdout + ok.stderr
+    report = ok.json()
+    assert report["result"] == "ok" and report["scheme"] == PROOF_SCHEMA_V3
+    ids = {c["id"]: c for c in report["checks"]}
+    assert ids["zk:suppliers"]["status"] == "ok" and ids["zk:ubos"]["status"] == "ok"
+    assert "NOT FOR PRODUCTION" in ids["zk:suppliers"]["message"]
+    assert {"attested:commitments_agree", "attested:screened_names", "attested:possible_matches"} <= set(ids)
+    refused = v3.cap("verify", "--proof", v3.proof_path, "--json")
+    assert refused.code == 3
+    failed = {c["id"]: c["message"] for c in refused.json()["checks"] if c["status"] == "fail"}
+    assert "development key" in failed["zk:suppliers:untrusted_vk"]
+
+
+def test_post_verify_accepts_it_on_a_server_that_allows_development_vks(v3, tmp_path):
+    issuer = TestIssuer(tmp_path / "jwks.json")
+    for allow, expected in ((True, "OK"), (False, "FAIL")):
+        settings = v3.settings.model_copy(update={"zk_allow_dev": allow, "env": "test"})
+        client = TestClient(create_app(settings, api_config(issuer.jwks_path), flows=FakeFlows()))
+        r = client.post(
+            "/verify", json={"proof": json.loads(v3.data)}, headers=bearer(issuer.token("verify:run"))
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["result"] == expected
+        checks = {c["id"]: c["status"] for c in r.json()["checks"]}
+        assert checks.get("zk:suppliers" if allow else "zk:suppliers:untrusted_vk") == (
+            "ok" if allow else "fail"
+        )
+
+
+def test_cap_verify_labels_v2_not_confidential_and_v3_not(v3):
+    text = v3.cap("verify", "--proof", v3.proof_path, "--allow-dev-zk").stdout
+    assert "not confidential" not in text and "result OK" in text
+    out = v3.cap("verify", "--proof", v3.root / "build" / "v2.json")
+    assert out.code == 0 and "cap-proof.v2: not confidential" in out.stdout
+
+
+def test_honest_proof_verifies_in_process(v3):
+    assert _verify(v3, v3.data).result is CheckStatus.OK
+
+
+def _tampered_batch_root(w: V3World, proof: Proof) -> bytes:
+    ev = _evidence(proof)
+    first = ev.batches[0]
+    forged_root = "0x" + format(int(first.batch_root, 16) ^ 1, "064x")
+    batches = (first.model_copy(update={"batch_root": forged_root}), *ev.batches[1:])
+    root = screening_root(ev.batch_size, ev.count, [int(b.batch_root, 16) for b in batches])
+    ev = ev.model_copy(update={"batches": batches, "screening_root": root})
+    return _forge(w, _with_commitment(_with_evidence(proof, ev), screening_root=root))
+
+
+def _another_list_root(w: V3World, proof: Proof) -> bytes:
+    other = load_lists(w.root / "build" / "other.json")
+    manifest = proof.manifest.model_copy(update={"sanctions_root": other.sanctions_root})
+    rules = [
+        r.model_copy(update={"evidence": {**r.evidence, "list_root": other.sanctions_root}})
+        if "list_root" in r.evidence
+        else r
+        for r in proof.rules
+    ]
+    return _forge(w, proof.model_copy(update={"manifest": manifest, "rules": rules}))
+
+
+def _another_commitment(w: V3World, proof: Proof) -> bytes:
+    others = [Supplier(f"Other Supplier {i}", "DE", 1) for i in range(5)]
+    leaves = prover.screened_leaves(others, bytes(32))
+    return _forge(
+        w, _with_commitment(proof, screening_root=prover.commit(leaves, Circuit(2, 3)).screening_root)
+    )
+
+
+def _wrong_count(w: V3World, proof: Proof) -> bytes:
+    return _forge(w, _with_commitment(proof, count=4))
+
+
+def _batch_omitted(w: V3World, proof: Proof) -> bytes:
+    ev = _evidence(proof)
+    return _forge(w, _with_evidence(proof, ev.model_copy(update={"batches": ev.batches[:2]})))
+
+
+def _batch_duplicated(w: V3World, proof: Proof) -> bytes:
+    ev = _evidence(proof)
+    batches = (ev.batches[0], ev.batches[0], ev.batches[2])
+    return _forge(w, _with_evidence(proof, ev.model_copy(update={"batches": batches})))
+
+
+@pytest.mark.parametrize(
+    ("forge", "named"),
+    [
+        pytest.param(_tampered_batch_root, "zk:suppliers:zk_proof_invalid", id="tampered_public_input"),
+        pytest.param(
+            _another_list_root, "zk:suppliers:untrusted_list_root", id="proof_for_another_list_root"
+        ),
+        pytest.param(
+            _another_commitment, "zk:suppliers:screening_commitment_mismatch", id="another_commitment"
+        ),
+        pytest.param(_wrong_count, "zk:suppliers:count_mismatch", id="wrong_count"),
+        pytest.param(_batch_omitted, "zk:suppliers:batch_layout", id="batch_omitted"),
+        pytest.param(_batch_duplicated, "zk:suppliers:screening_commitment_mismatch", id="batch_duplicated"),
+    ],
+)
+def test_forgeries_signed_by_the_prover_fail_a_named_zk_check(v3, forge, named):
+    data = forge(v3, parse_proof_bytes(v3.data))
+    report = _verify(v3, data, lists=[v3.root / "build" / "other.json"])
+    failed = _failed(report)
+    assert report.result is CheckStatus.FAIL
+    assert named in failed, failed
+    assert not failed & {"proof_signature", "manifest_signature"}  # the prover's own, valid signatures
+
+
+def test_wrong_count_also_contradicts_the_disclosed_supplier_count(v3):
+    report = _verify(v3, _wrong_count(v3, parse_proof_bytes(v3.data)))
+    assert "public:supplier_count" in _failed(report)
+
+
+def test_a_vk_the_verifier_did_not_pin_is_untrusted(v3):
+    for pin in v3.settings.layout.zk_pins_dir.glob("*.json"):
+        pin.rename(pin.with_suffix(".off"))
+    try:
+        report = _verify(v3, v3.data)
+    finally:
+        for pin in v3.settings.layout.zk_pins_dir.glob("*.off"):
+            pin.rename(pin.with_suffix(".json"))
+    messages = {c.id: c.message for c in report.checks}
+    assert "not pinned" in messages["zk:suppliers:untrusted_vk"] and "zk:ubos:untrusted_vk" in messages
+
+
+def test_a_development_vk_fails_without_the_development_setting(v3):
+    failed = _failed(_verify(v3, v3.data, allow_dev=False))
+    assert {"zk:suppliers:untrusted_vk", "zk:ubos:untrusted_vk"} <= failed
+
+
+def test_a_proof_relabelled_between_versions_fails_its_signature(v3):
+    proof = parse_proof_bytes(v3.data)
+    relabelled = proof.model_copy(update={"schema_": "cap-proof.v2"})
+    report = verify_proof(
+        relabelled,
+        keyring=service.load_local_keyring(v3.settings),
+        mode=EnforcementMode.STRICT,
+        now=datetime.now(UTC),
+        trust=trust_anchors(v3.settings.model_copy(update={"zk_allow_dev": True})),
+    )
+    assert {"proof_signature", "evidence:no_sanctioned_suppliers"} <= _failed(report)
+
+
+def _traces(leaf: bytes, names: list[str]) -> set[str]:
+    """Everything a prover could leak about one record: its keys (every version), its BLAKE3 leaf."""
+    texts = {leaf.hex(), str(blake_field(leaf)), f"{blake_field(leaf):064x}"}
+    for name in names:
+        for version in KeyVersion:
+            key = screening_key(name, version)
+            texts |= {key.hex(), key.hex()[:62], str(key248(key)), f"{key248(key):064x}"}
+    return texts
+
+
+def _dictionary_attack(data: bytes, candidates: list[Supplier], ubos: list[Ubo]) -> set[str]:
+    """Names recovered from a proof document by searching it for every candidate's traces and by
+    rebuilding batch roots from guessed records under guessable salts (0, 1), alone and in pairs."""
+    text = data.decode()
+    found = {c.name for c in candidates if any(t in text for t in _traces(supplier_leaf(c), [c.name]))}
+    found |= {u.name for u in ubos if any(t in text for t in _traces(ubo_leaf(u), [u.name]))}
+    proof = parse_proof_bytes(data)
+    roots = set()
+    for r in proof.rules:
+        if ZK_EVIDENCE in r.evidence:
+            roots |= {
+                int(b.batch_root, 16)
+                for b in ScreeningEvidence.model_validate(r.evidence[ZK_EVIDENCE]).batches
+            }
+    records = [(c.name, supplier_leaf(c)) for c in candidates] + [(u.name, ubo_leaf(u)) for u in ubos]
+    leaves = [
+        (name, ScreenedLeaf(key248(screening_key(name, version)), salt, blake_field(leaf)))
+        for name, leaf in records
+        for version in KeyVersion
+        for salt in (0, 1)
+    ]
+    circuit = Circuit(2, 3)
+    found |= {name for name, leaf in leaves if batch_root([leaf], circuit) in roots}
+    for (a, la), (b, lb) in itertools.permutations(leaves, 2):
+        if batch_root([la, lb], circuit) in roots:
+            found |= {a, b}
+    return found
+
+
+def test_a_dictionary_attack_on_the_whole_v3_proof_recovers_nothing(v3):
+    suppliers = read_suppliers(v3.files["suppliers.csv"])
+    ubos = read_ubos(v3.files["ubos.csv"])
+    decoys = [Supplier(f"Decoy Supplier {i} GmbH", "DE", 1 + i % 3) for i in range(6)]
+    assert _dictionary_attack(v3.data, [*suppliers, *decoys], ubos) == set()
+    # control: the same attack on the v2 proof of the same records recovers every supplier and UBO
+    v2 = (v3.root / "build" / "v2.json").read_bytes()
+    assert _dictionary_attack(v2, [*suppliers, *decoys], ubos) == {x.name for x in [*suppliers, *ubos]}
+
+
+def test_a_v3_manifest_without_screening_commitment_fails(v3):
+    proof = parse_proof_bytes(v3.data)
+    bare = proof.model_copy(update={"manifest": proof.manifest.model_copy(update={"screening": None})})
+    failed = _failed(_verify(v3, _forge(v3, bare)))
+    assert {"zk:commitment", "evidence:no_sanctioned_suppliers"} <= failed
+
+
+def test_sap_ingest_builds_a_v3_proof_and_verifies_it_with_the_pinned_vk(tmp_path):
+    from core.anchors import install_pin
+    from core.sap.pipeline import ingest, load_ingest_config
+    from core.zk.service import dev_pin
+    from deployments.sap_mock import create_app as create_sap
+    from deployments.sap_mock import running_server
+    from deployments.sap_mock_data import generate_dataset
+    from tests.integration.test_sap_pilot import NOW, SECRET_ENV, write_config
+
+    sanctions = tmp_path / "sanctions.csv"
+    sanctions.write_text(demo.SANCTIONS)
+    settings = Settings(data_dir=tmp_path / "var", build_dir=tmp_path / "build", proof_scheme="v3")
+    service.keygen(settings, now=NOW)
+    (settings.layout.keys_dir / "zk-salt-seed.hex").write_text(SALT_SEED)
+    install_pin(settings, dev_pin(Circuit(2, 3)))
+    outcomes = {}
+    with running_server(create_sap(generate_dataset(3, 6, include_fixture=False), 2)) as url:
+        path = write_config(
+            tmp_path, url, odata_version=2, sanctions=[{"path": str(sanctions), "format": "csv"}]
+        )
+        for allow in (True, False):
+            run = settings.model_copy(update={"zk_allow_dev": allow})
+            outcomes[allow] = ingest(load_ingest_config(path), run, NOW, env=SECRET_ENV).verification
+    assert outcomes[True].result is CheckStatus.OK, outcomes[True]
+    assert "zk:suppliers:untrusted_vk" in outcomes[False].failed_checks
+
+
+def test_a_v3_possible_match_count_must_be_a_count(v3):
+    proof = parse_proof_bytes(v3.data)
+    bad = proof.model_copy(update={"public": {**proof.public, "possible_match_count": -1}})
+    assert "public:possible_match_count" in _failed(_verify(v3, _forge(v3, bad)))
+
+
+def test_a_pin_whose_vk_is_not_its_hash_is_refused(v3, tmp_path):
+    from core.anchors import read_pin
+    from core.errors import IntegrityError
+
+    (pin,) = v3.settings.layout.zk_pins_dir.glob("*.json")
+    doc = json.loads(pin.read_text())
+    doc["vk"]["ic"][0][0] = str(int(doc["vk"]["ic"][0][0]) + 1)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError) as exc:
+        read_pin(forged)
+    assert exc.value.details["file"] == str(forged)
+
+
+def test_a_listed_supplier_refuses_v3_and_names_v2(v3, tmp_path):
+    from core.errors import InvalidInputError
+    from core.prover import ProofScheme
+
+    listed = v3.cap.write("listed.csv", demo.SUPPLIERS + "Petrov Industrial Holding GmbH,DE,1\n")
+    now = datetime.now(UTC)
+    commitments = service.commit_files(listed, v3.files["ubos.csv"], RootScheme.MERKLE, now)
+    lists = load_lists(v3.root / "build" / "lists.json")
+    loaded = service.load_policy(v3.files["policy.yml"])
+    with pytest.raises(InvalidInputError) as exc:
+        service.prove(
+            v3.settings, manifest=service.make_manifest(v3.settings, commitments, loaded, lists, now),
+            loaded=loaded, suppliers=listed, ubos=v3.files["ubos.csv"], lists=lists,
+            mode=EnforcementMode.RELAXED, enforce=False, now=now, scheme=ProofScheme.V3,
+        )  # fmt: skip
+    assert exc.value.code == "v3_listed_name"
+    assert "no_sanctioned_suppliers" in exc.value.message and "--scheme v2" in exc.value.message
