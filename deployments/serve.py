@@ -1,7 +1,9 @@
 """``cap serve``: a small supervisor of child processes — Prefect server, one runner, the API workers.
 
-With ``CAP_REPLICA_URL`` (and ``CAP_REPLICA_URL_2``) set, first ``litestream replicate`` ships the registry
-and policy store to each replica (:mod:`core.backup.replica`; stopped last, after its final sync).
+With ``CAP_REPLICA_URL`` (and ``CAP_REPLICA_URL_2``) set, first a signed snapshot of the keyring, key
+metadata and lists is written to ``state.sqlite`` (then one per change, :class:`StateSnapshotter`), and
+``litestream replicate`` ships the registry, policy store and state snapshots to each replica
+(:mod:`core.backup.replica`; stopped last, after its final sync).
 Then: (1) unless ``PREFECT_API_URL`` is set (or ``--no-prefect``), start ``prefect server start`` on SQLite
 under ``var/prefect`` and wait for ``/api/health``; (2) the runner serving the project's deployments
 (:mod:`deployments.runner`); (3) uvicorn with N workers on the API factory, wait for ``/healthz``. Every child
@@ -24,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -39,7 +42,10 @@ from core.backup.replica import (
     write_config,
     write_probe,
 )
+from core.backup.state_snapshots import StateSnapshots, state_db, state_fingerprint, take_snapshot
 from core.errors import CapError
+from core.generation import writing_state
+from core.service import default_signer
 from core.settings import Settings
 
 PREFECT_ENV = {
@@ -295,6 +301,44 @@ class ReplicaProber:
             self.probe_once()
 
 
+SNAPSHOT_S = float(os.environ.get("CAP_STATE_SNAPSHOT_INTERVAL_S", "1"))
+
+
+class StateSnapshotter:
+    """Keeps ``state.sqlite`` holding a signed snapshot of the keyring, key metadata and lists as they are:
+    one at start, then one per change (sizes, times and inodes compared every ``interval`` s; a change
+    of bytes only then). A failed snapshot (no signer yet, a restore running, private key material) is
+    said once and retried on the next change check."""
+
+    def __init__(self, settings: Settings, say: Callable[[str], None], interval: float = SNAPSHOT_S) -> None:
+        self.settings, self.say, self.interval = settings, say, interval
+        self.seen: object = None
+        self.problem: str | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="state-snapshots", daemon=True)
+
+    def snapshot_once(self) -> int | None:
+        layout = self.settings.layout
+        seen = state_fingerprint(layout)
+        if seen == self.seen:
+            return None
+        try:
+            StateSnapshots(state_db(layout)).close()  # exists before Litestream starts watching it
+            with writing_state(layout.root):
+                taken = take_snapshot(layout, default_signer(self.settings), datetime.now(UTC))
+        except (CapError, OSError) as exc:
+            if str(exc) != self.problem:
+                self.say(f"warning: state snapshot not taken: {exc}")
+            self.problem = str(exc)
+            return None
+        self.seen, self.problem = seen, None
+        return taken
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.snapshot_once()
+
+
 class Supervisor:
     """Starts the children in order, watches them, stops them in reverse order; ``run`` returns the code."""
 
@@ -309,10 +353,14 @@ class Supervisor:
         self.metrics_dir = MetricsDir(settings)
         replicas = [c for c in self.children if c.name.startswith("litestream")]
         self.prober = ReplicaProber(settings, replicas) if replicas else None
+        self.snapshots = StateSnapshotter(settings, say) if replicas else None
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if self.snapshots is not None:  # the first snapshot is in state.sqlite before Litestream starts
+                self.snapshots.snapshot_once()
+                self.snapshots.thread.start()
             self._start_all()
             if self.prober is not None:
                 self.prober.thread.start()
@@ -323,6 +371,8 @@ class Supervisor:
         finally:
             if self.prober is not None:
                 self.prober.stop.set()
+            if self.snapshots is not None:
+                self.snapshots.stop.set()
             self._stop_all()
             self.metrics_dir.close()
             for sig, handler in previous.items():

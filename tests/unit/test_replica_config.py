@@ -67,7 +67,7 @@ def test_s3_replica_uses_the_backups_endpoint_and_no_credentials(tmp_path):
     text = written.read_text()
     assert "AKIAEXAMPLE" not in text and "s3cr3t-value" not in text
     assert written.stat().st_mode & 0o777 == 0o600
-    registry, policies = yaml.safe_load(text)["dbs"]
+    registry, policies, state = yaml.safe_load(text)["dbs"]
     assert registry["replica"] == {
         "type": "s3",
         "bucket": "cap-dr",
@@ -78,6 +78,7 @@ def test_s3_replica_uses_the_backups_endpoint_and_no_credentials(tmp_path):
         "force-path-style": True,
     }
     assert policies["replica"]["path"] == "prod/policies"
+    assert state["replica"]["path"] == "prod/state" and state["path"] == str(tmp_path / "state.sqlite")
     assert registry["meta-path"] == str(tmp_path / "m" / "registry")
 
 
@@ -86,6 +87,7 @@ def test_file_replica_and_default_interval(tmp_path):
     assert [d["replica"] for d in config["dbs"]] == [
         {"type": "file", "path": "/srv/r/registry", "sync-interval": "1s"},
         {"type": "file", "path": "/srv/r/policies", "sync-interval": "1s"},
+        {"type": "file", "path": "/srv/r/state", "sync-interval": "1s"},
     ]
 
 
