@@ -118,6 +118,7 @@ class ServeOptions:
     prefect: bool = True
     prefect_port: int = 4200
     project: Path = field(default_factory=lambda: project_dir(Path.cwd()))
+    api: bool = True  # False: ``--replication-only`` (the one replicating process of a shared data volume)
 
 
 def project_dir(cwd: Path) -> Path:
@@ -231,6 +232,8 @@ def children(options: ServeOptions, start_server: bool, settings: Settings | Non
         )
     if options.prefect:
         out.append(Child("prefect-runner", [py, "-m", "deployments.runner", str(options.project)]))
+    if not options.api:
+        return out
     out.append(
         Child(
             "api",
@@ -279,7 +282,7 @@ PROBE_S = float(os.environ.get("CAP_REPLICA_PROBE_INTERVAL_S", "15"))
 
 class ReplicaProber:
     """Every ``interval`` s, compares each replica with what its Litestream captured locally and records the
-    result beside its config (``<data>/run/litestream*.probe.json``) for the ``cap_replica_lag_seconds``
+    result in ``<data>/replica-probes/litestream*.probe.json`` for the ``cap_replica_lag_seconds``
     gauge. A replica it cannot reach keeps its previous probe, so the lag keeps growing."""
 
     def __init__(self, settings: Settings, replicas: list[Child], interval: float = PROBE_S) -> None:
@@ -293,7 +296,7 @@ class ReplicaProber:
         for config in self.configs:
             with contextlib.suppress(CapError):
                 probe = probe_replica(self.layout, config, config.with_suffix(""), time.time(), env)
-                write_probe(probe_path(config), probe)
+                write_probe(probe_path(self.layout, config), probe)
 
     def _loop(self) -> None:
         self.probe_once()
@@ -396,7 +399,7 @@ class Supervisor:
                 f"prefect server ready: {self.prefect_url} (UI http://127.0.0.1:{self.options.prefect_port})"
             )
         elif child.name.startswith("litestream"):
-            self.say(f"replicating registry and policy store ({child.name}, config {child.argv[3]})")
+            self.say(f"replicating registry, policy store, state snapshots ({child.name}, {child.argv[3]})")
         elif child.name == "api":
             wait_http(f"http://{self.options.host}:{self.options.port}/healthz", child, lambda: self.stopping)
             self.say(
@@ -411,7 +414,7 @@ class Supervisor:
                     self.say(f"error: {child.name} exited unexpectedly with code {code}; stopping everything")
                     return 1
             time.sleep(POLL_S)
-        self.say("stopping: api, runner, prefect server, replication")
+        self.say("stopping: " + ", ".join(c.name for c in reversed(self.children)))
         return 0
 
     def _stop_all(self) -> None:

@@ -288,14 +288,19 @@ def probe_replica(
     return ReplicaProbe(checked_at=now, caught_up_at=caught_up)
 
 
-def probe_path(config_path: Path) -> Path:
-    """Where the probe of the replica configured in ``config_path`` is recorded (beside it)."""
-    return config_path.with_suffix(".probe.json")
+PROBE_DIR: Final = "replica-probes"
+
+
+def probe_path(layout: DataLayout, config_path: Path) -> Path:
+    """Where the probe of the replica configured in ``config_path`` is recorded:
+    ``<data>/replica-probes/<config name>.probe.json``, outside ``run/`` (which each API pod of the Helm chart
+    keeps to itself), so every process serving ``/metrics`` on the data volume reads it."""
+    return layout.root / PROBE_DIR / f"{config_path.stem}.probe.json"
 
 
 def worst_probe(layout: DataLayout) -> ReplicaProbe | None:
-    """The probe of the replica furthest behind, from ``<data>/run/litestream*.probe.json``."""
-    probes = [read_probe(p) for p in sorted((layout.root / "run").glob("litestream*.probe.json"))]
+    """The probe of the replica furthest behind, from ``<data>/replica-probes/*.probe.json``."""
+    probes = [read_probe(p) for p in sorted((layout.root / PROBE_DIR).glob("*.probe.json"))]
     known = [p for p in probes if p is not None]
     return min(known, key=lambda p: p.caught_up_at) if known else None
 
