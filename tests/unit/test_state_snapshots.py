@@ -8,14 +8,18 @@ tampered snapshot (one named case each).
 from __future__ import annotations
 
 import base64
+import shutil
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from core import service
 from core.backup.manifest import parse_keyring
+from core.backup.pitr import unpack_state
+from core.backup.restore import RestoreContext
 from core.backup.state_snapshots import (
     check_snapshot_signature,
     newest_snapshot,
@@ -25,7 +29,8 @@ from core.backup.state_snapshots import (
     unpack_snapshot,
 )
 from core.canonical import canonical_bytes
-from core.errors import IntegrityError, InvalidInputError
+from core.errors import IntegrityError, InvalidInputError, VerificationError
+from core.rotation import make_request
 from core.settings import Settings
 
 NOW = datetime(2026, 12, 5, 10, 42, tzinfo=UTC)
@@ -179,3 +184,38 @@ def test_a_blob_differing_from_its_digest_is_refused_on_unpack(settings, tmp_pat
     assert check_snapshot_signature(snap, _keys(settings)) is None  # the manifest itself is intact
     with pytest.raises(IntegrityError, match="digest"):
         unpack_snapshot(path, snap, tmp_path / "out")
+
+
+def _restore_ctx(live: Path, state: Path) -> RestoreContext:
+    ctx = RestoreContext(backup_id="pitr-test", live_dir=live)
+    ctx.extract_dir.mkdir(parents=True)
+    shutil.copy2(state, ctx.extract_dir / "state.sqlite")
+    return ctx
+
+
+def test_rolling_forward_past_a_rotation_the_live_keyring_lacks(settings, tmp_path):
+    """Live holds keyring v1 (e.g. restored to a point before a rotation); the newest snapshot is signed by
+    the key rotated in since: checked against its own keyring, with a warning, and unpacked."""
+    live = tmp_path / "live"
+    shutil.copytree(settings.layout.root, live)
+    for phase in (0, 1, 2):
+        request = make_request(phase, force=True, actor="test")
+        service.rotate_signing_key(settings, request, NOW + timedelta(minutes=phase), confirm=lambda _: True)
+    signer = service.default_signer(settings)
+    assert signer.kid not in {k.kid for k in parse_keyring((live / "keyring.json").read_bytes()).keys}
+    take_snapshot(settings.layout, signer, NOW + timedelta(minutes=5))
+    ctx = _restore_ctx(live, state_db(settings.layout))
+    unpack_state(ctx)
+    checks = {c.id: c for c in ctx.checks}
+    assert (
+        checks["state_signature_trust"].status == "warn"
+        and signer.kid in checks["state_signature_trust"].message
+    )
+    assert checks["state_snapshot"].status == "ok"
+    assert (ctx.extract_dir / "keyring.json").read_bytes() == settings.layout.keyring.read_bytes()
+
+    shutil.rmtree(ctx.work_dir)
+    _tamper(settings, "UPDATE snapshots SET kid = ?", "0" * 32)  # a kid in neither keyring
+    with pytest.raises(VerificationError) as caught:
+        unpack_state(_restore_ctx(live, state_db(settings.layout)))
+    assert caught.value.code == "state_signature_invalid"
