@@ -188,8 +188,9 @@ def measure_pitr(size_mb: int, s3: bool) -> dict[str, float | str]:
     return out
 
 
-def _verify_round(replicate: bool, seconds: float, writes: float) -> float:
-    """req/s of one verify_http load of ``seconds``, replication on or off, ``writes`` entries/s beside."""
+def _verify_round(replicate: bool, seconds: float, writes: float) -> tuple[float, float]:
+    """(req/s, server CPU ms per request, Litestream included) of one verify_http load of ``seconds``,
+    replication on or off, ``writes`` entries/s beside."""
     from bench import verify_http
     from core.dev_issuer import DevIssuer
 
@@ -213,19 +214,23 @@ def _verify_round(replicate: bool, seconds: float, writes: float) -> float:
 
             writer.start()
             load(2.0)
+            cpu0 = verify_http.server_cpu(proc.pid)
             m = load(seconds)
+            cpu_ms = (verify_http.server_cpu(proc.pid) - cpu0) * 1000 / max(1, m["requests"])
         finally:
             stop.set()
             if writer.is_alive():
                 writer.join()
             verify_http.stop_server(proc)
-        return m["requests"] / m["wall"]
+        return m["requests"] / m["wall"], cpu_ms
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def measure_overhead(rounds: int, seconds: float, writes: float) -> tuple[list[float], list[float]]:
-    """req/s with replication off and on, rounds alternating (a shared machine drifts)."""
+def measure_overhead(
+    rounds: int, seconds: float, writes: float
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(req/s, CPU ms/req) with replication off and on, rounds alternating (a shared machine drifts)."""
     off, on = [], []
     for _ in range(rounds):
         off.append(_verify_round(False, seconds, writes))
@@ -253,12 +258,21 @@ def run_pitr(size_mb: int = 1024, s3: bool = True) -> list[Figure]:
 
 def run_overhead(rounds: int = 3, seconds: float = 10.0, writes: float = 20.0) -> list[Figure]:
     off, on = measure_overhead(rounds, seconds, writes)
-    overhead = 100 * (1 - median(on) / median(off))
+    rps_off, rps_on = [r for r, _ in off], [r for r, _ in on]
+    cpu_off, cpu_on = [c for _, c in off], [c for _, c in on]
+    overhead = 100 * (1 - median(rps_on) / median(rps_off))
     note = f"{rounds} alternating rounds of {seconds:g} s, {writes:g} registry writes/s beside"
     return [
         at_most("replica_verify_overhead_pct", overhead, "%", 10, note),
-        info("replica_verify_rps_off", median(off), "req/s", ", ".join(f"{r:.0f}" for r in off)),
-        info("replica_verify_rps_on", median(on), "req/s", ", ".join(f"{r:.0f}" for r in on)),
+        info("replica_verify_rps_off", median(rps_off), "req/s", ", ".join(f"{r:.0f}" for r in rps_off)),
+        info("replica_verify_rps_on", median(rps_on), "req/s", ", ".join(f"{r:.0f}" for r in rps_on)),
+        info(
+            "replica_verify_cpu_overhead_pct",
+            100 * (median(cpu_on) / median(cpu_off) - 1),
+            "%",
+            "server CPU per request (Litestream included), on vs off: "
+            + ", ".join(f"{a:.2f}/{b:.2f} ms" for a, b in zip(cpu_on, cpu_off, strict=True)),
+        ),
     ]
 
 
