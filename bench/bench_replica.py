@@ -188,9 +188,22 @@ def measure_pitr(size_mb: int, s3: bool) -> dict[str, float | str]:
     return out
 
 
-def _verify_round(replicate: bool, seconds: float, writes: float) -> tuple[float, float]:
-    """(req/s, server CPU ms per request, Litestream included) of one verify_http load of ``seconds``,
-    replication on or off, ``writes`` entries/s beside."""
+def _litestream_cpu() -> float:
+    """CPU seconds of every running ``litestream`` process (this bench starts the only one)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "litestream":
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
+def _verify_round(replicate: bool, seconds: float, writes: float) -> tuple[float, float, float]:
+    """(req/s, server CPU ms per request, Litestream's share of that CPU) of one verify_http load of
+    ``seconds``, replication on or off, ``writes`` entries/s beside."""
     from bench import verify_http
     from core.dev_issuer import DevIssuer
 
@@ -214,23 +227,24 @@ def _verify_round(replicate: bool, seconds: float, writes: float) -> tuple[float
 
             writer.start()
             load(2.0)
-            cpu0 = verify_http.server_cpu(proc.pid)
+            cpu0, lite0 = verify_http.server_cpu(proc.pid), _litestream_cpu()
             m = load(seconds)
-            cpu_ms = (verify_http.server_cpu(proc.pid) - cpu0) * 1000 / max(1, m["requests"])
+            cpu = verify_http.server_cpu(proc.pid) - cpu0
+            cpu_ms, share = cpu * 1000 / max(1, m["requests"]), (_litestream_cpu() - lite0) / max(cpu, 1e-9)
         finally:
             stop.set()
             if writer.is_alive():
                 writer.join()
             verify_http.stop_server(proc)
-        return m["requests"] / m["wall"], cpu_ms
+        return m["requests"] / m["wall"], cpu_ms, share
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def measure_overhead(
     rounds: int, seconds: float, writes: float
-) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """(req/s, CPU ms/req) with replication off and on, rounds alternating (a shared machine drifts)."""
+) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+    """(req/s, CPU ms/req, Litestream share) off and on, rounds alternating (a shared machine drifts)."""
     off, on = [], []
     for _ in range(rounds):
         off.append(_verify_round(False, seconds, writes))
@@ -258,8 +272,9 @@ def run_pitr(size_mb: int = 1024, s3: bool = True) -> list[Figure]:
 
 def run_overhead(rounds: int = 3, seconds: float = 10.0, writes: float = 20.0) -> list[Figure]:
     off, on = measure_overhead(rounds, seconds, writes)
-    rps_off, rps_on = [r for r, _ in off], [r for r, _ in on]
-    cpu_off, cpu_on = [c for _, c in off], [c for _, c in on]
+    rps_off, rps_on = [r for r, _, _ in off], [r for r, _, _ in on]
+    cpu_off, cpu_on = [c for _, c, _ in off], [c for _, c, _ in on]
+    shares = [100 * s for _, _, s in on]
     overhead = 100 * (1 - median(rps_on) / median(rps_off))
     note = f"{rounds} alternating rounds of {seconds:g} s, {writes:g} registry writes/s beside"
     return [
@@ -272,6 +287,12 @@ def run_overhead(rounds: int = 3, seconds: float = 10.0, writes: float = 20.0) -
             "%",
             "server CPU per request (Litestream included), on vs off: "
             + ", ".join(f"{a:.2f}/{b:.2f} ms" for a, b in zip(cpu_on, cpu_off, strict=True)),
+        ),
+        info(
+            "replica_litestream_cpu_share_pct",
+            median(shares),
+            "%",
+            "Litestream's CPU / the server's during the load: " + ", ".join(f"{s:.1f}" for s in shares),
         ),
     ]
 
