@@ -80,6 +80,18 @@ def _replica(quick: bool, s3: bool) -> list[Figure]:
     )
 
 
+def _replica_pitr(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_replica
+
+    return bench_replica.run_pitr(64 if quick else 1024, s3=s3)
+
+
+def _replica_overhead(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_replica
+
+    return bench_replica.run_overhead(rounds=1 if quick else 3, seconds=4.0 if quick else 10.0)
+
+
 def _rotation(quick: bool, s3: bool) -> list[Figure]:
     from bench import bench_rotation
 
@@ -131,6 +143,8 @@ SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
     "commit": (_commit, ("commit_1m_rows_s",)),
     "backup": (_backup, ("backup_1gb_s", "restore_1gb_s")),
     "replica": (_replica, ("replica_rpo_p99_s",)),
+    "replica_pitr": (_replica_pitr, ("pitr_restore_1gb_s",)),
+    "replica_overhead": (_replica_overhead, ("replica_verify_overhead_pct",)),
     "rotation": (_rotation, ("rotation_0to3_s", "rotation_verify_errors")),
     "screening": (_screening, ()),
     "sap": (_sap, ()),

@@ -236,10 +236,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    settings: Settings, workers: int, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """``cap serve --no-prefect`` on a free loopback port over ``settings.data_dir``; (process, url)."""
     port = free_port()
-    env = {**os.environ, "CAP_DATA_DIR": str(settings.data_dir), "CAP_ENV": "dev"}
+    env = {**os.environ, "CAP_DATA_DIR": str(settings.data_dir), "CAP_ENV": "dev", **(extra_env or {})}
     env.pop("PREFECT_API_URL", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [sys.executable, "-m", "deployments.cli", "serve", "--no-prefect", "--host", "127.0.0.1"]

@@ -1,7 +1,9 @@
 """``cap serve``: a small supervisor of child processes — Prefect server, one runner, the API workers.
 
-With ``CAP_REPLICA_URL`` (and ``CAP_REPLICA_URL_2``) set, first ``litestream replicate`` ships the registry
-and policy store to each replica (:mod:`core.backup.replica`; stopped last, after its final sync).
+With ``CAP_REPLICA_URL`` (and ``CAP_REPLICA_URL_2``) set, first a signed snapshot of the keyring, key
+metadata and lists is written to ``state.sqlite`` (then one per change, :class:`StateSnapshotter`), and
+``litestream replicate`` ships the registry, policy store and state snapshots to each replica
+(:mod:`core.backup.replica`; stopped last, after its final sync).
 Then: (1) unless ``PREFECT_API_URL`` is set (or ``--no-prefect``), start ``prefect server start`` on SQLite
 under ``var/prefect`` and wait for ``/api/health``; (2) the runner serving the project's deployments
 (:mod:`deployments.runner`); (3) uvicorn with N workers on the API factory, wait for ``/healthz``. Every child
@@ -24,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -39,7 +42,10 @@ from core.backup.replica import (
     write_config,
     write_probe,
 )
+from core.backup.state_snapshots import StateSnapshots, state_db, state_fingerprint, take_snapshot
 from core.errors import CapError
+from core.generation import writing_state
+from core.service import default_signer
 from core.settings import Settings
 
 PREFECT_ENV = {
@@ -112,6 +118,7 @@ class ServeOptions:
     prefect: bool = True
     prefect_port: int = 4200
     project: Path = field(default_factory=lambda: project_dir(Path.cwd()))
+    api: bool = True  # False: ``--replication-only`` (the one replicating process of a shared data volume)
 
 
 def project_dir(cwd: Path) -> Path:
@@ -225,6 +232,8 @@ def children(options: ServeOptions, start_server: bool, settings: Settings | Non
         )
     if options.prefect:
         out.append(Child("prefect-runner", [py, "-m", "deployments.runner", str(options.project)]))
+    if not options.api:
+        return out
     out.append(
         Child(
             "api",
@@ -273,7 +282,7 @@ PROBE_S = float(os.environ.get("CAP_REPLICA_PROBE_INTERVAL_S", "15"))
 
 class ReplicaProber:
     """Every ``interval`` s, compares each replica with what its Litestream captured locally and records the
-    result beside its config (``<data>/run/litestream*.probe.json``) for the ``cap_replica_lag_seconds``
+    result in ``<data>/replica-probes/litestream*.probe.json`` for the ``cap_replica_lag_seconds``
     gauge. A replica it cannot reach keeps its previous probe, so the lag keeps growing."""
 
     def __init__(self, settings: Settings, replicas: list[Child], interval: float = PROBE_S) -> None:
@@ -287,12 +296,50 @@ class ReplicaProber:
         for config in self.configs:
             with contextlib.suppress(CapError):
                 probe = probe_replica(self.layout, config, config.with_suffix(""), time.time(), env)
-                write_probe(probe_path(config), probe)
+                write_probe(probe_path(self.layout, config), probe)
 
     def _loop(self) -> None:
         self.probe_once()
         while not self.stop.wait(self.interval):
             self.probe_once()
+
+
+SNAPSHOT_S = float(os.environ.get("CAP_STATE_SNAPSHOT_INTERVAL_S", "1"))
+
+
+class StateSnapshotter:
+    """Keeps ``state.sqlite`` holding a signed snapshot of the keyring, key metadata and lists as they are:
+    one at start, then one per change (sizes, times and inodes compared every ``interval`` s; a change
+    of bytes only then). A failed snapshot (no signer yet, a restore running, private key material) is
+    said once and retried on the next change check."""
+
+    def __init__(self, settings: Settings, say: Callable[[str], None], interval: float = SNAPSHOT_S) -> None:
+        self.settings, self.say, self.interval = settings, say, interval
+        self.seen: object = None
+        self.problem: str | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="state-snapshots", daemon=True)
+
+    def snapshot_once(self) -> int | None:
+        layout = self.settings.layout
+        seen = state_fingerprint(layout)
+        if seen == self.seen:
+            return None
+        try:
+            StateSnapshots(state_db(layout)).close()  # exists before Litestream starts watching it
+            with writing_state(layout.root):
+                taken = take_snapshot(layout, default_signer(self.settings), datetime.now(UTC))
+        except (CapError, OSError) as exc:
+            if str(exc) != self.problem:
+                self.say(f"warning: state snapshot not taken: {exc}")
+            self.problem = str(exc)
+            return None
+        self.seen, self.problem = seen, None
+        return taken
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.snapshot_once()
 
 
 class Supervisor:
@@ -309,10 +356,14 @@ class Supervisor:
         self.metrics_dir = MetricsDir(settings)
         replicas = [c for c in self.children if c.name.startswith("litestream")]
         self.prober = ReplicaProber(settings, replicas) if replicas else None
+        self.snapshots = StateSnapshotter(settings, say) if replicas else None
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if self.snapshots is not None:  # the first snapshot is in state.sqlite before Litestream starts
+                self.snapshots.snapshot_once()
+                self.snapshots.thread.start()
             self._start_all()
             if self.prober is not None:
                 self.prober.thread.start()
@@ -323,6 +374,8 @@ class Supervisor:
         finally:
             if self.prober is not None:
                 self.prober.stop.set()
+            if self.snapshots is not None:
+                self.snapshots.stop.set()
             self._stop_all()
             self.metrics_dir.close()
             for sig, handler in previous.items():
@@ -346,7 +399,7 @@ class Supervisor:
                 f"prefect server ready: {self.prefect_url} (UI http://127.0.0.1:{self.options.prefect_port})"
             )
         elif child.name.startswith("litestream"):
-            self.say(f"replicating registry and policy store ({child.name}, config {child.argv[3]})")
+            self.say(f"replicating registry, policy store, state snapshots ({child.name}, {child.argv[3]})")
         elif child.name == "api":
             wait_http(f"http://{self.options.host}:{self.options.port}/healthz", child, lambda: self.stopping)
             self.say(
@@ -361,7 +414,7 @@ class Supervisor:
                     self.say(f"error: {child.name} exited unexpectedly with code {code}; stopping everything")
                     return 1
             time.sleep(POLL_S)
-        self.say("stopping: api, runner, prefect server, replication")
+        self.say("stopping: " + ", ".join(c.name for c in reversed(self.children)))
         return 0
 
     def _stop_all(self) -> None:

@@ -48,12 +48,16 @@ def _run_steps(saga: RestoreSaga, job: backups.RestoreJob) -> None:
         saga.unwind(finished, (t.discard_staging, t.discard_fetch))
 
 
-def _from_replica(settings: Settings, url: str, at: str, verify_only: bool, target: str) -> dict[str, Any]:
+def _from_replica(
+    settings: Settings, url: str, at: str, verify_only: bool, target: str, rollback: bool, merge: bool
+) -> dict[str, Any]:
     """A point-in-time restore: the eight steps of :mod:`core.backup.pitr` in one task, same receipt."""
     slot = contextlib.nullcontext() if verify_only else mutation_slot()
     try:
         with slot:
-            receipt = t.restore_from_replica(settings, url, at or None, verify_only, target or None)
+            receipt = t.restore_from_replica(
+                settings, url, at or None, verify_only, target or None, rollback, merge
+            )
     except CapError as exc:
         t.publish_failure(f"replica {url}", verify_only, [], exc, datetime.now(UTC))
         raise
@@ -101,7 +105,9 @@ def restore(
             expected="exactly one; at only with a replica",
         )
     if from_replica:
-        return _from_replica(settings, from_replica, at, verify_only, target)
+        return _from_replica(
+            settings, from_replica, at, verify_only, target, allow_key_rollback, keyring_merge
+        )
     records: list[StepRecord] = []
     try:
         with backups.restore_metrics():

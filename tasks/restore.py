@@ -59,12 +59,25 @@ def prepare_restore(
 
 @task(name="restore-from-replica", **LOCAL)
 def restore_from_replica(
-    settings: Settings, url: str, at: str | None, verify_only: bool, target: str | None
+    settings: Settings,
+    url: str,
+    at: str | None,
+    verify_only: bool,
+    target: str | None,
+    allow_key_rollback: bool = False,
+    keyring_merge: bool = False,
 ) -> RestoreReceipt:
     """The point-in-time restore's eight steps (Litestream fetch included: not retried, it is no single
     idempotent download) and its signed receipt."""
     return backups.restore_from_replica(
-        settings, url, now=datetime.now(UTC), at=at, target=target, verify_only=verify_only
+        settings,
+        url,
+        now=datetime.now(UTC),
+        at=at,
+        target=target,
+        verify_only=verify_only,
+        allow_key_rollback=allow_key_rollback,
+        keyring_merge=keyring_merge,
     )
 
 

@@ -135,6 +135,28 @@ def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None
     raise AssertionError(f"server at {url} did not answer within {timeout} s")
 
 
+class MotoS3:
+    """moto's S3 server on a fixed loopback port that can be stopped and started again, an endpoint going
+    down and coming back: its buckets and objects stay (moto keeps them in this process)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server: object | None = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        self.server = server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()  # type: ignore[attr-defined]
+            self.server = None
+
+
 @contextlib.contextmanager
 def moto_s3() -> Iterator[str]:
     """moto's S3 server over HTTP on a free loopback port (what boto3 and Litestream talk to); its URL."""

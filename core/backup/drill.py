@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from core.backup.manifest import parse_keyring
 from core.backup.pitr import run_replica_restore
 from core.backup.restore import RestoreOptions, RestoreReceipt, default_smoke
 from core.backup.service import rehash_policy_store, restore_metrics
@@ -72,7 +73,10 @@ def run_drill(
     ``drill_verdict_mismatch`` when a sampled entry verifies differently restored and live.
     """
     scratch = _scratch(settings, now)
-    options = RestoreOptions(policy_rehash=rehash_policy_store, smoke=default_smoke, keep_old=False)
+    trusted = parse_keyring(settings.layout.keyring.read_bytes()).keys  # the scratch dir has no keyring
+    options = RestoreOptions(
+        policy_rehash=rehash_policy_store, smoke=default_smoke, keep_old=False, trusted_keys=trusted
+    )
     try:
         with restore_metrics():
             receipt = run_replica_restore(

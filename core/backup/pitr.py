@@ -1,13 +1,16 @@
 """Point-in-time restore from a Litestream replica, through the same eight steps as an archive restore.
 
-Steps 1-3 differ from :mod:`core.backup.restore` only in where the databases come from: (1) Litestream
-restores the registry and the policy store, as of ``--at`` or the latest point, into the work dir (a
-segment failing its checksum stops here with ``replica_corrupt``); (2) ``PRAGMA integrity_check`` on each
-restored file; (3) staging gets the restored databases plus the live keyring, its chain and floor, key
-metadata, lists, audit log and config, copied (they are not in the replica, see
-docs/runbooks/restore.md, "Point-in-time restore"). Steps 4-8 are the archive restore's own functions:
-schema and policy rehash, key metadata and keyring signature chain, completeness, the journalled atomic
-swap, smoke checks with swap-back. The receipt records the transaction and time actually reached.
+Steps 1-3 differ from :mod:`core.backup.restore` only in where the state comes from: (1) Litestream
+restores the registry, the policy store and the state snapshots (``state.sqlite``), as of ``--at`` or the
+latest point, into the work dir (a segment failing its checksum stops here with ``replica_corrupt``);
+(2) ``PRAGMA integrity_check`` on each restored file, then the newest state snapshot as of that point: its
+signature (trusted keys, else the live keyring, else its own keyring with a warning), every path against
+the allowlist, every file against its digest, unpacked beside the databases; (3) staging gets them plus
+the live audit log and config (and, from a replica without state snapshots, the live keyring, key
+metadata and lists, with a warning). Steps 4-8 are the archive restore's own functions: schema and policy
+rehash, key metadata and keyring signature chain with the same keyring-rollback decision (refuse, merge,
+or roll back explicitly), the journalled atomic swap, smoke checks with swap-back. The receipt records
+the transaction and time actually reached.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.backup.manifest import TrustedKey, parse_keyring
 from core.backup.replica import (
     litestream_config,
     parse_replica_url,
@@ -36,6 +40,7 @@ from core.backup.restore import (
     StepName,
     _check_key_file,
     _check_keyring_chain,
+    _keyring_decision,
     check_sqlite_file,
     discard_extract,
     discard_fetch,
@@ -46,12 +51,21 @@ from core.backup.restore import (
     swap_back,
     swap_in,
 )
+from core.backup.state_snapshots import (
+    STATE_DB,
+    newest_snapshot,
+    snapshot_keyring,
+    unpack_snapshot,
+    verify_snapshot_signature,
+)
 from core.errors import CapError, ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from core.keys import parse_timestamp
 from core.layout import DataLayout
 from core.signing import Signer
 
-LIVE_STATE = (*KEYRING_STATE, "keyring.floor.json", "audit.jsonl", "config.yaml", "lists", "keys")
+SNAPSHOT_STATE = (*KEYRING_STATE, "keyring.floor.json", "lists", "keys")  # from the state snapshot
+LIVE_STATE = ("audit.jsonl", "config.yaml")  # always the live ones: the audit log records this restore too
+SNAPSHOT_CHECK = "state_snapshot"
 REGISTRY_TABLES = ("registry_entries",)
 POLICY_TABLES = ("policies",)
 
@@ -97,6 +111,9 @@ def fetch_replica(ctx: RestoreContext, env: Mapping[str, str] | None = None) -> 
         try:
             done = restore_db(path, db, ctx.extract_dir / db.path.name, ctx.replica.requested, env)
         except NotFoundError as exc:
+            if db.path.name == STATE_DB:  # a replica from before state snapshots: step 3 keeps the live state
+                ctx.check(f"replica:{db.name}", f"no state snapshots at that point ({exc.code})", "warn")
+                continue
             if exc.code != "replica_empty" or db.path.exists():  # never drop a live database
                 raise
             ctx.check(f"replica:{db.name}", "not replicated and not live: nothing to restore", "warn")
@@ -107,10 +124,13 @@ def fetch_replica(ctx: RestoreContext, env: Mapping[str, str] | None = None) -> 
     ctx.replica = ctx.replica.model_copy(update={"databases": tuple(points), "reached": reached})
 
 
-def check_restored_files(ctx: RestoreContext, quick: bool = False) -> None:
+def check_restored_files(
+    ctx: RestoreContext, quick: bool = False, trusted: tuple[TrustedKey, ...] | None = None
+) -> None:
     """Step 2: each restored database leaves WAL mode (rollback journal, as an archive holds it: no
-    ``-wal``/``-shm`` side files follow it into staging) and passes ``PRAGMA integrity_check``.
-    Raises :class:`IntegrityError`."""
+    ``-wal``/``-shm`` side files follow it into staging) and passes ``PRAGMA integrity_check``; then the
+    state snapshot is checked and unpacked (:func:`unpack_state`).
+    Raises :class:`IntegrityError` or :class:`VerificationError`."""
     for db in sorted(ctx.extract_dir.glob("*.sqlite")):
         conn = sqlite3.connect(db)
         try:
@@ -120,13 +140,62 @@ def check_restored_files(ctx: RestoreContext, quick: bool = False) -> None:
         finally:
             conn.close()
         check_sqlite_file(ctx, db, db.name, set(), quick)
+    unpack_state(ctx, trusted)
+
+
+def _snapshot_trust(
+    ctx: RestoreContext, trusted: tuple[TrustedKey, ...] | None
+) -> tuple[tuple[TrustedKey, ...], str] | None:
+    """Keys to check a snapshot's signature with, and where they come from (None: none outside it)."""
+    if trusted is not None:
+        return trusted, "trusted keys"
+    ring = ctx.live_dir / "keyring.json"
+    if not ring.is_file():
+        return None
+    return parse_keyring(ring.read_bytes(), source=str(ring)).keys, "live keyring"
+
+
+def unpack_state(ctx: RestoreContext, trusted: tuple[TrustedKey, ...] | None = None) -> None:
+    """Step 2, second half: the newest state snapshot in the restored ``state.sqlite`` (as of the point)
+    is signed by a trusted key, names only allowlisted files, and each file matches its digest; its files
+    are written beside the restored databases. Raises :class:`VerificationError`/:class:`IntegrityError`."""
+    path = ctx.extract_dir / STATE_DB
+    snap = newest_snapshot(path) if path.exists() else None
+    if snap is None:
+        ctx.check(
+            SNAPSHOT_CHECK, "no state snapshot in the replica: live keyring, keys and lists kept", "warn"
+        )
+        return
+    trust, own = _snapshot_trust(ctx, trusted), snapshot_keyring(path, snap)
+    if trust is None:
+        trust = own, "its own keyring (no live keyring; step 6's chain check anchors it)"
+        ctx.check("state_signature_trust", f"state snapshot checked against {trust[1]}", "warn")
+    elif all(k.kid != snap.kid for k in trust[0]):
+        # rolling forward past a rotation the live keyring has not seen (e.g. after restoring an older point)
+        trust = (
+            own,
+            f"its own keyring: signer {snap.kid} is not in the {trust[1]}; step 6's chain check anchors it",
+        )
+        ctx.check("state_signature_trust", f"state snapshot checked against {trust[1]}", "warn")
+    verify_snapshot_signature(snap, trust[0])
+    files = unpack_snapshot(path, snap, ctx.extract_dir)
+    when = snap.manifest.taken_at
+    ctx.check(SNAPSHOT_CHECK, f"#{snap.seq} of {when}, signed by {snap.kid} ({trust[1]}): {len(files)} files")
+
+
+def _from_snapshot(ctx: RestoreContext) -> bool:
+    return any(c.id == SNAPSHOT_CHECK and c.status == "ok" for c in ctx.checks)
 
 
 def stage_with_live_state(ctx: RestoreContext) -> None:
-    """Step 3: staging = restored databases + copies of the live JSON state (not in the replica)."""
+    """Step 3: staging = restored databases and state snapshot + copies of the live audit log and config
+    (and of the live keyring, key metadata and lists when the replica holds no state snapshot)."""
+    ring = ctx.live_dir / "keyring.json"
+    if ring.is_file():  # the version a restored keyring is compared with in step 6
+        ctx.live_keyring_version = parse_keyring(ring.read_bytes(), source=str(ring)).version
     prepare_staging(ctx)
     kept = []
-    for name in LIVE_STATE:
+    for name in LIVE_STATE if _from_snapshot(ctx) else (*SNAPSHOT_STATE, *LIVE_STATE):
         source = ctx.live_dir / name
         if source.is_dir() and name == "keys":
             (ctx.staging_dir / "keys").mkdir(exist_ok=True)
@@ -170,26 +239,43 @@ def check_replica_policies(ctx: RestoreContext, opts: RestoreOptions) -> None:
     ctx.check("policy_hashes", "recomputed" if opts.policy_rehash else "no rehash function given")
 
 
-def check_live_keys(ctx: RestoreContext) -> None:
-    """Step 6: the kept key metadata and the keyring's signature chain check out (the live keyring is
-    kept, so there is no rollback to decide). Raises :class:`IntegrityError`/:class:`VerificationError`."""
+def check_replica_keys(ctx: RestoreContext) -> None:
+    """Step 6: key metadata and the keyring's signature chain check out; a keyring from the snapshot older
+    than the live one gets the archive restore's decision (refuse, ``--keyring merge``, or
+    ``--allow-key-rollback``). Raises :class:`IntegrityError`/:class:`VerificationError`."""
     for meta in sorted((ctx.staging_dir / "keys").glob("*.json")):
         _check_key_file(ctx, f"keys/{meta.name}")
     ring = ctx.staging_dir / "keyring.json"
     if ring.exists():
         _check_keyring_chain(ctx, ring)
-    ctx.check("keyring", "live keyring kept: a replica carries no keyring")
+    if not _from_snapshot(ctx):
+        ctx.check("keyring", "kept as it is: the replica carries no state snapshot", "warn")
+        return
+    if not ring.exists():
+        ctx.check("keyring", "not in the state snapshot", "warn")
+        return
+    version, live = parse_keyring(ring.read_bytes(), source="keyring.json").version, ctx.live_keyring_version
+    if live is not None and version < live:
+        _keyring_decision(ctx, version, live)
+    older = live is not None and version < live
+    ctx.check(
+        "keyring", f"version {version} from the state snapshot (live {live})", "warn" if older else "ok"
+    )
 
 
 def replica_plan(opts: RestoreOptions, env: Mapping[str, str] | None = None) -> list[PlannedStep]:
     """The eight steps of a point-in-time restore with their compensations."""
     return [
         (StepName.FETCH, lambda c: fetch_replica(c, env), discard_fetch),
-        (StepName.VERIFY, lambda c: check_restored_files(c, opts.quick_check), discard_extract),
+        (
+            StepName.VERIFY,
+            lambda c: check_restored_files(c, opts.quick_check, opts.trusted_keys),
+            discard_extract,
+        ),
         (StepName.STAGING, stage_with_live_state, discard_staging),
         (StepName.REGISTRY, lambda c: check_replica_registry(c, opts.quick_check), None),
         (StepName.POLICY, lambda c: check_replica_policies(c, opts), None),
-        (StepName.KEYS, check_live_keys, None),
+        (StepName.KEYS, check_replica_keys, None),
         (StepName.SWAP, lambda c: swap_in(c, opts.hook), swap_back),
         (StepName.SMOKE, lambda c: smoke_check(c, opts.smoke, opts.hook, opts.keep_old), None),
     ]
@@ -217,6 +303,8 @@ def run_replica_restore(
         backup_id=replica_restore_id(at, now),
         live_dir=Path(live_dir).absolute(),
         verify_only=opts.verify_only,
+        allow_key_rollback=opts.allow_key_rollback,
+        keyring_merge=opts.keyring_merge,
         operator_keys=opts.operator_keys,
         started_at=now,
         replica=ReplicaPoint(url=replica_url, requested=_rfc3339(at) if at else None),

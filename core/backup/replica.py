@@ -3,9 +3,11 @@
 ``CAP_REPLICA_URL`` names where the replica lives: ``file:///dir`` or ``s3://bucket/prefix`` (with the
 backups' endpoint ``CAP_S3_ENDPOINT_URL`` and the usual ``AWS_*`` credentials, which Litestream reads from
 its environment, so no secret is ever written into its config). Each replicated database gets its own
-sub-path: ``<url>/registry`` and ``<url>/policies``. Only those two SQLite files are ever handed to
-Litestream (:func:`replicated_databases` refuses anything under the key directory): keyring, key metadata,
-lists and private keys are not in the replica (docs/runbooks/restore.md, "Point-in-time restore").
+sub-path: ``<url>/registry``, ``<url>/policies`` and ``<url>/state``. Only those three SQLite files are ever
+handed to Litestream (:func:`replicated_databases` refuses anything under the key directory). ``state``
+holds signed snapshots of the keyring, key metadata and lists (:mod:`core.backup.state_snapshots`, public
+parts only, scanned for private keys before they are written), so a point-in-time restore brings them
+back as of the same point; private keys are never in the replica (docs/runbooks/restore.md).
 
 Litestream 0.5 replicates each database to exactly one replica ("multiple replicas on a single database
 are no longer supported"), so this module writes one config per replica URL and ``cap serve`` runs one
@@ -27,6 +29,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from core.backup.state_snapshots import state_db
 from core.backup.storage import ENDPOINT_ENV
 from core.errors import ConfigError, IntegrityError, NotFoundError, StorageError
 from core.fsio import atomic_write
@@ -49,11 +52,16 @@ class ReplicatedDb:
 
 
 def replicated_databases(layout: DataLayout) -> tuple[ReplicatedDb, ...]:
-    """The registry and the policy store; never a file under the key directory (checked, not assumed).
+    """The registry, the policy store and the state snapshots; never a file under the key directory
+    (checked, not assumed).
 
     Raises :class:`ConfigError` if a replicated path would lie under ``keys_dir``.
     """
-    dbs = (ReplicatedDb("registry", layout.registry_db), ReplicatedDb("policies", layout.policy_db))
+    dbs = (
+        ReplicatedDb("registry", layout.registry_db),
+        ReplicatedDb("policies", layout.policy_db),
+        ReplicatedDb("state", state_db(layout)),
+    )
     keys = layout.keys_dir.absolute()
     for db in dbs:
         if db.path.absolute().is_relative_to(keys):
@@ -280,14 +288,19 @@ def probe_replica(
     return ReplicaProbe(checked_at=now, caught_up_at=caught_up)
 
 
-def probe_path(config_path: Path) -> Path:
-    """Where the probe of the replica configured in ``config_path`` is recorded (beside it)."""
-    return config_path.with_suffix(".probe.json")
+PROBE_DIR: Final = "replica-probes"
+
+
+def probe_path(layout: DataLayout, config_path: Path) -> Path:
+    """Where the probe of the replica configured in ``config_path`` is recorded:
+    ``<data>/replica-probes/<config name>.probe.json``, outside ``run/`` (which each API pod of the Helm chart
+    keeps to itself), so every process serving ``/metrics`` on the data volume reads it."""
+    return layout.root / PROBE_DIR / f"{config_path.stem}.probe.json"
 
 
 def worst_probe(layout: DataLayout) -> ReplicaProbe | None:
-    """The probe of the replica furthest behind, from ``<data>/run/litestream*.probe.json``."""
-    probes = [read_probe(p) for p in sorted((layout.root / "run").glob("litestream*.probe.json"))]
+    """The probe of the replica furthest behind, from ``<data>/replica-probes/*.probe.json``."""
+    probes = [read_probe(p) for p in sorted((layout.root / PROBE_DIR).glob("*.probe.json"))]
     known = [p for p in probes if p is not None]
     return min(known, key=lambda p: p.caught_up_at) if known else None
 

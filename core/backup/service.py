@@ -311,10 +311,14 @@ def restore_from_replica(
     at: str | None = None,
     target: str | Path | None = None,
     verify_only: bool = False,
+    allow_key_rollback: bool = False,
+    keyring_merge: bool = False,
     hook: Callable[[str], None] | None = None,
 ) -> RestoreReceipt:
-    """Point-in-time restore of the registry and policy store from a Litestream replica (``at`` RFC 3339,
-    default the latest point) into the data dir or ``target``, through the eight steps; signed receipt.
+    """Point-in-time restore of the registry, policy store, keyring, key metadata and lists (their state
+    snapshots) from a Litestream replica (``at`` RFC 3339, default the latest point) into the data dir or
+    ``target``, through the eight steps; signed receipt. A keyring older than the live one is refused unless
+    ``allow_key_rollback`` or ``keyring_merge``, as in an archive restore.
 
     Raises :class:`ConfigError`/:class:`InvalidInputError` (bad URL or ``at``, before any work),
     :class:`IntegrityError` ``replica_corrupt``, :class:`NotFoundError` ``replica_empty``/
@@ -330,6 +334,8 @@ def restore_from_replica(
             )
         options = RestoreOptions(
             verify_only=verify_only,
+            allow_key_rollback=allow_key_rollback,
+            keyring_merge=keyring_merge,
             operator_keys=settings.operator_public_keys,
             policy_rehash=rehash_policy_store,
             smoke=smoke_restored,

@@ -38,6 +38,7 @@ MANAGED = frozenset(
         "generation.json",
         "keyring.floor.json",
         "keyring.chain.json",
+        "state.sqlite",  # signed snapshots of the keyring and lists (core.backup.state_snapshots)
     }
 )
 _SQLITE_SIDE = ("-wal", "-shm", "-journal")

@@ -240,7 +240,15 @@ def restore(
 
         if from_replica is not None:
             receipt = backups.restore_from_replica(
-                settings(), from_replica, now=now(), at=at, target=target, verify_only=verify_only, hook=hook
+                settings(),
+                from_replica,
+                now=now(),
+                at=at,
+                target=target,
+                verify_only=verify_only,
+                allow_key_rollback=allow_key_rollback,
+                keyring_merge=keyring is KeyringChoice.MERGE,
+                hook=hook,
             )
         else:
             receipt = backups.restore_now(

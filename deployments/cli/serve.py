@@ -1,7 +1,9 @@
-"""``cap serve`` (API + Prefect server + served deployments, supervised) and ``cap openapi``."""
+"""``cap serve`` (API + Prefect server + served deployments, supervised; or ``--replication-only``) and
+``cap openapi``."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,14 +40,35 @@ def serve(
         bool, typer.Option("--no-prefect", help="API only: no Prefect server or runner.")
     ] = False,
     prefect_port: Annotated[int, typer.Option(help="Port of the local Prefect server (UI).")] = 4200,
+    replication_only: Annotated[
+        bool,
+        typer.Option(
+            "--replication-only",
+            help="Only Litestream replication, state snapshots and the lag probe (CAP_REPLICA_URL): the one "
+            "replicating process of a data volume shared by API pods that run without CAP_REPLICA_URL.",
+        ),
+    ] = False,
 ) -> None:
     """Run the API, a local Prefect server (unless PREFECT_API_URL is set) and the served deployments."""
+    from core.backup.replica import REPLICA_ENVS
     from deployments.serve import ServeOptions, Supervisor
 
     cfg = settings()
-    prepare_data_dir(cfg)
+    if replication_only and not any(os.environ.get(v) for v in REPLICA_ENVS):
+        err.print("cap serve: error: --replication-only needs CAP_REPLICA_URL", highlight=False)
+        raise typer.Exit(2)
+    if replication_only:  # the databases Litestream watches exist even before an API pod made them
+        Registry(cfg.layout.registry_db).close()
+        PolicyStore(cfg.layout.policy_db).close()
+    else:
+        prepare_data_dir(cfg)
     options = ServeOptions(
-        host=host, port=port, workers=workers, prefect=not no_prefect, prefect_port=prefect_port
+        host=host,
+        port=port,
+        workers=workers,
+        prefect=not (no_prefect or replication_only),
+        prefect_port=prefect_port,
+        api=not replication_only,
     )
     code = Supervisor(cfg, options, say=lambda text: err.print(f"cap serve: {text}", highlight=False)).run()
     raise typer.Exit(code)

@@ -78,15 +78,17 @@ def _seconds(duration: str) -> str:
     return f"{max(1, round(minutes * 60 / FOR_SCALE))}s"
 
 
-def test_rules(dest: Path) -> Path:
-    """``alerts.yaml`` with 1 s evaluation, ``for:`` scaled by :data:`FOR_SCALE`, :data:`TEST_THRESHOLDS`."""
+def test_rules(dest: Path, thresholds: dict[str, tuple[str, str]] | None = None) -> Path:
+    """``alerts.yaml`` with 1 s evaluation, ``for:`` scaled by :data:`FOR_SCALE`, ``thresholds`` replaced
+    (default :data:`TEST_THRESHOLDS`)."""
+    thresholds = TEST_THRESHOLDS if thresholds is None else thresholds
     doc = yaml.safe_load((MONITORING / "alerts.yaml").read_text())
     for group in doc["groups"]:
         group["interval"] = "1s"
         for rule in group["rules"]:
             if "for" in rule:
                 rule["for"] = _seconds(rule["for"])
-            old, new = TEST_THRESHOLDS.get(rule.get("alert", ""), (None, None))
+            old, new = thresholds.get(rule.get("alert", ""), (None, None))
             if old:
                 assert old in rule["expr"], f"{rule['alert']}: threshold {old} no longer in the shipped rule"
                 rule["expr"] = rule["expr"].replace(old, new)
@@ -100,13 +102,19 @@ test_rules.__test__ = False  # a helper, not a test
 class Prometheus:
     """A Prometheus process on a free loopback port; ``alerts()`` and ``query()`` over its HTTP API."""
 
-    def __init__(self, workdir: Path, target: str, token: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        target: str,
+        token: str,
+        thresholds: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (workdir / "token").write_text(token)
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
-            "rule_files": [str(test_rules(workdir / "rules.yaml"))],
+            "rule_files": [str(test_rules(workdir / "rules.yaml", thresholds))],
             "scrape_configs": [
                 {
                     "job_name": "cap",

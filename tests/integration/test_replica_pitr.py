@@ -5,8 +5,10 @@ two buckets on moto's S3 server over HTTP (``CAP_REPLICA_URL`` and, a second reg
 ``cap serve`` and all its children are killed with SIGKILL; ``cap restore --from-replica`` (a real
 subprocess) restores each to a point between two writes and to the latest point, and exactly the entries
 acknowledged before each point come back. The other tests use ``file://`` replicas: a flipped byte in a
-segment makes the restore fail (exit 4, ``replica_corrupt``) with the live state untouched; an unreachable
-replica shows a growing lag, then catches up with nothing lost; replication resumes after a restore.
+segment makes the restore fail (exit 4, ``replica_corrupt``) with the live state untouched; the keyring,
+key metadata and lists come back as of the point (their signed snapshots, no private key in the replica's
+bytes); replication resumes after a restore. The replica endpoint going down (lag, alert, catch-up) is
+tests/integration/test_replica_faults.py's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from core import service
+from core.backup.fingerprints import KeyFingerprints
 from core.backup.replica import (
     ReplicatedDb,
     litestream_config,
@@ -32,13 +36,15 @@ from core.backup.replica import (
     restore_db,
 )
 from core.backup.restore import RestoreReceipt, receipt_signing_bytes
+from core.backup.state_snapshots import newest_snapshot
 from core.errors import CapError, ConfigError
 from core.layout import DataLayout
 from core.registry import Registry
+from core.rotation import make_request
 from core.settings import Settings
 from core.signing import verify_signature
 from core.status import observe_status
-from deployments.serve import ReplicaProber, replicators
+from deployments.serve import StateSnapshotter, replicators
 from tests.cli.conftest import Cap
 from tests.cli.test_serve import alive, descendants, start_serve, wait_ready
 from tests.live import moto_s3
@@ -224,6 +230,112 @@ def test_pitr_between_two_writes_and_latest_after_sigkill(cap, tmp_path):
         assert not any("keys/" in k or k.endswith(".pem") for k in keys)
 
 
+def await_state_in_replica(env, config: Path, seq: int, timeout: float = 60.0) -> None:
+    """Wait until a restore to latest of the state snapshots holds snapshot ``seq``."""
+    db = ReplicatedDb("state", config.parent.parent / "state.sqlite")
+    probe_dir = config.parent.parent.parent / "probe-state"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shutil.rmtree(probe_dir, ignore_errors=True)
+        probe_dir.mkdir()
+        with contextlib.suppress(CapError):
+            restore_db(config, db, probe_dir / "state.sqlite", None, env)
+            snap = newest_snapshot(probe_dir / "state.sqlite")
+            if snap is not None and snap.seq >= seq:
+                shutil.rmtree(probe_dir)
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"state snapshot #{seq} not in the replica of {config.name} after {timeout:.0f} s")
+
+
+def _checks(receipt: dict) -> dict[str, tuple[str, str]]:
+    return {c["id"]: (c["status"], c["message"]) for s in receipt["steps"] for c in s["checks"]}
+
+
+def _state(data_dir: Path) -> dict[str, bytes]:
+    names = ["keyring.json", "keyring.chain.json", "lists/lists.json"]
+    names += [f"keys/{p.name}" for p in sorted((data_dir / "keys").glob("*.json"))]
+    return {n: (data_dir / n).read_bytes() for n in names if (data_dir / n).exists()}
+
+
+def _private_key_in(fingerprints: KeyFingerprints, root: Path) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and fingerprints.encoding_in_file(p)]
+
+
+def test_pitr_brings_back_keyring_key_metadata_and_lists_as_of_the_point(cap, tmp_path):
+    settings = _settings(cap)
+    first = _register(settings, 0)
+    lists = settings.layout.lists_dir / "lists.json"
+    lists.parent.mkdir(exist_ok=True)
+    lists.write_text('{"sanctions": ["Kestrel Maritime Services"]}\n')
+    snapshots, said = [], []
+    snapshotter = StateSnapshotter(settings, said.append, interval=0.1)
+    assert snapshotter.snapshot_once() == 1, said  # as `cap serve` does before Litestream starts
+    then = _state(settings.data_dir)
+    url = (tmp_path / "replica").as_uri()
+    child = _start_replicators(cap, url)
+    config = Path(child.argv[3])
+    snapshotter.thread.start()  # then one per change, as in `cap serve`
+    try:
+        await_state_in_replica(cap.env, config, 1)
+        point, later = _point_after(await_in_replica(cap.env, config, first))
+        _sleep_until(later)
+        request = make_request(0, force=True, actor="test")
+        service.rotate_signing_key(settings, request, datetime.now(UTC))  # keyring v2, a new key
+        lists.write_text('{"sanctions": []}\n')
+        second = _register(settings, 1)
+        deadline = time.monotonic() + 30
+        while (
+            (snap := newest_snapshot(settings.layout.root / "state.sqlite"))
+            and _state(settings.data_dir) != _unpacked(settings, snap)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        snapshots.append(snap.seq)
+        now = _state(settings.data_dir)
+        assert now["keyring.json"] != then["keyring.json"] and len(now) > len(then)  # a new key
+        await_state_in_replica(cap.env, config, snap.seq)
+        await_in_replica(cap.env, config, second)
+    finally:
+        snapshotter.stop.set()
+        child.proc.send_signal(signal.SIGKILL)
+        child.proc.wait()
+    fingerprints = KeyFingerprints.from_key_dir(settings.layout.keys_dir)
+    assert fingerprints  # both private keys: the old and the rotated-in one
+
+    before = tree_digest(settings.data_dir)
+    refused = cap("restore", "--from-replica", url, "--at", _iso(point))
+    assert refused.code != 0 and "keyring_rollback" in refused.stderr, refused.stderr
+    assert tree_digest(settings.data_dir) == before  # nothing swapped in
+
+    at = cap("restore", "--from-replica", url, "--at", _iso(point), "--allow-key-rollback", "--json")
+    assert at.code == 0, at.stderr
+    assert _entries(settings.data_dir) == [first]
+    assert _state(settings.data_dir) == then  # keyring, its chain, key metadata and lists as of the point
+    checks = _checks(json.loads(at.stdout))
+    assert checks["state_snapshot"][0] == "ok" and checks["state_snapshot"][1].startswith("#1 ")
+    assert checks["keyring_decision"][0] == "warn" and "older than live" in checks["keyring_decision"][1]
+    assert checks["keyring_signature"][0] == "ok"
+
+    latest = cap("restore", "--from-replica", url, "--json")
+    assert latest.code == 0, latest.stderr
+    assert _entries(settings.data_dir) == [first, second]
+    assert _state(settings.data_dir) == now
+    assert _checks(json.loads(latest.stdout))["keyring"][0] == "ok"
+    # no private key, in any encoding, in the replica's bytes nor in what a restore makes of them
+    assert _private_key_in(fingerprints, tmp_path / "replica") == []
+    assert _private_key_in(fingerprints, settings.data_dir / "state.sqlite") == []
+
+
+def _unpacked(settings: Settings, snap) -> dict[str, bytes]:
+    out = settings.data_dir.parent / "unpacked"
+    shutil.rmtree(out, ignore_errors=True)
+    from core.backup.state_snapshots import unpack_snapshot
+
+    unpack_snapshot(settings.layout.root / "state.sqlite", snap, out)
+    return _state(out)
+
+
 def test_corrupted_segment_fails_clearly_and_leaves_live_untouched(cap, tmp_path):
     settings = _settings(cap)
     first = _register(settings, 0)
@@ -274,7 +386,8 @@ def test_bad_replica_arguments_refused_before_work(cap, args, needle):
 def test_replicated_paths_never_under_the_key_dir(tmp_path):
     layout = DataLayout(tmp_path)
     config = litestream_config(layout, parse_replica_url("s3://b/p"), tmp_path / "run", {})
-    assert [d["path"] for d in config["dbs"]] == [str(layout.registry_db), str(layout.policy_db)]
+    want = [str(layout.registry_db), str(layout.policy_db), str(layout.root / "state.sqlite")]
+    assert [d["path"] for d in config["dbs"]] == want
     assert "secret" not in json.dumps(config).lower() and "access-key" not in json.dumps(config)
 
     class KeysHoldDatabases(DataLayout):
@@ -290,37 +403,6 @@ def _lag(settings: Settings) -> float:
     observed = observe_status(settings.layout, None, datetime.now(UTC))
     assert observed.replica_lag_seconds is not None
     return observed.replica_lag_seconds
-
-
-def test_replica_down_lag_grows_then_catches_up_with_nothing_lost(cap, tmp_path):
-    settings = _settings(cap)
-    first = _register(settings, 0)
-    replica = tmp_path / "replica"
-    child = _start_replicators(cap, replica.as_uri())
-    prober = ReplicaProber(settings, [child])
-    config = Path(child.argv[3])
-    try:
-        await_in_replica(cap.env, config, first)
-        prober.probe_once()
-        assert _lag(settings) < 1.0  # caught up
-        replica.rename(tmp_path / "replica.away")
-        replica.write_text("the replica is unreachable")  # every upload now fails
-        written = _write(settings, 1, 3)
-        time.sleep(SETTLE_S)
-        prober.probe_once()
-        assert _lag(settings) >= SETTLE_S  # the oldest change not in the replica, still growing
-        replica.unlink()
-        (tmp_path / "replica.away").rename(replica)
-        await_in_replica(cap.env, config, written[-1])  # Litestream uploads the pending segments
-        prober.probe_once()
-        assert _lag(settings) < 1.0
-        assert child.exited() is None
-    finally:
-        child.proc.send_signal(signal.SIGKILL)
-        child.proc.wait()
-    latest = cap("restore", "--from-replica", replica.as_uri())
-    assert latest.code == 0, latest.stderr
-    assert _entries(settings.data_dir) == [first, *written]
 
 
 def test_replication_resumes_after_a_point_in_time_restore(cap, tmp_path):

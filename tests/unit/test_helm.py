@@ -507,3 +507,45 @@ def test_network_policies_follow_the_components_that_exist() -> None:
         "values-prod.yaml", overrides={"worker": {"enabled": False}, "prefectServer": {"enabled": False}}
     )
     assert [d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"] == [f"{RELEASE}-api"]
+
+
+REPLICATION = {
+    "replication": {
+        "enabled": True,
+        "url": "s3://cap-replica/prod",
+        "url2": "s3://cap-replica-dr/prod",
+        "credentialsSecret": "cap-replica-credentials",
+    }
+}
+
+
+def test_replication_runs_in_one_sidecar_with_credentials_from_a_secret() -> None:
+    docs = render_chart("values-prod.yaml", overrides=REPLICATION)
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    worker = by_kind(docs, "Deployment", f"{RELEASE}-worker")["spec"]["template"]["spec"]
+    (sidecar,) = [c for c in worker["containers"] if c["name"] == "replication"]
+    assert sidecar["command"] + sidecar["args"] == ["cap", "serve", "--replication-only"]
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env["CAP_REPLICA_URL"] == "s3://cap-replica/prod"
+    assert env["CAP_REPLICA_URL_2"] == "s3://cap-replica-dr/prod"
+    assert {"secretRef": {"name": "cap-replica-credentials"}} in sidecar["envFrom"]
+    assert not any("AWS_SECRET" in json.dumps(d) for d in docs)  # credentials only by reference
+    mounts = {m["mountPath"]: m for m in sidecar["volumeMounts"]}
+    assert mounts["/var/lib/cap/keys"]["readOnly"] and "/var/lib/cap" in mounts  # signs state snapshots
+    # no other process replicates the volume: not the API pods (N replicas), not the shared ConfigMap
+    assert "CAP_REPLICA_URL" not in json.dumps(by_kind(docs, "Deployment", RELEASE))
+    assert "CAP_REPLICA_URL" not in by_kind(docs, "ConfigMap", f"{RELEASE}-env")["data"]
+    assert by_kind(docs, "Deployment", f"{RELEASE}-worker")["spec"]["replicas"] == 1
+
+
+def test_replication_is_off_by_default_and_the_second_url_optional() -> None:
+    off = by_kind(render_chart("values-prod.yaml"), "Deployment", f"{RELEASE}-worker")
+    assert "replication" not in [c["name"] for c in off["spec"]["template"]["spec"]["containers"]]
+    one = {"replication": {**REPLICATION["replication"], "url2": "", "credentialsSecret": ""}}
+    worker = by_kind(render_chart(overrides=one), "Deployment", f"{RELEASE}-worker")["spec"]["template"][
+        "spec"
+    ]
+    (sidecar,) = [c for c in worker["containers"] if c["name"] == "replication"]
+    assert "CAP_REPLICA_URL_2" not in {e["name"] for e in sidecar["env"]}
+    assert sidecar["envFrom"] == [{"configMapRef": {"name": f"{RELEASE}-env"}}]  # IRSA: no secret

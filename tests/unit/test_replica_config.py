@@ -6,6 +6,7 @@ with its negative cases.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def test_s3_replica_uses_the_backups_endpoint_and_no_credentials(tmp_path):
     text = written.read_text()
     assert "AKIAEXAMPLE" not in text and "s3cr3t-value" not in text
     assert written.stat().st_mode & 0o777 == 0o600
-    registry, policies = yaml.safe_load(text)["dbs"]
+    registry, policies, state = yaml.safe_load(text)["dbs"]
     assert registry["replica"] == {
         "type": "s3",
         "bucket": "cap-dr",
@@ -78,6 +79,7 @@ def test_s3_replica_uses_the_backups_endpoint_and_no_credentials(tmp_path):
         "force-path-style": True,
     }
     assert policies["replica"]["path"] == "prod/policies"
+    assert state["replica"]["path"] == "prod/state" and state["path"] == str(tmp_path / "state.sqlite")
     assert registry["meta-path"] == str(tmp_path / "m" / "registry")
 
 
@@ -86,6 +88,7 @@ def test_file_replica_and_default_interval(tmp_path):
     assert [d["replica"] for d in config["dbs"]] == [
         {"type": "file", "path": "/srv/r/registry", "sync-interval": "1s"},
         {"type": "file", "path": "/srv/r/policies", "sync-interval": "1s"},
+        {"type": "file", "path": "/srv/r/state", "sync-interval": "1s"},
     ]
 
 
@@ -130,3 +133,17 @@ def test_serve_without_replica_url_starts_no_litestream(tmp_path, monkeypatch):
     monkeypatch.setenv("CAP_REPLICA_URL", (tmp_path / "r").as_uri())
     names = [c.name for c in children(ServeOptions(prefect=False), False, Settings(data_dir=tmp_path))]
     assert names == ["litestream", "api"]  # started first, stopped last (after its final sync)
+
+
+def test_replication_only_runs_no_api_and_needs_a_replica_url(tmp_path, monkeypatch):
+    from deployments.serve import ServeOptions
+    from tests.live import run_cap
+
+    settings = Settings(data_dir=tmp_path)
+    monkeypatch.setenv("CAP_REPLICA_URL", (tmp_path / "r").as_uri())
+    names = [c.name for c in children(ServeOptions(prefect=False, api=False), False, settings)]
+    assert names == ["litestream"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAP_REPLICA")}
+    done = run_cap("serve", "--replication-only", env={**env, "CAP_DATA_DIR": str(tmp_path / "var")})
+    assert done.returncode == 2 and "needs CAP_REPLICA_URL" in done.stderr
+    assert not (tmp_path / "var").exists()  # refused before touching the data dir
