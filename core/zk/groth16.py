@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict
 from core.canonical import canonical_bytes
 from core.digest import sha3_prefixed
 from core.errors import InvalidInputError
-from core.zk import mcl
 from core.zk.poseidon import P as R
 
 G1Text = tuple[str, str]
@@ -112,6 +111,8 @@ def public_from_snarkjs(values: Sequence[Any]) -> tuple[int, ...]:
 
 class _PreparedKey:
     def __init__(self, vk: VerifyingKey) -> None:
+        from core.zk import mcl  # the curve library loads on the first verification, not on import
+
         self.alpha = mcl.g1(vk.alpha_1)
         self.beta = mcl.g2(vk.beta_2)
         self.gamma = mcl.g2(vk.gamma_2)
@@ -152,6 +153,8 @@ def batch_verify(
     """
     if not items:
         return False
+    from core.zk import mcl  # loaded on first use: a v2 verification never needs it
+
     draw = rng or (lambda: secrets.randbits(128) | 1)
     pk = _prepare(vk)
     weights = [draw() % R for _ in items]

@@ -68,6 +68,7 @@ VERIFY_HEAVY = (
     "disarm",  # confusable tables: only keying a non-ASCII name needs them
     "prometheus_client",  # metric events: only a process someone scrapes records them (core/events.py)
     "core.metrics",
+    "core.zk.mcl",  # the pairing library: only a cap-proof.v3 needs it (this proof is v2)
 )
 
 
