@@ -53,7 +53,6 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_backup_scan.py",
         "tests/unit/test_mutation_backup_scan.py",
         "tests/security/test_secret_scan.py",
-        "tests/unit/test_mutation_backup_scan_2.py",
     ],
     "core/backup/restore.py": [
         "tests/unit/test_backup_tamper.py",
@@ -63,6 +62,7 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_restore_state.py",
         "tests/security/test_backup_attacks.py",
         "tests/unit/test_mutation_backup_restore_2.py",
+        "tests/unit/test_mutation_backup_restore_3.py",
     ],
     "core/keyring.py": [
         "tests/unit/test_keyring.py",
