@@ -39,7 +39,7 @@ from core.backup.restore import (
 )
 from core.backup.swap import Recovery
 from core.digest import sha3_hex
-from core.errors import ConfigError, IntegrityError, VerificationError
+from core.errors import ConfigError, IntegrityError, InvalidInputError, VerificationError
 from core.generation import writing_state
 from core.signing import verify_signature
 from tests.unit import test_mutation_backup_restore_2 as shared
@@ -239,3 +239,146 @@ def test_swap_in_without_a_live_dir_carries_nothing_over(store, tmp_path):
     swap_in(ctx)
     checks = {c.id: c.message for c in ctx.checks}
     assert checks["carried_over"] == "nothing"
+
+
+def _floor_check(ctx):
+    return next((c.status, c.message) for c in ctx.checks if c.id == "keyring_floor")
+
+
+def test_the_rollback_floor_is_the_highest_version_either_side_has_seen(store, live):
+    from tests.unit.test_backup_helpers import write_keyring
+
+    write_keyring(live, 5)  # the live keyring moved on since the backup (v3)
+    ctx = staged(store, live)
+    swap_in(ctx)
+    assert _floor_check(ctx) == ("ok", "rollback floor v5")
+
+
+def test_a_floor_the_live_dir_recorded_is_kept(store, live):
+    from core.keyring import FLOOR_FILE, write_floor
+
+    write_floor(live / FLOOR_FILE, 7)
+    ctx = staged(store, live)
+    swap_in(ctx)
+    assert _floor_check(ctx) == ("ok", "rollback floor v7")
+
+
+def test_an_explicit_rollback_lowers_the_floor_with_a_warning(store, live):
+    from tests.unit.test_backup_helpers import write_keyring
+
+    write_keyring(live, 5)
+    ctx = staged(store, live, allow_key_rollback=True)
+    swap_in(ctx)
+    assert _floor_check(ctx) == ("warn", "rollback floor v3")
+
+
+def test_keyring_merge_replaces_the_backups_key_metadata_with_the_live_set(store, live):
+    """A key whose metadata the live dir no longer has (removed since the backup) does not come back."""
+    from core.signing import Ed25519Signer
+
+    other = Ed25519Signer.from_seed(b"\x0b" * 32)
+    (live / "keys" / f"{SIGNER.kid}.json").rename(live / "keys" / f"{other.kid}.json")
+    ctx = staged(store, live, keyring_merge=True)
+    assert (ctx.staging_dir / "keys" / f"{SIGNER.kid}.json").exists()  # the backup's
+    swap_in(ctx)
+    assert sorted(p.name for p in (live / "keys").glob("*.json")) == [f"{other.kid}.json"]
+    kept = next(c.message for c in ctx.checks if c.id == "keyring_kept")
+    assert kept == f"keyring.json, keys/{other.kid}.json"
+
+
+def test_a_staged_attestation_is_checked_where_it_lies(store, live, tmp_path):
+    from tests.unit.test_mutation_backup_restore_2 import _attestation
+
+    path, rel = _attestation(tmp_path)
+    ctx = RestoreContext(backup_id="b1", live_dir=tmp_path / "var")
+    (ctx.staging_dir / "keys").mkdir(parents=True)
+    (ctx.staging_dir / rel).write_bytes(path.read_bytes())
+    from core.backup.restore import _check_key_file
+
+    _check_key_file(ctx, rel)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{}", "key metadata unreadable"),
+        (
+            json.dumps({"kid": "0" * 32, "public_key": SIGNER.public_key_b64}),
+            "key metadata kid does not match its public key",
+        ),
+    ],
+)
+def test_bad_key_metadata_is_refused_in_words_naming_the_file(tmp_path, body, message):
+    from core.backup.restore import _check_key_file
+
+    ctx = RestoreContext(backup_id="b1", live_dir=tmp_path / "var")
+    rel = f"keys/{SIGNER.kid}.json"
+    (ctx.staging_dir / "keys").mkdir(parents=True)
+    (ctx.staging_dir / rel).write_text(body)
+    with pytest.raises(IntegrityError) as exc:
+        _check_key_file(ctx, rel)
+    assert (exc.value.message, exc.value.details["file"]) == (message, rel)
+
+
+def test_the_quick_check_option_reaches_the_policy_store_check(store, live, monkeypatch):
+    from core.backup import restore as module
+
+    seen = []
+    real = module.check_policy_store
+    monkeypatch.setattr(
+        module,
+        "check_policy_store",
+        lambda ctx, rehash, tables, quick: seen.append(quick) or real(ctx, rehash, tables, quick),
+    )
+    run_restore(
+        store, "b1", live, SIGNER, now=NOW, options=RestoreOptions(verify_only=True, quick_check=True)
+    )
+    assert seen == [True]
+
+
+def test_the_registry_check_is_a_full_integrity_check_unless_asked_otherwise(store, live):
+    from core.backup.restore import check_registry
+    from tests.unit.test_mutation_backup_restore_2 import _index_corrupted
+
+    ctx = staged(store, live)
+    entry = next(f for f in ctx.manifest.files if f.path == "registry.sqlite")
+    _index_corrupted(
+        ctx.staging_dir / "registry.sqlite",
+        "registry_entries",
+        "id INTEGER PRIMARY KEY, body TEXT",
+        entry.sqlite.user_version,
+    )
+    check_registry(ctx, quick=True)
+    with pytest.raises(IntegrityError) as exc:
+        check_registry(ctx)
+    assert exc.value.message == "PRAGMA integrity_check failed"
+
+
+def test_the_default_smoke_check_loads_the_keyring(tmp_path):
+    from core.backup.restore import default_smoke
+
+    (tmp_path / "keyring.json").write_text("{")
+    with pytest.raises((IntegrityError, InvalidInputError)):
+        default_smoke(tmp_path)
+
+
+def test_a_step_that_returns_a_new_context_hands_it_to_the_next_steps(tmp_path):
+    """A Prefect task returns the context it changed (it ran in another process); the saga carries it on."""
+    from core.backup.restore import RestoreSaga, StepName
+
+    first = RestoreContext(backup_id="b1", live_dir=tmp_path)
+    second = RestoreContext(backup_id="b1", live_dir=tmp_path)
+    saga = RestoreSaga(first)
+    saga.run(StepName.FETCH, lambda ctx: second)
+    seen = []
+    saga.run(StepName.VERIFY, lambda ctx: seen.append(ctx))
+    assert saga.ctx is second and seen == [second]
+
+
+def test_smoke_check_keeps_the_previous_state_by_default(store, live):
+    from core.backup.restore import smoke_check
+
+    ctx = staged(store, live)
+    swap_in(ctx)
+    smoke_check(ctx)
+    assert [p.name for p in live.parent.iterdir() if ".old" in p.name] == ["var.old-b1"]
