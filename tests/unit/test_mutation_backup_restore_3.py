@@ -382,3 +382,22 @@ def test_smoke_check_keeps_the_previous_state_by_default(store, live):
     swap_in(ctx)
     smoke_check(ctx)
     assert [p.name for p in live.parent.iterdir() if ".old" in p.name] == ["var.old-b1"]
+
+
+@pytest.mark.parametrize("encrypt", [False, True], ids=["plain", "encrypted"])
+def test_an_archive_inflating_past_what_the_manifest_declares_stops_encrypted_or_not(tmp_path, encrypt):
+    """The decompression bound holds on both readers: a manifest declaring less than the archive holds
+    stops the gunzip loop (``backup_too_large``), whether or not the archive is encrypted."""
+    from core.backup.restore import _archive_pieces
+    from tests.unit.test_backup_helpers import MASTER, backup, make_state
+
+    state = make_state(tmp_path / "var", rows=4000)
+    store, result = backup(state, tmp_path / "store", encrypt=encrypt, key_wrapper=MASTER)
+    path = tmp_path / "store" / result.manifest.archive.name
+    small = tuple(f.model_copy(update={"size_bytes": 1}) for f in result.manifest.files)
+    manifest = result.manifest.model_copy(update={"files": small})
+    with pytest.raises(IntegrityError) as exc:
+        for _ in _archive_pieces(path, manifest, MASTER if encrypt else None):
+            pass
+    assert exc.value.code == "backup_too_large"
+    assert sum(len(p) for p in _archive_pieces(path, result.manifest, MASTER if encrypt else None)) > 0
