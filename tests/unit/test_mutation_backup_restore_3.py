@@ -392,7 +392,7 @@ def test_an_archive_inflating_past_what_the_manifest_declares_stops_encrypted_or
     from tests.unit.test_backup_helpers import MASTER, backup, make_state
 
     state = make_state(tmp_path / "var", rows=4000)
-    store, result = backup(state, tmp_path / "store", encrypt=encrypt, key_wrapper=MASTER)
+    _, result = backup(state, tmp_path / "store", encrypt=encrypt, key_wrapper=MASTER)
     path = tmp_path / "store" / result.manifest.archive.name
     small = tuple(f.model_copy(update={"size_bytes": 1}) for f in result.manifest.files)
     manifest = result.manifest.model_copy(update={"files": small})
