@@ -77,6 +77,7 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_mutation_screening.py",
         "tests/unit/test_name_keys.py",
         "tests/unit/test_mutation_screening_2.py",
+        "tests/unit/test_mutation_screening_3.py",
     ],
     "core/manifest.py": [
         "tests/unit/test_proof_verify.py",
