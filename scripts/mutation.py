@@ -100,6 +100,7 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_enforce_metrics.py",
         "tests/unit/test_mutation_verify.py",
         "tests/unit/test_mutation_verify_2.py",
+        "tests/unit/test_mutation_context.py",
     ],
 }
 
