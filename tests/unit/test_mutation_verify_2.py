@@ -43,11 +43,12 @@ def test_summary_line_names_what_was_proved_attested_and_not_ok():
             _check("rule:ubo_count_min", CheckKind.RULE, CheckStatus.WARN),
             _check("attested:counts", CheckKind.ATTESTED),
             _check("attested:possible_matches", CheckKind.ATTESTED),
+            _check("list_root", CheckKind.INTEGRITY, CheckStatus.FAIL),
         ],
     )
     assert summary_line(report) == (
         "proved: proof_signature, rule:max_tier; attested (prover's signature): counts, possible_matches;"
-        " not ok: rule:ubo_count_min"
+        " not ok: rule:ubo_count_min, list_root"
     )
     empty = Report(result=CheckStatus.OK, mode=STRICT, policy_id="p", checks=[])
     assert summary_line(empty) == "proved: nothing; attested (prover's signature): nothing"
