@@ -177,4 +177,4 @@ def test_an_unreadable_lists_file_says_what_it_is(tmp_path):
     path.write_text("[]")
     with pytest.raises(InvalidInputError) as exc:
         load_lists(path)
-    assert "lists file" in exc.value.message
+    assert exc.value.message.startswith("invalid lists file: ")
