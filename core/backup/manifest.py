@@ -240,28 +240,36 @@ class SignatureCheck(_Frozen):
     message: str
 
 
+def judge_signature(
+    keys: tuple[TrustedKey, ...], kid: str, sig_b64: str, data: bytes, made_at: str
+) -> tuple[SignatureStatus, str | None]:
+    """Whether a signature by ``kid`` over ``data``, made at ``made_at``, is acceptable under ``keys``: the
+    status and, unless OK, why not. One rule for every signed thing a restore trusts (backup manifests,
+    state snapshots): a known key, not revoked, active when it signed, and a signature that verifies."""
+    key = next((k for k in keys if k.kid == kid), None)
+    if key is None:
+        return SignatureStatus.UNKNOWN_KID, "unknown signing kid"
+    if key.status is KeyStatus.REVOKED:
+        return SignatureStatus.REVOKED, "signing key is revoked"
+    inactive = _inactive_when_signed(key, made_at)
+    if inactive is not None:
+        return SignatureStatus.NOT_ACTIVE, inactive
+    try:
+        raw = base64.b64decode(sig_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not verify_signature(key.public_key, raw, data):
+        return SignatureStatus.INVALID, "signature does not verify"
+    return SignatureStatus.OK, None
+
+
 def check_manifest_signature(manifest: BackupManifest, keys: tuple[TrustedKey, ...]) -> SignatureCheck:
     """Check the manifest's signature against ``keys`` without raising."""
     sig = manifest.signature
     if sig is None:
         return SignatureCheck(status=SignatureStatus.MISSING, message="manifest is not signed")
-    key = next((k for k in keys if k.kid == sig.kid), None)
-    if key is None:
-        return SignatureCheck(status=SignatureStatus.UNKNOWN_KID, kid=sig.kid, message="unknown signing kid")
-    if key.status is KeyStatus.REVOKED:
-        return SignatureCheck(status=SignatureStatus.REVOKED, kid=sig.kid, message="signing key is revoked")
-    inactive = _inactive_when_signed(key, manifest.created_at)
-    if inactive is not None:
-        return SignatureCheck(status=SignatureStatus.NOT_ACTIVE, kid=sig.kid, message=inactive)
-    try:
-        raw = base64.b64decode(sig.sig, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if not verify_signature(key.public_key, raw, signing_bytes(manifest)):
-        return SignatureCheck(
-            status=SignatureStatus.INVALID, kid=sig.kid, message="signature does not verify"
-        )
-    return SignatureCheck(status=SignatureStatus.OK, kid=sig.kid, message="manifest signature valid")
+    status, problem = judge_signature(keys, sig.kid, sig.sig, signing_bytes(manifest), manifest.created_at)
+    return SignatureCheck(status=status, kid=sig.kid, message=problem or "manifest signature valid")
 
 
 def _inactive_when_signed(key: TrustedKey, created_at: str) -> str | None:

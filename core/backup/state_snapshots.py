@@ -21,7 +21,6 @@ allowlist, every blob against its digest.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -38,9 +37,9 @@ from core.backup.archive import BackupSource, select_sources
 from core.backup.fingerprints import KeyFingerprints
 from core.backup.manifest import (
     FileType,
-    KeyStatus,
+    SignatureStatus,
     TrustedKey,
-    _inactive_when_signed,
+    judge_signature,
     parse_keyring,
 )
 from core.backup.scan import scan_bytes_for_pem
@@ -48,7 +47,7 @@ from core.canonical import canonical_bytes
 from core.errors import IntegrityError, InvalidInputError, VerificationError
 from core.fsio import atomic_write
 from core.layout import DataLayout
-from core.signing import Signer, verify_signature
+from core.signing import Signer
 
 SNAPSHOT_SCHEMA: Final = "cap-state-snapshot.v1"
 STATE_DB: Final = "state.sqlite"
@@ -226,22 +225,13 @@ def newest_snapshot(path: Path) -> StateSnapshot | None:
 
 def check_snapshot_signature(snap: StateSnapshot, keys: tuple[TrustedKey, ...]) -> str | None:
     """Why ``snap``'s signature is not acceptable under ``keys`` (unknown, revoked or inactive key, bad
-    signature), or None when it is."""
-    key = next((k for k in keys if k.kid == snap.kid), None)
-    if key is None:
+    signature: the backup manifest's rule, :func:`~core.backup.manifest.judge_signature`), or None when it
+    is."""
+    data = signing_bytes(snap.manifest_bytes)
+    status, problem = judge_signature(keys, snap.kid, snap.sig, data, snap.manifest.taken_at)
+    if status is SignatureStatus.UNKNOWN_KID:
         return f"signed by unknown kid {snap.kid}"
-    if key.status is KeyStatus.REVOKED:
-        return f"signing key {snap.kid} is revoked"
-    inactive = _inactive_when_signed(key, snap.manifest.taken_at)
-    if inactive is not None:
-        return inactive
-    try:
-        raw = base64.b64decode(snap.sig, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if not verify_signature(key.public_key, raw, signing_bytes(snap.manifest_bytes)):
-        return "signature does not verify"
-    return None
+    return problem
 
 
 def verify_snapshot_signature(snap: StateSnapshot, keys: tuple[TrustedKey, ...]) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from core.documents import parse_model
 from core.errors import InvalidInputError, NotFoundError
 from core.trust import PinnedVk
 from core.zk import ceremony
@@ -96,12 +97,8 @@ def _read_json(path: Path, model: type[_M]) -> _M:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise NotFoundError("file not found", file=str(path)) from exc
-    try:
-        return model.model_validate_json(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInputError(f"{first['msg']}", file=str(path), field=where) from exc
+    # the shared reader: nesting bounded before parsing, the first bad field named (core.documents)
+    return parse_model(model, data, source=str(path), what=model.__name__)
 
 
 def check_evidence(
