@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from core import db
 from core.backup.archive import BackupSource, select_sources
@@ -44,6 +44,7 @@ from core.backup.manifest import (
 )
 from core.backup.scan import scan_bytes_for_pem
 from core.canonical import canonical_bytes
+from core.documents import parse_model
 from core.errors import IntegrityError, InvalidInputError, VerificationError
 from core.fsio import atomic_write
 from core.layout import DataLayout
@@ -191,10 +192,10 @@ def _allowed(rel: str) -> bool:
 
 
 def _parse_manifest(data: bytes) -> SnapshotManifest:
-    try:
-        manifest = SnapshotManifest.model_validate_json(data)
-    except ValidationError as exc:
-        raise IntegrityError("state snapshot manifest unreadable", file=STATE_DB) from exc
+    try:  # an untrusted restored database: the shared reader bounds nesting before parsing
+        manifest = parse_model(SnapshotManifest, data, source=STATE_DB, what="state snapshot manifest")
+    except InvalidInputError as exc:
+        raise IntegrityError("state snapshot manifest unreadable", file=STATE_DB, found=exc.message) from exc
     bad = sorted(p for p in manifest.files if not _allowed(p))
     if bad:
         raise IntegrityError(

@@ -219,3 +219,22 @@ def test_rolling_forward_past_a_rotation_the_live_keyring_lacks(settings, tmp_pa
     with pytest.raises(VerificationError) as caught:
         unpack_state(_restore_ctx(live, state_db(settings.layout)))
     assert caught.value.code == "state_signature_invalid"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"{not json", id="not_json"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="nested_past_the_bound"),
+        pytest.param(b'{"files": 3}', id="wrong_shape"),
+    ],
+)
+def test_an_unreadable_snapshot_manifest_is_an_integrity_error_not_a_crash(settings, body):
+    """state.sqlite comes back from an untrusted replica: its manifest is parsed by the shared bounded
+    reader before anything trusts it."""
+    take_snapshot(settings.layout, service.default_signer(settings), NOW)
+    _tamper(settings, "UPDATE snapshots SET manifest = ?", body)
+    with pytest.raises(IntegrityError) as exc:
+        newest_snapshot(state_db(settings.layout))
+    assert exc.value.message == "state snapshot manifest unreadable"
+    assert exc.value.details["file"] == "state.sqlite"
