@@ -91,10 +91,11 @@ def verifiable(tmp_path):
     return proof, {"CAP_DATA_DIR": str(settings.data_dir)}
 
 
-def test_cap_verify_imports_only_what_verifying_needs(verifiable):
-    proof, env = verifiable
+def _cap_verify(proof, env, *args: str, json_out: bool = True) -> subprocess.CompletedProcess[str]:
+    """``cap verify`` of ``proof`` in a fresh process with only ``env`` (and PATH); asserts it exited 0."""
+    argv = [sys.executable, "-m", "deployments.cli", "verify", "--proof", str(proof), *args]
     result = subprocess.run(
-        [sys.executable, "-m", "deployments.cli", "verify", "--proof", str(proof), "--json"],
+        [*argv, "--json"] if json_out else argv,
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -102,6 +103,12 @@ def test_cap_verify_imports_only_what_verifying_needs(verifiable):
         env={"PATH": "/usr/bin:/bin", **env},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_cap_verify_imports_only_what_verifying_needs(verifiable):
+    proof, env = verifiable
+    result = _cap_verify(proof, env)
     checks = {c["id"]: c["status"] for c in json.loads(result.stdout)["checks"]}
     assert checks["proof_signature"] == checks["list_root"] == "ok"  # it did verify, not fail early
     modules = _imported("verify", "--proof", str(proof), env=env)
@@ -111,15 +118,7 @@ def test_cap_verify_imports_only_what_verifying_needs(verifiable):
 
 def test_verify_report_at_80_columns_folds_and_never_cuts_a_key_id(verifiable):
     proof, env = verifiable
-    result = subprocess.run(
-        [sys.executable, "-m", "deployments.cli", "verify", "--proof", str(proof)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "80", "NO_COLOR": "1", **env},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = _cap_verify(proof, {"COLUMNS": "80", "NO_COLOR": "1", **env}, json_out=False)
     assert "…" not in result.stdout
     rows = [line for line in result.stdout.splitlines() if "│" in line]
     assert max(len(line) for line in rows) <= 80  # the table fits; the summary line is left to the terminal
@@ -151,15 +150,7 @@ def test_verify_pointed_at_a_metrics_dir_records_its_events_there(verifiable, tm
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     for _ in range(2):
-        result = subprocess.run(
-            [sys.executable, "-m", "deployments.cli", "verify", "--proof", str(proof), "--json"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env},
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+        result = _cap_verify(proof, {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env})
     verdict = json.loads(result.stdout)["result"]
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     text = generate_latest(scrape_registry(ObservedState())).decode()
