@@ -10,10 +10,12 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
 
-$(STAMP): pyproject.toml package-lock.json scripts/install_promtool.sh scripts/install_browser.sh | $(BIN)/python
+$(STAMP): pyproject.toml package-lock.json scripts/install_promtool.sh scripts/install_browser.sh \
+		scripts/install_postgres.sh | $(BIN)/python
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	scripts/install_promtool.sh $(BIN)
 	scripts/install_browser.sh
+	scripts/install_postgres.sh
 	scripts/zk/install_toolchain.sh
 	touch $(STAMP)
 

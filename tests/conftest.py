@@ -42,3 +42,20 @@ def prefect_api():
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         yield
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL cluster per session (per xdist worker), started only if a test asks for it."""
+    from tests.pgserver import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh empty database on the session's PostgreSQL; dropped after the test."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
