@@ -10,8 +10,9 @@ Nothing else about the other suppliers is revealed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.commitments import Supplier, supplier_leaf
 from core.merkle import InclusionProof, MerkleTree, verify_inclusion
@@ -91,3 +92,17 @@ def check_opening(
     if len(opening.slot_path) != evidence.batch_size.bit_length() - 1 or node != expected:
         failures.append("Poseidon leaf of this record is not at this row of the proved batch")
     return failures
+
+
+OPENING_SCHEMA: Literal["cap-zk-opening.v1"] = "cap-zk-opening.v1"
+
+
+class OpeningDocument(BaseModel):
+    """``cap-zk-opening.v1``: one opening, named by the proof it opens (subject and signed supplier root)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: Literal["cap-zk-opening.v1"] = Field(default=OPENING_SCHEMA, alias="schema")
+    subject: str
+    supplier_root: str
+    opening: SupplierOpening

@@ -3,17 +3,25 @@
 Verify: :func:`check_evidence` (v3 evidence against a commitment, pinned setups, trusted gap roots).
 Setup: :func:`setup_dev` (cached development setup, NOT FOR PRODUCTION), :func:`setup_from_ptau` (phase 2 from
 an operator-supplied public phase-1 file), :func:`contribute`, :func:`beacon`, :func:`verify_setup`.
+Audit: :func:`open_supplier_row` (the prover opens one committed supplier), :func:`check_supplier_opening` (an
+auditor checks that opening against the proof's two commitments).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from core.documents import parse_model
+from core.commitments import RootScheme, Supplier, supplier_leaf
+from core.context import check_key_version
+from core.documents import parse_model, validate_model
 from core.errors import InvalidInputError, NotFoundError
+from core.merkle import MerkleTree
+from core.name_keys import KeyVersion
+from core.proof import PROOF_SCHEMA_V3, Proof
 from core.trust import PinnedVk
 from core.zk import ceremony
 from core.zk.ceremony import Setup
@@ -24,6 +32,9 @@ from core.zk.evidence import (
     TrustedVk,
     check_screening,
 )
+from core.zk.opening import OpeningDocument, check_opening, open_supplier
+from core.zk.proof_v3 import ZK_EVIDENCE
+from core.zk.prover import screened_leaves
 from core.zk.toolchain import Compiled, cache_dir, compile_circuit
 from core.zk.witness import Circuit
 
@@ -132,3 +143,104 @@ def pin(directory: Path) -> PinnedVk:
 def dev_pin(circuit: Circuit) -> PinnedVk:
     """The pin of ``circuit``'s development setup (built if missing): NOT FOR PRODUCTION."""
     return pin(setup_dev(circuit).directory)
+
+
+def _supplier_evidence(proof: Proof) -> tuple[ScreeningEvidence, KeyVersion]:
+    """The v3 supplier screening evidence of ``proof`` and the key version it screened under."""
+    if proof.schema_ != PROOF_SCHEMA_V3 or proof.manifest.screening is None:
+        raise InvalidInputError(
+            f"an opening needs a cap-proof.v3; this is {proof.schema_} (a v2 proof discloses every key)",
+            field="schema",
+            expected=PROOF_SCHEMA_V3,
+        )
+    if proof.manifest.root_scheme is not RootScheme.MERKLE:
+        raise InvalidInputError(
+            "an opening needs the Merkle supplier commitment",
+            field="manifest.root_scheme",
+            expected=RootScheme.MERKLE.value,
+        )
+    rules = {
+        r.id for r in proof.ir.rules if isinstance(r.lhs, dict) and r.lhs.get("var") == "supplier_hashes"
+    }
+    for result in proof.rules:
+        if result.rule_id in rules and isinstance(result.evidence.get(ZK_EVIDENCE), dict):
+            evidence = validate_model(
+                ScreeningEvidence,
+                result.evidence[ZK_EVIDENCE],
+                source="proof",
+                what="supplier screening evidence",
+            )
+            return evidence, check_key_version(result.evidence)
+    raise InvalidInputError(
+        "the proof screens no suppliers in zero knowledge",
+        field="rules",
+        expected="a supplier screening rule",
+    )
+
+
+def open_supplier_row(
+    proof: Proof, suppliers: Sequence[Supplier], salt_seed: bytes, *, row: int | None, name: str | None
+) -> OpeningDocument:
+    """The prover's opening of one committed supplier (by ``row`` or exact ``name``) for an auditor.
+
+    ``suppliers`` must be the records the proof's manifest commits to, ``salt_seed`` the seed the proof was
+    built with. Raises InvalidInputError (other records, other seed, no such row) or NotFoundError (no such
+    name).
+    """
+    evidence, version = _supplier_evidence(proof)
+    root = "0x" + MerkleTree([supplier_leaf(s) for s in suppliers]).root.hex()
+    if root != proof.manifest.supplier_root:
+        raise InvalidInputError(
+            "these supplier records are not the ones the proof commits to",
+            field="suppliers",
+            expected=f"records with supplier_root {proof.manifest.supplier_root}",
+            found=root,
+        )
+    index = _row_of(suppliers, row, name)
+    opening = open_supplier(
+        screened_leaves(suppliers, salt_seed, version), suppliers, evidence.batch_size, index
+    )
+    if check_opening(opening, bytes.fromhex(root[2:]), evidence, version):
+        raise InvalidInputError(
+            "this salt seed did not build the proof's batches (another key directory?)",
+            field="salt_seed",
+            expected="the seed `cap proof build` used",
+        )
+    return OpeningDocument(subject=proof.manifest.subject, supplier_root=root, opening=opening)
+
+
+def _row_of(suppliers: Sequence[Supplier], row: int | None, name: str | None) -> int:
+    if (row is None) == (name is None):
+        raise InvalidInputError("give exactly one of row or name", field="row", expected="row or name")
+    if row is not None:
+        if not 0 <= row < len(suppliers):
+            raise InvalidInputError(
+                f"row {row} is outside the {len(suppliers)} committed suppliers",
+                field="row",
+                expected=f"0 … {len(suppliers) - 1}",
+            )
+        return row
+    rows = [i for i, s in enumerate(suppliers) if s.name == name]
+    if not rows:
+        raise NotFoundError(f"no committed supplier is named {name!r}", field="name")
+    if len(rows) > 1:
+        raise InvalidInputError(
+            f"{len(rows)} committed suppliers are named {name!r} (rows {rows}); open one by row",
+            field="name",
+            expected="a unique name or --row",
+        )
+    return rows[0]
+
+
+def check_supplier_opening(proof: Proof, document: OpeningDocument) -> list[str]:
+    """Failures of an auditor's check that ``document`` opens a supplier of ``proof`` (empty: it does).
+
+    The opening is checked against the proof's signed BLAKE3 supplier root and its proved Poseidon batches;
+    that the proof itself verifies is `cap verify`'s job.
+    """
+    evidence, version = _supplier_evidence(proof)
+    failures = []
+    if document.subject != proof.manifest.subject or document.supplier_root != proof.manifest.supplier_root:
+        failures.append("the opening names another proof (subject or supplier_root differ)")
+    root = bytes.fromhex(proof.manifest.supplier_root.removeprefix("0x"))
+    return failures + check_opening(document.opening, root, evidence, version)

@@ -1,4 +1,5 @@
-"""``cap zk``: the trusted-setup ceremony for cap-proof.v3 circuits (docs/runbooks/zk_setup.md).
+"""``cap zk``: the trusted-setup ceremony for cap-proof.v3 circuits (docs/runbooks/zk_setup.md), pinning, and
+auditor openings of one supplier (`open`, `check-opening`).
 
 Each command calls one function of :mod:`core.zk.service`. Contribution randomness never leaves the process.
 """
@@ -154,4 +155,66 @@ def verify(
         lambda: out.print("ok" if result.ok else "\n".join(f"FAIL {c}: {m}" for c, m in result.failures)),
     )
     if not result.ok:
+        raise typer.Exit(EXIT_FAIL)
+
+
+ProofArg = Annotated[Path, typer.Option("--proof", help="The cap-proof.v3 (proof.json).")]
+
+
+@app.command("open")
+def open_(
+    proof: ProofArg,
+    suppliers: Annotated[Path, typer.Option(help="The supplier CSV the proof commits to.")],
+    row: Annotated[int | None, typer.Option(min=0, help="Row (0-based, CSV order) to open.")] = None,
+    name: Annotated[str | None, typer.Option(help="Exact supplier name to open.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Default build/opening.json.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Prover: open ONE committed supplier for an auditor (its record, salt and both paths; nothing else)."""
+    from core.commitments import read_suppliers
+    from core.fsio import atomic_write
+    from core.proof import parse_proof_bytes
+    from core.zk.proof_v3 import SALT_SEED_FILE
+    from core.zk.prover import read_salt_seed
+    from deployments.cli.output import read_input
+
+    cfg = settings()
+    document = service.open_supplier_row(
+        parse_proof_bytes(read_input(proof), str(proof)),
+        read_suppliers(suppliers),
+        read_salt_seed(cfg.layout.keys_dir / SALT_SEED_FILE),
+        row=row,
+        name=name,
+    )
+    target = out_path or cfg.build_dir / "opening.json"
+    atomic_write(target, (document.model_dump_json(by_alias=True, indent=2) + "\n").encode())
+    info = {"opening": str(target), "row": document.opening.row, "name": document.opening.name}
+    emit(as_json, info, lambda: out.print(kv_table("opened one supplier", info)))
+
+
+@app.command("check-opening")
+def check_opening(
+    opening: Annotated[Path, typer.Argument(help="opening.json from `cap zk open`.")],
+    proof: ProofArg,
+    as_json: JsonFlag = False,
+) -> None:
+    """Auditor: check an opening against the proof's BLAKE3 and zero-knowledge commitments; exit 3 if not."""
+    from core.proof import parse_proof_bytes
+    from core.zk.opening import OpeningDocument
+    from deployments.cli.output import load_input, read_input
+
+    document = load_input(opening, OpeningDocument, "opening")
+    failures = service.check_supplier_opening(parse_proof_bytes(read_input(proof), str(proof)), document)
+    opened = document.opening
+    report = {"ok": not failures, "row": opened.row, "name": opened.name, "failures": failures}
+    emit(
+        as_json,
+        report,
+        lambda: out.print(
+            f"ok: row {document.opening.row} ({document.opening.name}) is in both commitments"
+            if not failures
+            else "\n".join(f"FAIL {f}" for f in failures)
+        ),
+    )
+    if failures:
         raise typer.Exit(EXIT_FAIL)

@@ -437,3 +437,104 @@ def test_a_listed_supplier_refuses_v3_and_names_v2(v3, tmp_path):
         )  # fmt: skip
     assert exc.value.code == "v3_listed_name"
     assert "no_sanctioned_suppliers" in exc.value.message and "--scheme v2" in exc.value.message
+
+
+# ---------------------------------------------------------------- auditor openings (`cap zk open`)
+
+
+def _open(v3: V3World, *args: str | Path) -> Any:
+    return v3.cap("zk", "open", "--proof", v3.proof_path, "--suppliers", v3.files["suppliers.csv"], *args)
+
+
+def test_an_auditor_checks_one_opened_supplier_against_both_commitments(v3):
+    suppliers = read_suppliers(v3.files["suppliers.csv"])
+    target = v3.root / "build" / "opening.json"
+    opened = _open(v3, "--name", suppliers[3].name, "--out", target)
+    assert opened.code == 0, opened.stderr + opened.stdout
+    text = target.read_text()
+    assert suppliers[3].name in text
+    assert not [s.name for i, s in enumerate(suppliers) if i != 3 and s.name in text]  # one supplier only
+    checked = v3.cap("zk", "check-opening", target, "--proof", v3.proof_path, "--json")
+    assert checked.code == 0, checked.stdout + checked.stderr
+    assert checked.json() == {"ok": True, "row": 3, "name": suppliers[3].name, "failures": []}
+
+
+def _opening(v3: V3World, row: int) -> dict[str, Any]:
+    from core.zk.service import open_supplier_row
+
+    suppliers = read_suppliers(v3.files["suppliers.csv"])
+    seed = bytes.fromhex(SALT_SEED)
+    return open_supplier_row(parse_proof_bytes(v3.data), suppliers, seed, row=row, name=None).model_dump(
+        mode="json", by_alias=True
+    )
+
+
+def _check(v3: V3World, doc: dict[str, Any]) -> list[str]:
+    from core.zk.opening import OpeningDocument
+    from core.zk.service import check_supplier_opening
+
+    return check_supplier_opening(parse_proof_bytes(v3.data), OpeningDocument.model_validate(doc))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("tier", 9, "BLAKE3 supplier commitment"),
+        ("row", 2, "row of the proved batch"),
+        ("salt", "0x" + "0" * 63 + "1", "Poseidon leaf"),
+    ],
+)
+def test_a_changed_opening_fails_the_auditors_check(v3, field, value, named):
+    doc = _opening(v3, 3)
+    assert _check(v3, doc) == []
+    doc["opening"][field] = value
+    assert any(named in failure for failure in _check(v3, doc))
+
+
+def test_a_changed_opening_fails_cap_zk_check_opening_with_exit_3(v3):
+    doc = _opening(v3, 1)
+    doc["opening"]["jurisdiction"] = "FR"
+    target = v3.cap.write("opening-tampered.json", json.dumps(doc))
+    checked = v3.cap("zk", "check-opening", target, "--proof", v3.proof_path)
+    assert checked.code == 3, checked.stdout + checked.stderr
+    assert "FAIL record is not at this row of the BLAKE3 supplier commitment" in checked.stdout
+
+
+def test_an_opening_of_another_proof_is_refused(v3):
+    doc = _opening(v3, 0)
+    doc["subject"] = "LEI-SOMEONE-ELSE"
+    assert _check(v3, doc) == ["the opening names another proof (subject or supplier_root differ)"]
+
+
+def test_opening_refuses_other_records_a_v2_proof_and_an_unknown_name(v3):
+    from core.errors import InvalidInputError, NotFoundError
+    from core.zk.service import open_supplier_row
+
+    other = v3.cap.write("other-suppliers.csv", demo.SUPPLIERS.replace(",1\n", ",2\n", 1))
+    wrong = v3.cap("zk", "open", "--proof", v3.proof_path, "--suppliers", other, "--row", "0")
+    assert wrong.code == 2 and "not the ones the proof commits to" in wrong.stderr
+    proof, seed = parse_proof_bytes(v3.data), bytes.fromhex(SALT_SEED)
+    suppliers = read_suppliers(v3.files["suppliers.csv"])
+    v2 = parse_proof_bytes((v3.root / "build" / "v2.json").read_bytes())
+    with pytest.raises(InvalidInputError, match=r"needs a cap-proof\.v3"):
+        open_supplier_row(v2, suppliers, seed, row=0, name=None)
+    with pytest.raises(NotFoundError, match="Nobody GmbH"):
+        open_supplier_row(proof, suppliers, seed, row=None, name="Nobody GmbH")
+    with pytest.raises(InvalidInputError, match="outside the 5 committed"):
+        open_supplier_row(proof, suppliers, seed, row=99, name=None)
+    with pytest.raises(InvalidInputError, match="exactly one of row or name"):
+        open_supplier_row(proof, suppliers, seed, row=1, name="ACME GmbH")
+    twice = [*suppliers, suppliers[0]]
+    with pytest.raises(InvalidInputError, match="not the ones"):
+        open_supplier_row(proof, twice, seed, row=None, name="ACME GmbH")
+
+
+def test_opening_with_another_salt_seed_is_refused_before_anything_is_written(v3):
+    from core.errors import InvalidInputError
+    from core.zk.service import open_supplier_row
+
+    proof = parse_proof_bytes(v3.data)
+    suppliers = read_suppliers(v3.files["suppliers.csv"])
+    with pytest.raises(InvalidInputError, match="salt seed did not build"):
+        open_supplier_row(proof, suppliers, bytes(32), row=1, name=None)
+    assert open_supplier_row(proof, suppliers, bytes.fromhex(SALT_SEED), row=1, name=None).opening.row == 1
