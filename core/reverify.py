@@ -33,7 +33,7 @@ from core.errors import CapError, InvalidInputError
 from core.keyring import Keyring, load_keyring
 from core.manifest import MANIFEST_VERSION, Manifest
 from core.modes import CheckStatus, EnforcementMode
-from core.proof import PROOF_SCHEMA, Proof, parse_proof_bytes, proof_file_bytes
+from core.proof import SCHEMAS, Proof, parse_proof_bytes, proof_file_bytes
 from core.registry import Registry, RegistryEntry, check_entry
 from core.screening import load_lists
 from core.settings import Settings
@@ -44,12 +44,13 @@ from core.verify import Check, CheckKind, Report, report_for_unreadable, verify_
 
 
 def snapshot_of_bytes(data: bytes, source: str, keyring: Keyring | None) -> Snapshot:
-    """A snapshot of a ``cap-proof.v2`` proof or a ``manifest.v1.0`` manifest. Raises InvalidInputError."""
+    """A snapshot of a proof (``cap-proof.v2`` or ``.v3``) or a ``manifest.v1.0`` manifest. Raises
+    InvalidInputError."""
     try:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidInputError("not a JSON document", file=source, expected="a proof or manifest") from None
-    if isinstance(obj, dict) and obj.get("schema") == PROOF_SCHEMA:
+    if isinstance(obj, dict) and obj.get("schema") in SCHEMAS:
         return snapshot_of_proof(parse_proof_bytes(data, source), source, keyring)
     if isinstance(obj, dict) and obj.get("version") == MANIFEST_VERSION:
         return snapshot_of_manifest(Manifest.model_validate(obj), source, keyring)
@@ -57,7 +58,7 @@ def snapshot_of_bytes(data: bytes, source: str, keyring: Keyring | None) -> Snap
         "neither a proof nor a manifest",
         file=source,
         field="schema",
-        expected=f"{PROOF_SCHEMA} or {MANIFEST_VERSION}",
+        expected=f"{' or '.join(SCHEMAS)} or {MANIFEST_VERSION}",
     )
 
 

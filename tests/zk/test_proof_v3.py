@@ -538,3 +538,10 @@ def test_opening_with_another_salt_seed_is_refused_before_anything_is_written(v3
     with pytest.raises(InvalidInputError, match="salt seed did not build"):
         open_supplier_row(proof, suppliers, bytes(32), row=1, name=None)
     assert open_supplier_row(proof, suppliers, bytes.fromhex(SALT_SEED), row=1, name=None).opening.row == 1
+
+
+def test_cap_drift_reads_a_v3_proof_like_a_v2_one(v3):
+    """Same records, same policy, same signer: the v2 and v3 proofs do not drift from each other."""
+    drift = v3.cap("drift", "--baseline", v3.proof_path, "--current", v3.root / "build" / "v2.json", "--json")
+    assert drift.code == 0, drift.stdout + drift.stderr  # v3 built first: time moves forward
+    assert drift.json()["score"] == 0, drift.stdout
