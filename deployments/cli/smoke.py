@@ -35,7 +35,7 @@ import typer
 
 from core.documents import parse_json
 from core.errors import InvalidInputError
-from core.proof import PROOF_SCHEMA
+from core.proof import SCHEMAS
 from deployments.cli.output import JsonFlag, err, out
 
 SMOKE_POLICY: dict[str, Any] = {
@@ -323,7 +323,8 @@ def _read_proof(path: Path) -> dict[str, Any]:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"cannot read the proof: {exc.strerror}", file=str(path)) from None
-    document = parse_json(data, source=str(path), what="proof", expected=PROOF_SCHEMA)
-    if not isinstance(document, dict) or document.get("schema") != PROOF_SCHEMA:
-        raise InvalidInputError("not a cap-proof.v2 document", file=str(path), expected=PROOF_SCHEMA)
+    expected = " or ".join(SCHEMAS)
+    document = parse_json(data, source=str(path), what="proof", expected=expected)
+    if not isinstance(document, dict) or document.get("schema") not in SCHEMAS:
+        raise InvalidInputError("not a cap-proof document", file=str(path), expected=expected)
     return document

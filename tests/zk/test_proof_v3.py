@@ -545,3 +545,12 @@ def test_cap_drift_reads_a_v3_proof_like_a_v2_one(v3):
     drift = v3.cap("drift", "--baseline", v3.proof_path, "--current", v3.root / "build" / "v2.json", "--json")
     assert drift.code == 0, drift.stdout + drift.stderr  # v3 built first: time moves forward
     assert drift.json()["score"] == 0, drift.stdout
+
+
+def test_cap_smoke_takes_a_v3_proof_for_its_signed_proof_check(v3):
+    from deployments.cli.smoke import _read_proof
+
+    assert _read_proof(v3.proof_path)["schema"] == PROOF_SCHEMA_V3  # it refused every v3 proof before
+    manifest = v3.cap.write("not-a-proof.json", json.dumps({"schema": "cap-proof.v9"}))
+    refused = v3.cap("smoke", "--url", "http://127.0.0.1:9", "--proof", manifest)
+    assert refused.code == 2 and "cap-proof.v2 or cap-proof.v3" in refused.stderr
