@@ -554,3 +554,26 @@ def test_cap_smoke_takes_a_v3_proof_for_its_signed_proof_check(v3):
     manifest = v3.cap.write("not-a-proof.json", json.dumps({"schema": "cap-proof.v9"}))
     refused = v3.cap("smoke", "--url", "http://127.0.0.1:9", "--proof", manifest)
     assert refused.code == 2 and "cap-proof.v2 or cap-proof.v3" in refused.stderr
+
+
+def test_a_verification_run_reverifies_the_registered_v3_proof_against_the_pins(v3):
+    """The verification-run tasks over the registry `cap proof build` filled (a v3 and a v2 entry)."""
+    from tasks import verification as t
+
+    reports = {}
+    for allow in (True, False):
+        settings = v3.settings.model_copy(update={"zk_allow_dev": allow})
+        entries = t.load_entries.fn(settings)
+        trust = t.load_trust.fn(settings)
+        reports[allow] = {
+            parse_proof_bytes(e.proof_json.encode()).schema_: r
+            for e, r in zip(
+                entries,
+                t.reverify_entries.fn(entries, trust, EnforcementMode.STRICT, datetime.now(UTC)),
+                strict=True,
+            )
+        }
+    assert set(reports[True]) == {PROOF_SCHEMA_V3, "cap-proof.v2"}
+    assert {s: r.result for s, r in reports[True].items()} == {s: CheckStatus.OK for s in reports[True]}
+    assert "zk:suppliers:untrusted_vk" in _failed(reports[False][PROOF_SCHEMA_V3])
+    assert reports[False]["cap-proof.v2"].result is CheckStatus.OK
