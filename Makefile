@@ -38,7 +38,7 @@ test-zk-ceremony: zk-setup
 	CAP_ZK_CEREMONY_TESTS=1 $(BIN)/python -m pytest tests/cli/test_cli_zk.py -q -n 0
 
 test: install zk-setup
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --max-worker-restart=0 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --max-worker-restart=0 -q --durations=25
 
 bench: install
 	scripts/install_wrk.sh $(BIN) || echo "make bench: no wrk; POST /verify is driven by the httpx client (see its notes)"
