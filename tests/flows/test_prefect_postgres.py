@@ -153,10 +153,12 @@ def stack(pg_server, tmp_path_factory) -> Iterator[Stack]:
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     server_env = _base_env(root / "server-home")
-    server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = database.replace("postgresql://", "postgresql+asyncpg://")
+    server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = database.replace(
+        "postgresql://", "postgresql+asyncpg://"
+    )
+    server_argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
     server = _start(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--no-scheduler", "--no-ui"],
+        [*server_argv, "--port", str(port), "--no-scheduler", "--no-ui"],
         server_env,
         logs / "server.log",
     )
