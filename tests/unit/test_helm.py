@@ -12,6 +12,7 @@ asserted on the objects.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -172,6 +173,13 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_chart(*value_files: str, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The chart's manifests for these values (a fresh copy: callers may change them)."""
+    return copy.deepcopy(_rendered(value_files, json.dumps(overrides or {}, sort_keys=True)))
+
+
+@functools.cache
+def _rendered(value_files: tuple[str, ...], overrides_json: str) -> list[dict[str, Any]]:
+    overrides = json.loads(overrides_json)
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     for name in value_files:
