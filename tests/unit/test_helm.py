@@ -451,6 +451,10 @@ def test_dockerfile_builds_the_image_the_chart_runs() -> None:
     # the chart's security context matches the image's user
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["podSecurityContext"]["runAsUser"] == 10001
+    # the image's data dir is the chart's, and its parent (locks, journal, a restore's swap) is the user's too
+    env = " ".join(by_name["ENV"])
+    assert f"CAP_DATA_DIR={DATA}" in env.split() and values["config"]["CAP_DATA_DIR"] == DATA
+    assert any(f"install -d -o 10001 -g 10001 -m 0750 {STATE} {DATA}" in run for run in by_name["RUN"])
 
 
 def test_docker_context_holds_what_the_image_copies() -> None:
