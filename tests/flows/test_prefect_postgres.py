@@ -105,10 +105,10 @@ def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], grace: float = 20) -> None:
     proc.terminate()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -180,7 +180,7 @@ def stack(pg_server, tmp_path_factory) -> Iterator[Stack]:
     finally:
         if worker is not None:
             _stop(worker)
-        _stop(server)
+        _stop(server, grace=2)  # a throwaway server: no need to wait out uvicorn's 5 s graceful shutdown
         pg_server.drop_database(database)
 
 
