@@ -14,7 +14,10 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import re
+import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -709,3 +712,50 @@ def test_postgresql_mode_renders_no_litestream_sidecar() -> None:
     worker = _pod_spec(docs, f"{RELEASE}-worker")
     assert [c["name"] for c in worker["containers"]] == ["worker", "metrics"]
     assert "CAP_REPLICA_URL" not in json.dumps(docs)
+
+
+def _run_init(script: str, tmp: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """An init container's script under ``sh``, its fixed paths moved into ``tmp``."""
+    script = script.replace("/etc/cap/signing-keys", str(tmp / "secret")).replace(
+        "/var/lib/cap-keys", str(tmp / "keys-emptydir")
+    )
+    return subprocess.run(
+        ["sh", "-c", script],
+        env={"PATH": os.environ["PATH"], "CAP_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("deployment", [RELEASE, f"{RELEASE}-worker"])
+def test_init_script_prepares_the_data_dir_and_refuses_the_old_layout(
+    deployment: str, tmp_path: Path
+) -> None:
+    """The init container's script, run for real: a fresh volume gets the data dir with its mount points and
+    the keys as 0600 files; a volume that still holds the state at its root (the layout before the data dir
+    moved one level down) is refused instead of starting an empty state beside it."""
+    (init,) = _pod_spec(render_chart("values-prod.yaml"), deployment)["initContainers"]
+    script = init["args"][0]
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "k1.pem").write_text("PRIVATE")
+    (tmp_path / "keys-emptydir").mkdir()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    done = _run_init(script, tmp_path, fresh / "data")
+    assert done.returncode == 0, done.stderr
+    inside = {
+        m["mountPath"] for c in _pod_spec(render_chart(), deployment)["containers"] for m in c["volumeMounts"]
+    }
+    for sub in ("keys", "run"):
+        assert (fresh / "data" / sub).is_dir() == (f"{DATA}/{sub}" in inside), sub
+    key = tmp_path / "keys-emptydir" / "k1.pem"
+    assert key.read_text() == "PRIVATE" and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE((fresh / "data").stat().st_mode) == 0o700
+    assert _run_init(script, tmp_path, fresh / "data").returncode == 0  # every restart
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "registry.sqlite").write_bytes(b"entries")
+    refused = _run_init(script, tmp_path, old / "data")
+    assert refused.returncode == 1 and "move it into" in refused.stderr
+    assert not (old / "data").exists()
