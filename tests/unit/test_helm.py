@@ -12,8 +12,12 @@ asserted on the objects.
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import os
 import re
+import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm"
 K8S_VERSION = "1.30"
 RELEASE = "cap-verifier-api"
+STATE = "/var/lib/cap-state"  # the state volume's mount point
+DATA = f"{STATE}/data"  # CAP_DATA_DIR, one level below it
 
 # --- a renderer for the template subset ---
 
@@ -170,6 +176,13 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_chart(*value_files: str, overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The chart's manifests for these values (a fresh copy: callers may change them)."""
+    return copy.deepcopy(_rendered(value_files, json.dumps(overrides or {}, sort_keys=True)))
+
+
+@functools.cache
+def _rendered(value_files: tuple[str, ...], overrides_json: str) -> list[dict[str, Any]]:
+    overrides = json.loads(overrides_json)
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     for name in value_files:
@@ -238,7 +251,12 @@ def test_renderer_refuses_what_it_does_not_implement(template: str) -> None:
 
 # --- the chart ---
 
-VALUE_SETS = [pytest.param((), id="defaults"), pytest.param(("values-prod.yaml",), id="prod")]
+MULTINODE = ("values-prod.yaml", "values-multinode.yaml")
+VALUE_SETS = [
+    pytest.param((), id="defaults"),
+    pytest.param(("values-prod.yaml",), id="prod"),
+    pytest.param(MULTINODE, id="multinode"),
+]
 
 
 @pytest.mark.parametrize("value_files", VALUE_SETS)
@@ -352,9 +370,10 @@ def test_signing_keys_come_from_a_secret_read_only(prod: list[dict[str, Any]]) -
         (init,) = pod["initContainers"]
         mounts = {m["mountPath"]: m for m in init["volumeMounts"]}
         assert mounts["/etc/cap/signing-keys"]["readOnly"] is True
-        assert "/var/lib/cap/keys" in mounts and "umask 077" in init["args"][0]
-        main = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
-        assert {"/var/lib/cap", "/var/lib/cap/keys"} <= main
+        assert mounts["/var/lib/cap-keys"]["name"] == "keys" and "umask 077" in init["args"][0]
+        assert "/var/lib/cap-keys/" in init["args"][0]  # where the init container copies them
+        main = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        assert (main[STATE], main[f"{DATA}/keys"]) == ("data", "keys")
         assert "/etc/cap/signing-keys" not in main  # only the init container sees the Secret
 
 
@@ -363,7 +382,7 @@ def test_api_run_state_is_per_pod(prod: list[dict[str, Any]]) -> None:
     pod = by_kind(prod, "Deployment", RELEASE)["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m["name"] for m in _api_container(prod)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert "emptyDir" in volumes[mounts["/var/lib/cap/run"]]
+    assert "emptyDir" in volumes[mounts[f"{DATA}/run"]]
 
 
 def test_data_volume_is_a_pvc_in_prod_and_empty_dir_by_default(prod: list[dict[str, Any]]) -> None:
@@ -379,7 +398,7 @@ def test_data_volume_is_a_pvc_in_prod_and_empty_dir_by_default(prod: list[dict[s
 def test_config_and_prefect_url_reach_the_pods(prod: list[dict[str, Any]]) -> None:
     config = by_kind(prod, "ConfigMap", f"{RELEASE}-env")["data"]
     assert config["PREFECT_API_URL"] == "http://cap-verifier-api-prefect:4200/api"
-    assert config["CAP_DATA_DIR"] == "/var/lib/cap"
+    assert config["CAP_DATA_DIR"] == DATA
     assert all(isinstance(v, str) for v in config.values())
     for name in (RELEASE, f"{RELEASE}-worker"):
         container = by_kind(prod, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
@@ -435,6 +454,10 @@ def test_dockerfile_builds_the_image_the_chart_runs() -> None:
     # the chart's security context matches the image's user
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["podSecurityContext"]["runAsUser"] == 10001
+    # the image's data dir is the chart's, and its parent (locks, journal, a restore's swap) is the user's too
+    env = " ".join(by_name["ENV"])
+    assert f"CAP_DATA_DIR={DATA}" in env.split() and values["config"]["CAP_DATA_DIR"] == DATA
+    assert any(f"install -d -o 10001 -g 10001 -m 0750 {STATE} {DATA}" in run for run in by_name["RUN"])
 
 
 def test_docker_context_holds_what_the_image_copies() -> None:
@@ -532,7 +555,7 @@ def test_replication_runs_in_one_sidecar_with_credentials_from_a_secret() -> Non
     assert {"secretRef": {"name": "cap-replica-credentials"}} in sidecar["envFrom"]
     assert not any("AWS_SECRET" in json.dumps(d) for d in docs)  # credentials only by reference
     mounts = {m["mountPath"]: m for m in sidecar["volumeMounts"]}
-    assert mounts["/var/lib/cap/keys"]["readOnly"] and "/var/lib/cap" in mounts  # signs state snapshots
+    assert mounts[f"{DATA}/keys"]["readOnly"] and STATE in mounts  # signs state snapshots
     # no other process replicates the volume: not the API pods (N replicas), not the shared ConfigMap
     assert "CAP_REPLICA_URL" not in json.dumps(by_kind(docs, "Deployment", RELEASE))
     assert "CAP_REPLICA_URL" not in by_kind(docs, "ConfigMap", f"{RELEASE}-env")["data"]
@@ -549,3 +572,190 @@ def test_replication_is_off_by_default_and_the_second_url_optional() -> None:
     (sidecar,) = [c for c in worker["containers"] if c["name"] == "replication"]
     assert "CAP_REPLICA_URL_2" not in {e["name"] for e in sidecar["env"]}
     assert sidecar["envFrom"] == [{"configMapRef": {"name": f"{RELEASE}-env"}}]  # IRSA: no secret
+
+
+# --- the state volume's layout (the restore swaps the data dir beside its locks and journal) ---
+
+
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return pod.get("initContainers", []) + pod["containers"]
+
+
+@pytest.mark.parametrize("value_files", VALUE_SETS)
+def test_the_data_dir_is_a_plain_directory_one_level_below_its_volume(value_files: tuple[str, ...]) -> None:
+    """The restore swaps CAP_DATA_DIR with its staging dir by rename and keeps the state and restore locks and
+    its journal beside it: all of that must be on the volume, and the data dir must not be a mount point."""
+    from core.backup.swap import journal_path
+
+    docs = render_chart(*value_files)
+    data_dir = Path(by_kind(docs, "ConfigMap", f"{RELEASE}-env")["data"]["CAP_DATA_DIR"])
+    beside = journal_path(data_dir).parent  # where core writes the journal, locks, staging and old dirs
+    checked = 0
+    for name, pod in _pods(docs).items():
+        for container in _containers(pod["spec"]):
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            if "data" not in mounts.values():
+                continue
+            checked += 1
+            assert mounts.get(str(beside)) == "data", (name, container["name"], mounts)
+            assert str(data_dir) not in mounts, (name, container["name"])  # a mount point cannot be renamed
+    assert checked >= 3  # API and worker main containers and their init containers at least
+
+
+@pytest.mark.parametrize("value_files", VALUE_SETS)
+def test_init_containers_create_the_mount_points_inside_the_data_dir(value_files: tuple[str, ...]) -> None:
+    """A container runtime creates a missing mount point (and its parents) as root, which would leave the
+    data dir unwritable for uid 10001: the init container mounts nothing inside it and creates them."""
+    docs = render_chart(*value_files)
+    data_dir = by_kind(docs, "ConfigMap", f"{RELEASE}-env")["data"]["CAP_DATA_DIR"]
+    for name, pod in _pods(docs).items():
+        spec = pod["spec"]
+        inside = {
+            m["mountPath"][len(data_dir) :]
+            for c in spec["containers"]
+            for m in c.get("volumeMounts", [])
+            if m["mountPath"].startswith(data_dir + "/")
+        }
+        if not inside:
+            continue
+        (init,) = spec["initContainers"]
+        assert not [m for m in init["volumeMounts"] if m["mountPath"].startswith(data_dir)], name
+        assert {"name": "CAP_DATA_DIR", "value": data_dir} in init["env"], name
+        mkdir = next(line for line in init["args"][0].splitlines() if "mkdir -p" in line)
+        for sub in inside:
+            assert f'"$CAP_DATA_DIR{sub}"' in mkdir, (name, sub)
+
+
+# --- PostgreSQL mode (values-multinode.yaml): no node-bound volume, pods spread, secrets by reference ---
+
+
+@pytest.fixture(scope="module")
+def multinode() -> list[dict[str, Any]]:
+    return render_chart(*MULTINODE)
+
+
+def _pod_spec(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return by_kind(docs, "Deployment", name)["spec"]["template"]["spec"]
+
+
+def test_postgresql_mode_has_no_persistent_volume(multinode: list[dict[str, Any]]) -> None:
+    values = yaml.safe_load((CHART / "values-prod.yaml").read_text())
+    assert values["persistence"]["enabled"] is True  # prod asks for one; PostgreSQL mode overrides it
+    assert "PersistentVolumeClaim" not in {d["kind"] for d in multinode}
+    for name in (RELEASE, f"{RELEASE}-worker"):
+        volumes = {v["name"]: v for v in _pod_spec(multinode, name)["volumes"]}
+        assert "emptyDir" in volumes["data"], name
+        assert not [v for v in volumes.values() if "persistentVolumeClaim" in v], name
+    # SQLite mode keeps today's single-node chart: the PVC, mounted by API and worker
+    prod = render_chart("values-prod.yaml")
+    assert by_kind(prod, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for name in (RELEASE, f"{RELEASE}-worker"):
+        volumes = {v["name"]: v for v in _pod_spec(prod, name)["volumes"]}
+        assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{RELEASE}-data"
+
+
+def test_postgresql_mode_spreads_api_pods_across_nodes(multinode: list[dict[str, Any]]) -> None:
+    pods = _pods(multinode)
+    spec = _pod_spec(multinode, RELEASE)
+    spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+    assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    for constraint in spread.values():
+        assert constraint["maxSkew"] == 1 and _selected(constraint["labelSelector"], pods) == [RELEASE]
+    assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "ScheduleAnyway"
+    affinity = spec["affinity"]
+    assert set(affinity) == {"podAntiAffinity"}  # not the SQLite co-location values-prod.yaml asks for
+    (term,) = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert _selected(term["podAffinityTerm"]["labelSelector"], pods) == [RELEASE]
+    hard = render_chart(*MULTINODE, overrides={"api": {"spread": {"whenUnsatisfiable": "DoNotSchedule"}}})
+    node_rule = _pod_spec(hard, RELEASE)["topologySpreadConstraints"][0]
+    assert (node_rule["topologyKey"], node_rule["whenUnsatisfiable"]) == (
+        "kubernetes.io/hostname",
+        "DoNotSchedule",
+    )
+    # SQLite mode: no spread, the co-location with the worker's node stays
+    prod = _pod_spec(render_chart("values-prod.yaml"), RELEASE)
+    assert "topologySpreadConstraints" not in prod and "podAffinity" in prod["affinity"]
+
+
+def test_postgresql_mode_scales_the_worker_deployment(multinode: list[dict[str, Any]]) -> None:
+    worker = by_kind(multinode, "Deployment", f"{RELEASE}-worker")
+    assert worker["spec"]["replicas"] == 2 and worker["spec"]["strategy"]["type"] == "RollingUpdate"
+    (spread,) = worker["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert _selected(spread["labelSelector"], _pods(multinode)) == [f"{RELEASE}-worker"]
+    scaled = render_chart(*MULTINODE, overrides={"worker": {"replicas": 5}})
+    assert by_kind(scaled, "Deployment", f"{RELEASE}-worker")["spec"]["replicas"] == 5
+    sqlite = by_kind(render_chart("values-prod.yaml"), "Deployment", f"{RELEASE}-worker")
+    assert sqlite["spec"]["strategy"] == {"type": "Recreate"}  # one volume: never two workers in a rollout
+
+
+def test_postgresql_urls_come_only_from_the_secret(multinode: list[dict[str, Any]]) -> None:
+    def env_of(docs: list[dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
+        return {e["name"]: e for e in _pod_spec(docs, name)["containers"][0].get("env", [])}
+
+    for name in (RELEASE, f"{RELEASE}-worker"):
+        url = env_of(multinode, name)["CAP_DATABASE_URL"]
+        assert url["valueFrom"]["secretKeyRef"] == {"name": "cap-postgresql", "key": "cap-database-url"}, name
+    prefect = env_of(multinode, f"{RELEASE}-prefect")["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert prefect["valueFrom"]["secretKeyRef"] == {"name": "cap-postgresql", "key": "prefect-database-url"}
+    assert "CAP_DATABASE_URL" not in by_kind(multinode, "ConfigMap", f"{RELEASE}-env")["data"]
+    assert not re.search(r"postgres(ql)?(\+\w+)?://", json.dumps(multinode))  # no URL in any manifest
+    for path in CHART.glob("values*.yaml"):  # nor in any values file, comments aside
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not re.search(r"postgres(ql)?(\+\w+)?://", line.split("#", 1)[0]), f"{path.name}:{number}"
+    # SQLite mode: no database URL at all
+    assert "CAP_DATABASE_URL" not in json.dumps(render_chart("values-prod.yaml"))
+
+
+def test_postgresql_mode_renders_no_litestream_sidecar() -> None:
+    docs = render_chart(*MULTINODE, overrides=REPLICATION)
+    worker = _pod_spec(docs, f"{RELEASE}-worker")
+    assert [c["name"] for c in worker["containers"]] == ["worker", "metrics"]
+    assert "CAP_REPLICA_URL" not in json.dumps(docs)
+
+
+def _run_init(script: str, tmp: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """An init container's script under ``sh``, its fixed paths moved into ``tmp``."""
+    script = script.replace("/etc/cap/signing-keys", str(tmp / "secret")).replace(
+        "/var/lib/cap-keys", str(tmp / "keys-emptydir")
+    )
+    return subprocess.run(
+        ["sh", "-c", script],
+        env={"PATH": os.environ["PATH"], "CAP_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("deployment", [RELEASE, f"{RELEASE}-worker"])
+def test_init_script_prepares_the_data_dir_and_refuses_the_old_layout(
+    deployment: str, tmp_path: Path
+) -> None:
+    """The init container's script, run for real: a fresh volume gets the data dir with its mount points and
+    the keys as 0600 files; a volume that still holds the state at its root (the layout before the data dir
+    moved one level down) is refused instead of starting an empty state beside it."""
+    (init,) = _pod_spec(render_chart("values-prod.yaml"), deployment)["initContainers"]
+    script = init["args"][0]
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "k1.pem").write_text("PRIVATE")
+    (tmp_path / "keys-emptydir").mkdir()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    done = _run_init(script, tmp_path, fresh / "data")
+    assert done.returncode == 0, done.stderr
+    inside = {
+        m["mountPath"] for c in _pod_spec(render_chart(), deployment)["containers"] for m in c["volumeMounts"]
+    }
+    for sub in ("keys", "run"):
+        assert (fresh / "data" / sub).is_dir() == (f"{DATA}/{sub}" in inside), sub
+    key = tmp_path / "keys-emptydir" / "k1.pem"
+    assert key.read_text() == "PRIVATE" and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE((fresh / "data").stat().st_mode) == 0o700
+    assert _run_init(script, tmp_path, fresh / "data").returncode == 0  # every restart
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "registry.sqlite").write_bytes(b"entries")
+    refused = _run_init(script, tmp_path, old / "data")
+    assert refused.returncode == 1 and "move it into" in refused.stderr
+    assert not (old / "data").exists()
