@@ -36,7 +36,9 @@ import yaml
 from tests.live import free_port
 from tests.paths import REPO
 
-pytestmark = pytest.mark.slow
+# one group: the module-scoped Prefect server and PostgreSQL start once, on one worker (loadgroup would
+# otherwise spread these tests and start the stack on both)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prefect_postgres")]
 POOL = "cap-process"
 ROTATION = "rotate-signing-key/rotate-signing-key"
 CLI_TIMEOUT_S = 300
