@@ -22,7 +22,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core import status
-from core.audit import AuditLog
 from core.canonical import pretty_bytes
 from core.digest import sha3_prefixed
 from core.documents import validate_model
@@ -34,6 +33,7 @@ from core.sanctions import ListFormat, load_source, read_high_risk
 from core.sap.odata import retry_after_seconds
 from core.screening import ListsFile, SanctionsList, build_lists, load_lists
 from core.settings import Settings
+from core.store import LISTS_REFUSAL, audit_log, require_files
 
 if TYPE_CHECKING:
     import httpx
@@ -237,6 +237,7 @@ def refresh_lists(
 ) -> RefreshResult:
     """Download, build and (when the roots changed) install the lists. Raises a :class:`CapError` and writes
     nothing when a source fails, does not parse, or shrinks below ``min_kept`` of the keys in force."""
+    require_files(settings, LISTS_REFUSAL)
     try:
         result = _refresh(
             settings, sources, now, client=client, allow_shrink=allow_shrink, sleep=sleep, actor=actor
@@ -287,7 +288,7 @@ def _refresh(
         atomic_write(target, pretty_bytes(lists) + b"\n")
     if changed:
         atomic_write(target, pretty_bytes(lists) + b"\n")
-        AuditLog(settings.layout.audit_log).append(
+        audit_log(settings).append(
             "lists_refreshed",
             {
                 "actor": actor,

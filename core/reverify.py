@@ -34,9 +34,10 @@ from core.keyring import Keyring, load_keyring
 from core.manifest import MANIFEST_VERSION, Manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.proof import SCHEMAS, Proof, parse_proof_bytes, proof_file_bytes
-from core.registry import Registry, RegistryEntry, check_entry
+from core.registry import RegistryEntry, check_entry
 from core.screening import load_lists
 from core.settings import Settings
+from core.store import has_registry, open_registry
 from core.trust import TrustAnchors
 from core.verify import Check, CheckKind, Report, report_for_unreadable, verify_proof
 
@@ -82,9 +83,9 @@ def subject_baseline(settings: Settings, subject: str, path: Path | None = None)
     """``path``'s snapshot, else the last accepted registry entry of ``subject`` (call before registering)."""
     if path is not None:
         return read_snapshot(path, None)
-    if not settings.layout.registry_db.exists():
+    if not has_registry(settings):
         return None
-    with Registry(settings.layout.registry_db) as registry:
+    with open_registry(settings) as registry:
         entry = registry.latest_accepted(subject)
     return snapshot_of_entry(entry) if entry is not None else None
 
@@ -93,9 +94,9 @@ def baseline_for(settings: Settings, proof: Proof, path: Path | None = None) -> 
     """``path``'s snapshot, else the last accepted entry of the proof's subject older than the proof."""
     if path is not None:
         return read_snapshot(path, None)
-    if not settings.layout.registry_db.exists():
+    if not has_registry(settings):
         return None
-    with Registry(settings.layout.registry_db) as registry:
+    with open_registry(settings) as registry:
         entries = registry.entries()
     found = pick_baseline(entries, proof.manifest.subject, proof_hash=sha3_hex(proof_file_bytes(proof)))
     return snapshot_of_entry(found) if found is not None else None
@@ -195,9 +196,9 @@ def current_sanctions_root(settings: Settings, lists_path: Path | None = None) -
 
 def load_registry_entries(settings: Settings, limit: int | None = None) -> list[RegistryEntry]:
     """Registry entries, newest first (none without a registry)."""
-    if not settings.layout.registry_db.exists():
+    if not has_registry(settings):
         return []
-    with Registry(settings.layout.registry_db) as registry:
+    with open_registry(settings) as registry:
         return registry.entries(limit=limit)
 
 

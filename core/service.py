@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from core.anchors import installed_lists_path
-from core.audit import AuditLog
 from core.canonical import canonical_bytes, pretty_bytes
 from core.commitments import (
     SUPPLIER_COLUMNS,
@@ -52,10 +51,10 @@ from core.policy.lint import Diagnostic, LintMode, lint
 from core.policy.load import load_policy_file, load_policy_text
 from core.policy.v1 import PolicyV1
 from core.policy.v2 import PolicyV2
-from core.policy_store import PolicyStore, StoredPolicy
+from core.policy_store import StoredPolicy
 from core.proof import Proof, proof_file_bytes
 from core.prover import ProofBuild, ProofScheme, build_proof
-from core.registry import Registry, RegistryEntry
+from core.registry import RegistryEntry
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screen_report import Party, ScreenedRow, ScreenReport, screen_rows
 from core.screening import ListsFile, SanctionsList, build_lists, check_lists, load_lists, save_lists
@@ -65,6 +64,15 @@ from core.service_verify import verify_document as verify_document
 from core.service_verify import verify_file as verify_file
 from core.settings import Settings
 from core.signing import Ed25519Signer, Signer
+from core.store import (
+    KEYRING_REFUSAL,
+    LISTS_REFUSAL,
+    audit_log,
+    has_registry,
+    open_policy_store,
+    open_registry,
+    require_files,
+)
 from core.trust import lists_info
 
 if TYPE_CHECKING:
@@ -145,6 +153,8 @@ def save_local_keyring(
     Raises what :func:`save_keyring` raises, :class:`KeyError_` when the signer's key is unavailable,
     and the retryable ``state_restoring`` during a restore.
     """
+    if settings.layout.keyring.exists():  # a node's first keyring is provisioning; a change would diverge
+        require_files(settings, KEYRING_REFUSAL)
     with writing_state(settings.data_dir):
         validate_keyring(keyring, source=str(settings.layout.keyring))
         try:
@@ -275,11 +285,12 @@ def read_lists(
 
 def install_lists(settings: Settings, lists: ListsFile, now: datetime, actor: str = "cap") -> Path:
     """Install ``lists`` as this data dir's trusted lists (``<data>/lists/lists.json``), audited."""
+    require_files(settings, LISTS_REFUSAL)
     check_lists(lists, "lists")
     target = installed_lists_path(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     save_lists(target, lists)
-    AuditLog(settings.layout.audit_log).append(
+    audit_log(settings).append(
         "lists_installed",
         {
             "actor": actor,
@@ -332,7 +343,7 @@ def store_policy(settings: Settings, loaded: LoadedPolicy, now: datetime) -> Sto
     """Persist a compiled policy (deduplicated by hash; a different policy under the same id conflicts)."""
     c, info = loaded.compiled, loaded.info
     description = loaded.policy.notes if isinstance(loaded.policy, PolicyV1) else loaded.policy.description
-    with PolicyStore(settings.layout.policy_db) as store:
+    with open_policy_store(settings) as store:
         return store.save(
             c.policy_id,
             info.name,
@@ -347,7 +358,7 @@ def store_policy(settings: Settings, loaded: LoadedPolicy, now: datetime) -> Sto
 
 
 def get_policy(settings: Settings, policy_id: str) -> StoredPolicy:
-    with PolicyStore(settings.layout.policy_db) as store:
+    with open_policy_store(settings) as store:
         return store.get(policy_id)
 
 
@@ -358,7 +369,7 @@ def make_manifest(
     settings: Settings, commitments: Commitments, loaded: LoadedPolicy, lists: ListsFile | None, now: datetime
 ) -> Manifest:
     """An unsigned manifest binding the commitments to the policy, the lists and the audit tail."""
-    digest, count = AuditLog(settings.layout.audit_log).tail()
+    digest, count = audit_log(settings).tail()
     return build_manifest(
         commitments,
         loaded.info,
@@ -416,7 +427,7 @@ def prove(
         zk=proving,
     )
     entry = register_proof(settings, built.proof, built.verdict, signer, now)
-    AuditLog(settings.layout.audit_log).append(
+    audit_log(settings).append(
         "proof_built",
         {
             "registry_id": entry.id,
@@ -464,7 +475,7 @@ def register_proof(
     settings: Settings, proof: Proof, outcome: CheckStatus, signer: Ed25519Signer, now: datetime
 ) -> RegistryEntry:
     m = proof.manifest
-    with writing_state(settings.data_dir), Registry(settings.layout.registry_db) as registry:
+    with writing_state(settings.data_dir), open_registry(settings) as registry:
         return registry.register(
             proof_file_bytes(proof),
             canonical_bytes(m),
@@ -538,10 +549,10 @@ def rotation_census(
     settings: Settings, keyring: Keyring, request: rotation.RotationRequest, now: datetime
 ) -> int:
     """Registry entries the rotation's old key signed within ``request.census_window`` (0: no registry)."""
-    if request.action is not rotation.RotationAction.DECOMMISSION or not settings.layout.registry_db.exists():
+    if request.action is not rotation.RotationAction.DECOMMISSION or not has_registry(settings):
         return 0
     old = rotation.resolve(keyring, request).old_kid
-    with Registry(settings.layout.registry_db) as registry:
+    with open_registry(settings) as registry:
         return registry.count_signed_by(old, now - request.census_window)
 
 
@@ -552,6 +563,7 @@ def prepare_rotation_key(
 
     None when there is nothing to prepare (another phase, or phase 0 already applied).
     """
+    require_files(settings, KEYRING_REFUSAL)
     if request.action is not rotation.RotationAction.PREPARE:
         return None
     pair = rotation.resolve(keyring, request)

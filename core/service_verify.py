@@ -17,8 +17,9 @@ from core.keyring_chain import load_trusted_keyring
 from core.manifest import Manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.proof import Proof, ProofForms
-from core.registry import Registry, RegistryEntry, RegistryHandle, verify_entry
+from core.registry import RegistryEntry, verify_entry
 from core.settings import Settings
+from core.store import RegistryHandleApi, has_registry, open_registry
 from core.trust import TrustAnchors
 from core.verify import Check, CheckKind, RegistryLookup, Report, verify_proof, verify_proof_bytes
 
@@ -33,14 +34,13 @@ def load_local_keyring(settings: Settings, path: Path | None = None) -> Keyring:
 
 
 def registry_check(
-    settings: Settings, keyring: Keyring, handle: RegistryHandle | None = None
+    settings: Settings, keyring: Keyring, handle: RegistryHandleApi | None = None
 ) -> RegistryLookup:
     """A registry lookup for :func:`verify_proof`: is this exact proof registered with a valid entry?
 
-    A long-running process passes its :class:`RegistryHandle` (one open connection); one-shot callers
-    open the file for the lookup.
+    A long-running process passes its registry handle (one open connection or pool); one-shot callers
+    open the registry for the lookup.
     """
-    path = settings.layout.registry_db
     keys = {k.kid: k.public_key for k in keyring.keys}
 
     def find(forms: ProofForms) -> RegistryEntry | None:
@@ -48,11 +48,11 @@ def registry_check(
         if handle is not None:
             registry = handle.get()
             return registry.find(*hashes) if registry is not None else None
-        with Registry(path) as registry:
+        with open_registry(settings) as registry:
             return registry.find(*hashes)
 
     def check(proof: Proof, forms: ProofForms) -> Check:
-        if not path.exists():
+        if not has_registry(settings):
             return Check(
                 id="registry",
                 kind=CheckKind.REGISTRY,
@@ -113,7 +113,7 @@ def verify_document(
     mode: EnforcementMode,
     now: datetime,
     trust: TrustAnchors,
-    registry: RegistryHandle | None = None,
+    registry: RegistryHandleApi | None = None,
 ) -> Report:
     """Verify a parsed proof against ``keyring`` and ``trust``; ``registry`` is a long-running caller's
     open registry."""

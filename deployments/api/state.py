@@ -15,8 +15,8 @@ from core.auth import JwksCache, TokenValidator, file_fetcher, url_fetcher
 from core.errors import CapError
 from core.keyring import Keyring, KeyringWatcher
 from core.keyring_chain import chain_guard
-from core.registry import RegistryHandle
 from core.settings import Settings
+from core.store import RegistryHandleApi, registry_handle
 from core.trust import TrustAnchors
 from deployments.api.config import ApiConfig
 from deployments.api.flows import FlowGateway, PrefectFlows
@@ -45,7 +45,7 @@ class ApiState:
     keyring: KeyringWatcher
     tokens: TokenValidator
     flows: FlowGateway
-    registry: RegistryHandle
+    registry: RegistryHandleApi
     lists: InstalledListsWatcher
     clock: Callable[[], datetime] = utc_now
 
@@ -84,7 +84,7 @@ class ApiState:
                 guard=chain_guard(settings.layout.keyring, settings.operator_public_keys),
             ),
             tokens=token_validator(config),
-            registry=RegistryHandle(settings.layout.registry_db),
+            registry=registry_handle(settings),
             lists=InstalledListsWatcher(settings),
             clock=clock,
             flows=flows or PrefectFlows(config.prefect_api_url, timeout=config.prefect_timeout_seconds),
