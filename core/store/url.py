@@ -88,6 +88,8 @@ def _postgresql(value: str) -> DatabaseUrl:
     except ValueError:
         raise _refuse("is not a valid URL", "postgresql://…")
     shown = _redact(parts)
+    if "#" in value:
+        raise _refuse("contains '#' (percent-encode it in a password as %23)", shown)
     try:
         parts.port  # noqa: B018 - urlsplit checks the port lazily
     except ValueError:
@@ -97,6 +99,4 @@ def _postgresql(value: str) -> DatabaseUrl:
         raise _refuse("names no host", shown)
     if not parts.path.strip("/") and "dbname" not in query:
         raise _refuse("names no database (the path after the host)", shown)
-    if parts.fragment:
-        raise _refuse("has a '#' fragment (percent-encode '#' in a password as %23)", shown)
     return DatabaseUrl(engine=Engine.POSTGRESQL, conninfo=SecretStr(value), redacted=shown)
