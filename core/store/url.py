@@ -86,14 +86,14 @@ def _postgresql(value: str) -> DatabaseUrl:
     try:
         parts = urlsplit(value)
     except ValueError:
-        raise _refuse("is not a valid URL", "postgresql://…")
+        raise _refuse("is not a valid URL", "postgresql://…") from None
     shown = _redact(parts)
     if "#" in value:
         raise _refuse("contains '#' (percent-encode it in a password as %23)", shown)
     try:
         parts.port  # noqa: B018 - urlsplit checks the port lazily
     except ValueError:
-        raise _refuse("has a port that is not a number between 0 and 65535", shown)
+        raise _refuse("has a port that is not a number between 0 and 65535", shown) from None
     query = parse_qs(parts.query)
     if not parts.hostname and "host" not in query:
         raise _refuse("names no host", shown)
