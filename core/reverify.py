@@ -37,7 +37,8 @@ from core.proof import SCHEMAS, Proof, parse_proof_bytes, proof_file_bytes
 from core.registry import RegistryEntry, check_entry
 from core.screening import load_lists
 from core.settings import Settings
-from core.store import has_registry, open_registry
+from core.store import has_registry, keyring_store, open_registry
+from core.store.keyring import load_stored
 from core.trust import TrustAnchors
 from core.verify import Check, CheckKind, Report, report_for_unreadable, verify_proof
 
@@ -76,7 +77,8 @@ def optional_keyring(settings: Settings, path: Path | None = None) -> Keyring | 
     """The keyring at ``path`` (must exist) or the local one when there is one."""
     if path is not None:
         return load_keyring(path)
-    return load_keyring(settings.layout.keyring) if settings.layout.keyring.exists() else None
+    store = keyring_store(settings)
+    return load_stored(store) if store.exists() else None
 
 
 def subject_baseline(settings: Settings, subject: str, path: Path | None = None) -> Snapshot | None:

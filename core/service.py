@@ -34,12 +34,9 @@ from core.keyring import (
     Keyring,
     bootstrap_keyring,
     keyring_file_bytes,
-    load_keyring,
-    read_floor,
-    save_keyring,
     validate_keyring,
 )
-from core.keyring_chain import LinkSigner, append_link, chain_path, read_chain
+from core.keyring_chain import LinkSigner, sign_link
 from core.keys import KeyMetadata, KeyStore, format_timestamp, load_operator_signer, parse_timestamp
 from core.lists_refresh import RefreshResult, load_sources
 from core.lists_refresh import refresh_lists as refresh_from_sources
@@ -65,14 +62,15 @@ from core.service_verify import verify_file as verify_file
 from core.settings import Settings
 from core.signing import Ed25519Signer, Signer
 from core.store import (
-    KEYRING_REFUSAL,
     LISTS_REFUSAL,
     audit_log,
     has_registry,
+    keyring_store,
     open_policy_store,
     open_registry,
     require_files,
 )
+from core.store.keyring import load_stored
 from core.trust import lists_info
 
 if TYPE_CHECKING:
@@ -106,7 +104,7 @@ def keygen(
     """Generate a signing key; the first key also starts the keyring as its default signer."""
     store = KeyStore(settings.layout)
     meta = store.generate(owner or settings.owner, now, valid_days)
-    if not settings.layout.keyring.exists():
+    if not keyring_store(settings).exists():
         save_local_keyring(settings, bootstrap_keyring(meta, now, actor="cap keys keygen"), now)
     return meta
 
@@ -118,18 +116,18 @@ def keyring_link_signer(
     ``CAP_OPERATOR_KEY`` is set; else the outgoing default signer (the one of the keyring on disk);
     else (first keyring or unsigned data dir, no operator key) its own default signer as a bootstrap link,
     which is refused once operator keys are pinned. Raises :class:`ConfigError`, :class:`KeyError_`."""
-    ring, store = settings.layout.keyring, KeyStore(settings.layout)
+    ring, store = keyring_store(settings), KeyStore(settings.layout)
     if operator or (not ring.exists() and settings.operator_key_file is not None):
         if settings.operator_key_file is None:
             raise ConfigError(
                 "no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY"
             )
         return load_operator_signer(settings.operator_key_file), LinkSigner.OPERATOR
-    chain = read_chain(chain_path(ring)) if ring.exists() else None
+    chain = ring.chain() if ring.exists() else None
     if chain is None or not chain.links:
         return store.signer(keyring.default_signing_kid), LinkSigner.BOOTSTRAP
     try:
-        return store.signer(load_keyring(ring).default_signing_kid), LinkSigner.OUTGOING
+        return store.signer(load_stored(ring).default_signing_kid), LinkSigner.OUTGOING
     except (KeyError_, NotFoundError):  # e.g. reverting a step whose new key is gone: its signer undoes it
         last = chain.links[-1]
         if last.signer is not LinkSigner.OUTGOING:
@@ -140,31 +138,37 @@ def keyring_link_signer(
 def _may_stay_unsigned(settings: Settings) -> bool:
     """A legacy unsigned data dir (no chain, no pinned operator key) whose signer's key is not here stays
     unsigned rather than failing; a signed one never does."""
-    return not settings.operator_public_keys and read_chain(settings.layout.keyring_chain) is None
+    return not settings.operator_public_keys and keyring_store(settings).chain() is None
 
 
 def save_local_keyring(
-    settings: Settings, keyring: Keyring, now: datetime, *, operator: bool = False
+    settings: Settings,
+    keyring: Keyring,
+    now: datetime,
+    *,
+    operator: bool = False,
+    expected: int | None = None,
 ) -> Keyring:
     """Sign (see :func:`keyring_link_signer`), save the data dir's keyring and raise the generation —
     never while a restore replaces the directory. The link is written before the keyring, so a reader
     never sees a keyring without its link.
 
     Raises what :func:`save_keyring` raises, :class:`KeyError_` when the signer's key is unavailable,
-    and the retryable ``state_restoring`` during a restore.
+    and the retryable ``state_restoring`` during a restore; :class:`ConflictError` ``keyring_changed`` when
+    the stored version is not ``expected`` (a stale writer; in one transaction on PostgreSQL).
     """
-    if settings.layout.keyring.exists():  # a node's first keyring is provisioning; a change would diverge
-        require_files(settings, KEYRING_REFUSAL)
+    store = keyring_store(settings)
     with writing_state(settings.data_dir):
-        validate_keyring(keyring, source=str(settings.layout.keyring))
+        validate_keyring(keyring, source=store.name)
+        link = None
         try:
             signer, role = keyring_link_signer(settings, keyring, operator)
         except (KeyError_, NotFoundError) as exc:
             if exc.code not in ("private_key_missing", "key_not_found") or not _may_stay_unsigned(settings):
                 raise
         else:
-            append_link(settings.layout.keyring, keyring, keyring_file_bytes(keyring), signer, role)
-        save_keyring(settings.layout.keyring, keyring)
+            link = sign_link(keyring, keyring_file_bytes(keyring), signer, role)
+        store.write(keyring, link, expected=expected)
         bump_generation(settings.data_dir, f"keyring v{keyring.version}", now)
     return keyring
 
@@ -186,7 +190,8 @@ def anchor_keyring(settings: Settings, now: datetime, *, actor: str = "cap keys 
             field="CAP_OPERATOR_PUBLIC_KEYS",
             found=operator.kid,
         )
-    current = load_keyring(settings.layout.keyring, min_version=read_floor(settings.layout.keyring_floor))
+    store = keyring_store(settings)
+    current = load_stored(store, min_version=store.floor())
     version = current.version + 1
     event = HistoryEvent(
         version=version,
@@ -215,7 +220,7 @@ def default_signer(settings: Settings) -> Ed25519Signer:
 
 def ensure_signer(settings: Settings, now: datetime) -> Ed25519Signer:
     """The default signer, creating a first key and keyring on a fresh data directory."""
-    if not settings.layout.keyring.exists():
+    if not keyring_store(settings).exists():
         keygen(settings, now=now)
     return default_signer(settings)
 
@@ -502,7 +507,7 @@ import yaml  # noqa: E402
 
 from core import metrics, rotation  # noqa: E402
 from core.attestation import ChainResult, SignedAttestation, attest, attestation_problem, verify_chain  # noqa: E402
-from core.errors import CapError, ConflictError, RotationError  # noqa: E402
+from core.errors import CapError, RotationError  # noqa: E402
 from core.keyring import KeyAcceptance, entry_from_metadata, key_acceptance  # noqa: E402
 from core.keys import KeyStatus, build_metadata  # noqa: E402
 
@@ -563,7 +568,6 @@ def prepare_rotation_key(
 
     None when there is nothing to prepare (another phase, or phase 0 already applied).
     """
-    require_files(settings, KEYRING_REFUSAL)
     if request.action is not rotation.RotationAction.PREPARE:
         return None
     pair = rotation.resolve(keyring, request)
@@ -615,17 +619,11 @@ def plan_rotation(
 
 
 def write_rotation_keyring(settings: Settings, plan: rotation.RotationPlan) -> Keyring:
-    """Save ``plan.after`` if the file still holds ``plan.before``'s version; else ConflictError."""
-    current = load_local_keyring(settings)
-    if current.version != plan.before.version:
-        raise ConflictError(
-            "the keyring changed while the rotation was planned",
-            code="keyring_changed",
-            file=str(settings.layout.keyring),
-            found=current.version,
-            expected=plan.before.version,
-        )
-    return save_local_keyring(settings, plan.after, parse_timestamp(plan.after.history[-1].at))
+    """Save ``plan.after`` if the store still holds ``plan.before``'s version (compared and written in one
+    transaction on PostgreSQL); else ConflictError ``keyring_changed``."""
+    load_local_keyring(settings)  # the stored keyring must still be trusted (floor, chain)
+    at = parse_timestamp(plan.after.history[-1].at)
+    return save_local_keyring(settings, plan.after, at, expected=plan.before.version)
 
 
 def revert_rotation_keyring(
@@ -802,7 +800,7 @@ def verify_attestation_files(
     root = root_kid or chain[0].attestation.signer_kid
     result = verify_chain(chain, root, KeyStore(settings.layout).get)
     head = None
-    if result.ok and result.head_kid and settings.layout.keyring.exists():
+    if result.ok and result.head_kid and keyring_store(settings).exists():
         head = key_acceptance(load_local_keyring(settings), result.head_kid, mode, now)
     return ChainCheck(chain=result, head_acceptance=head)
 
@@ -836,7 +834,7 @@ class KeysOverview(BaseModel):
 def keys_overview(settings: Settings) -> KeysOverview:
     """Every key of the store and the keyring: signer, membership, statuses, validity, keyring history."""
     stored = {m.kid: m for m in KeyStore(settings.layout).list()}
-    ring = load_local_keyring(settings) if settings.layout.keyring.exists() else None
+    ring = load_local_keyring(settings) if keyring_store(settings).exists() else None
     members = {e.kid: e for e in ring.keys} if ring else {}
     rows = []
     for kid in [*stored, *(k for k in members if k not in stored)]:

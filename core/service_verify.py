@@ -11,26 +11,24 @@ from datetime import datetime
 from pathlib import Path
 
 from core.digest import sha3_hex
-from core.errors import NotFoundError
 from core.keyring import Keyring
-from core.keyring_chain import load_trusted_keyring
 from core.manifest import Manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.proof import Proof, ProofForms
 from core.registry import RegistryEntry, verify_entry
 from core.settings import Settings
-from core.store import RegistryHandleApi, has_registry, open_registry
+from core.store import RegistryHandleApi, has_registry, keyring_store, open_registry
+from core.store.keyring import FileKeyringStore, load_trusted, require_keyring
 from core.trust import TrustAnchors
 from core.verify import Check, CheckKind, RegistryLookup, Report, verify_proof, verify_proof_bytes
 
 
 def load_local_keyring(settings: Settings, path: Path | None = None) -> Keyring:
-    target = path or settings.layout.keyring
-    if not target.exists():
-        raise NotFoundError(
-            "no keyring: run `cap keys keygen` first", code="keyring_not_found", file=str(target)
-        )
-    return load_trusted_keyring(target, settings.operator_public_keys)
+    """The trusted keyring at ``path``, else the one of ``settings``' store (files or database). Raises
+    NotFoundError ``keyring_not_found``, RotationError ``keyring_rollback``, IntegrityError (chain)."""
+    store = FileKeyringStore(path) if path is not None else keyring_store(settings)
+    require_keyring(store)
+    return load_trusted(store, settings.operator_public_keys)
 
 
 def registry_check(

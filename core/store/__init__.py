@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from core.audit import AuditEvent, AuditLog, ChainReport
 from core.errors import ConfigError
+from core.keyring import KeyringWatcher
 from core.policy_store import PolicyStatus, PolicyStore, StoredPolicy
 from core.registry import Registry, RegistryEntry, RegistryHandle, Verdict
 from core.signing import Signer
+from core.store.keyring import FileKeyringStore, KeyringStore, guard_for
 from core.store.url import VARIABLE, DatabaseUrl, Engine, parse_database_url
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ __all__ = [
     "RegistryStore",
     "audit_log",
     "has_registry",
+    "keyring_store",
+    "keyring_watcher",
     "open_policy_store",
     "open_registry",
     "parse_database_url",
@@ -176,12 +180,35 @@ def audit_log(settings: Settings) -> AuditStore:
     return AuditLog(settings.layout.audit_log)
 
 
+def keyring_store(settings: Settings) -> KeyringStore:
+    """Where ``settings``' keyring lives: the data dir's files, or the database's keyring tables."""
+    url = settings.database
+    if url.is_postgresql:
+        from core.store.postgres.keyring import PgKeyringStore
+
+        return PgKeyringStore(url)
+    return FileKeyringStore(settings.layout.keyring)
+
+
+def keyring_watcher(settings: Settings) -> KeyringWatcher:
+    """The hot-reloaded keyring of a long-running process (the API): the file's stamp and the data dir's
+    generation on SQLite; the database's head version, polled at most every second, on PostgreSQL."""
+    store = keyring_store(settings)
+    guard = guard_for(store, settings.operator_public_keys)
+    if settings.database.is_postgresql:
+        return KeyringWatcher(settings.layout.keyring, guard=guard, source=store)
+    return KeyringWatcher(
+        settings.layout.keyring, generation_path=settings.layout.generation_file, guard=guard
+    )
+
+
 def prepare_stores(settings: Settings) -> None:
     """Create and migrate the registry, the policy store and the audit log (``cap serve`` at start)."""
     open_registry(settings).close()
     open_policy_store(settings).close()
     if settings.database.is_postgresql:
         audit_log(settings)
+        keyring_store(settings)
 
 
 def schema_version(settings: Settings, component: str) -> int:

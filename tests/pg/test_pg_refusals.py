@@ -1,5 +1,5 @@
-"""PostgreSQL mode refuses what is not on PostgreSQL yet (backup/restore of the state, keyring changes, list
-installs, Litestream replication) with a clear error, instead of acting on one node's local files."""
+"""PostgreSQL mode refuses what is not on PostgreSQL yet (backup/restore of the state, list installs,
+Litestream replication) with a clear error, instead of acting on one node's local files."""
 
 from __future__ import annotations
 
@@ -56,17 +56,6 @@ def _refused(call, settings, needle):
 )
 def test_pg_mode_refuses_what_is_not_on_postgresql(pg_mode, call, needle):
     _refused(call, pg_mode, needle)
-
-
-def test_a_keyring_change_is_refused_but_the_first_keyring_is_provisioned(pg_mode):
-    service.keygen(pg_mode, now=NOW)  # a fresh node: key + first keyring, node-local files
-    assert pg_mode.layout.keyring.exists()
-    before = pg_mode.layout.keyring.read_bytes()
-    current = service.load_local_keyring(pg_mode)
-    changed = current.model_copy(update={"version": current.version + 1})
-    _refused(lambda s: service.save_local_keyring(s, changed, NOW), pg_mode, "changing the keyring")
-    _refused(lambda s: service.prepare_rotation_key(s, current, None, NOW), pg_mode, "changing the keyring")
-    assert pg_mode.layout.keyring.read_bytes() == before
 
 
 def test_cap_backup_in_pg_mode_exits_with_the_refusal(tmp_path):

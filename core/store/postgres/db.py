@@ -32,7 +32,7 @@ POOL_MIN: Final = 1
 POOL_MAX: Final = 4
 POOL_TIMEOUT_S: Final = 10.0
 CONNECT_TIMEOUT_S: Final = 5
-KNOWN_COMPONENTS: Final = frozenset({"registry", "policy_store", "audit"})
+KNOWN_COMPONENTS: Final = frozenset({"registry", "policy_store", "audit", "keyring", "lists"})
 MIGRATION_LOCK: Final = 0x0CA9_0001
 """``pg_advisory_xact_lock`` key serialising schema migrations across processes and nodes."""
 
@@ -130,6 +130,19 @@ class Database:
             pool = self._open_pool()
         with guard(self.url), pool.connection() as conn:
             yield conn
+
+    @contextmanager
+    def statements(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A pooled connection in autocommit mode: each statement is its own transaction (no BEGIN/COMMIT
+        round trips), for work that needs no more. Raises :class:`StorageError`."""
+        with self._lock:
+            pool = self._open_pool()
+        with guard(self.url), pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                conn.autocommit = False
 
     def ensure(self, component: str, migrations: list[str]) -> None:
         """Migrate ``component`` once per process. Raises :class:`StorageError` (wrong or too new schema)."""

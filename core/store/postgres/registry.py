@@ -106,7 +106,7 @@ class PgRegistry:
             now=now,
             timestamp_file=timestamp_file,
         )
-        with self._db.transaction() as conn:
+        with self._db.statements() as conn:  # two statements, each atomic: a number drawn is never reused
             row = conn.execute("SELECT nextval('registry_entry_seq')").fetchone()
             assert row is not None
             entry = sign_entry(f"proof_{int(str(row[0])):03d}", unsigned, signer)

@@ -85,7 +85,7 @@ def _keyring(state: ApiState, now: datetime) -> ReadyCheck:
         entry = keyring.default_entry
     except CapError as exc:
         return _check("keyring", False, exc.message)
-    if not state.settings.layout.keyring.exists():
+    if not state.settings.database.is_postgresql and not state.settings.layout.keyring.exists():
         return _check("keyring", False, "keyring file is gone (serving the last good copy)")
     refused = state.keyring.last_error
     if refused is not None:
