@@ -26,14 +26,14 @@ from core.canonical import pretty_bytes
 from core.digest import sha3_prefixed
 from core.documents import validate_model
 from core.errors import CapError, ConflictError, InvalidInputError, StorageError
-from core.fsio import atomic_write
 from core.metrics import LISTS_REFRESH_TOTAL
 from core.name_keys import CURRENT_KEY_VERSION
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.sap.odata import retry_after_seconds
-from core.screening import ListsFile, SanctionsList, build_lists, load_lists
+from core.screening import ListsFile, SanctionsList, build_lists
 from core.settings import Settings
-from core.store import LISTS_REFUSAL, audit_log, require_files
+from core.store import audit_log, lists_store
+from core.store.lists import load_installed
 
 if TYPE_CHECKING:
     import httpx
@@ -237,7 +237,6 @@ def refresh_lists(
 ) -> RefreshResult:
     """Download, build and (when the roots changed) install the lists. Raises a :class:`CapError` and writes
     nothing when a source fails, does not parse, or shrinks below ``min_kept`` of the keys in force."""
-    require_files(settings, LISTS_REFUSAL)
     try:
         result = _refresh(
             settings, sources, now, client=client, allow_shrink=allow_shrink, sleep=sleep, actor=actor
@@ -261,9 +260,8 @@ def _refresh(
     sleep: Sleep,
     actor: str,
 ) -> RefreshResult:
-    target = settings.layout.lists_dir / "lists.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    previous = load_lists(target) if target.exists() else None
+    store = lists_store(settings)
+    previous = load_installed(store)
     owned = client is None
     import httpx  # lazy, as above
 
@@ -285,9 +283,9 @@ def _refresh(
     )
     if not changed and previous is not None and previous.generated_at != lists.generated_at:
         # same roots, confirmed current now: re-stamp the build time proofs carry (ADR 0007), no audit event
-        atomic_write(target, pretty_bytes(lists) + b"\n")
+        store.write(pretty_bytes(lists) + b"\n")
     if changed:
-        atomic_write(target, pretty_bytes(lists) + b"\n")
+        store.write(pretty_bytes(lists) + b"\n")
         audit_log(settings).append(
             "lists_refreshed",
             {
@@ -302,7 +300,7 @@ def _refresh(
         )
     return RefreshResult(
         changed=changed,
-        lists_path=str(target),
+        lists_path=store.name,
         sanctions_root=lists.sanctions_root,
         sanctions_count=lists.sanctions_count,
         jurisdiction_root=lists.jurisdiction_root,

@@ -37,8 +37,9 @@ from core.proof import SCHEMAS, Proof, parse_proof_bytes, proof_file_bytes
 from core.registry import RegistryEntry, check_entry
 from core.screening import load_lists
 from core.settings import Settings
-from core.store import has_registry, keyring_store, open_registry
+from core.store import has_registry, keyring_store, lists_store, open_registry
 from core.store.keyring import load_stored
+from core.store.lists import load_installed
 from core.trust import TrustAnchors
 from core.verify import Check, CheckKind, Report, report_for_unreadable, verify_proof
 
@@ -192,8 +193,10 @@ def add_proof_drift(
 
 def current_sanctions_root(settings: Settings, lists_path: Path | None = None) -> str | None:
     """The sanctions root in force: ``lists_path`` or ``<data>/lists/lists.json`` when present."""
-    path = lists_path or settings.layout.lists_dir / "lists.json"
-    return load_lists(path).sanctions_root if lists_path is not None or path.exists() else None
+    if lists_path is not None:
+        return load_lists(lists_path).sanctions_root
+    installed = load_installed(lists_store(settings))
+    return installed.sanctions_root if installed is not None else None
 
 
 def load_registry_entries(settings: Settings, limit: int | None = None) -> list[RegistryEntry]:

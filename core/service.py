@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from core.anchors import installed_lists_path
 from core.canonical import canonical_bytes, pretty_bytes
 from core.commitments import (
     SUPPLIER_COLUMNS,
@@ -54,7 +53,7 @@ from core.prover import ProofBuild, ProofScheme, build_proof
 from core.registry import RegistryEntry
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screen_report import Party, ScreenedRow, ScreenReport, screen_rows
-from core.screening import ListsFile, SanctionsList, build_lists, check_lists, load_lists, save_lists
+from core.screening import ListsFile, SanctionsList, build_lists, check_lists, load_lists
 from core.service_verify import load_local_keyring as load_local_keyring
 from core.service_verify import registry_check as registry_check
 from core.service_verify import verify_document as verify_document
@@ -62,13 +61,12 @@ from core.service_verify import verify_file as verify_file
 from core.settings import Settings
 from core.signing import Ed25519Signer, Signer
 from core.store import (
-    LISTS_REFUSAL,
     audit_log,
     has_registry,
     keyring_store,
+    lists_store,
     open_policy_store,
     open_registry,
-    require_files,
 )
 from core.store.keyring import load_stored
 from core.trust import lists_info
@@ -288,13 +286,12 @@ def read_lists(
     return build_lists_file([(sanctions, fmt)], high_risk, now)
 
 
-def install_lists(settings: Settings, lists: ListsFile, now: datetime, actor: str = "cap") -> Path:
-    """Install ``lists`` as this data dir's trusted lists (``<data>/lists/lists.json``), audited."""
-    require_files(settings, LISTS_REFUSAL)
+def install_lists(settings: Settings, lists: ListsFile, now: datetime, actor: str = "cap") -> str:
+    """Install ``lists`` as the trusted lists (``<data>/lists/lists.json``, or the database on PostgreSQL),
+    audited; returns where they went."""
     check_lists(lists, "lists")
-    target = installed_lists_path(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_lists(target, lists)
+    store = lists_store(settings)
+    store.write(pretty_bytes(lists) + b"\n")  # the bytes save_lists writes
     audit_log(settings).append(
         "lists_installed",
         {
@@ -307,7 +304,7 @@ def install_lists(settings: Settings, lists: ListsFile, now: datetime, actor: st
         },
         now,
     )
-    return target
+    return store.name
 
 
 def list_sources_path(settings: Settings) -> Path:

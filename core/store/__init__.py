@@ -8,10 +8,11 @@ Two engines behind the same public methods and return models:
 - PostgreSQL (``postgresql://…``): :mod:`core.store.postgres` — ``db`` (pool, migrations, error mapping),
   ``registry.PgRegistry``, ``policy_store.PgPolicyStore``, ``audit.PgAuditLog``.
 
-Every entry point (CLI, API, tasks, services) opens stores through the factories here, never by path. The
-keyring, installed lists, verifying-key pins and signing keys stay files under the data dir in both modes; in
-PostgreSQL mode anything that would CHANGE them, and backup/restore of the state, is refused
-(:func:`require_files`) rather than silently writing one node's local files (docs/adr/0013).
+Every entry point (CLI, API, tasks, services) opens stores through the factories here, never by path: the
+registry, policy store, audit log, keyring (:mod:`core.store.keyring`) and installed lists
+(:mod:`core.store.lists`). Signing keys, pinned verifying keys and the operations status book stay files
+under the data dir in both modes; backup/restore and Litestream replication of the state are refused in
+PostgreSQL mode (:func:`require_files`) rather than copying one node's files (docs/adr/0013).
 The PostgreSQL modules (and ``psycopg``) are imported only when PostgreSQL is selected.
 """
 
@@ -33,11 +34,10 @@ from core.store.url import VARIABLE, DatabaseUrl, Engine, parse_database_url
 
 if TYPE_CHECKING:
     from core.settings import Settings
+    from core.store.lists import ListsStore
 
 __all__ = [
     "BACKUP_REFUSAL",
-    "KEYRING_REFUSAL",
-    "LISTS_REFUSAL",
     "NOT_ON_POSTGRESQL",
     "RESTORE_REFUSAL",
     "VARIABLE",
@@ -51,6 +51,7 @@ __all__ = [
     "has_registry",
     "keyring_store",
     "keyring_watcher",
+    "lists_store",
     "open_policy_store",
     "open_registry",
     "parse_database_url",
@@ -202,6 +203,16 @@ def keyring_watcher(settings: Settings) -> KeyringWatcher:
     )
 
 
+def lists_store(settings: Settings) -> ListsStore:
+    """Where ``settings``' installed lists live: ``<data>/lists/lists.json``, or the database."""
+    from core.store.lists import FileListsStore, PgListsStore
+
+    url = settings.database
+    return (
+        PgListsStore(url) if url.is_postgresql else FileListsStore(settings.layout.lists_dir / "lists.json")
+    )
+
+
 def prepare_stores(settings: Settings) -> None:
     """Create and migrate the registry, the policy store and the audit log (``cap serve`` at start)."""
     open_registry(settings).close()
@@ -209,6 +220,7 @@ def prepare_stores(settings: Settings) -> None:
     if settings.database.is_postgresql:
         audit_log(settings)
         keyring_store(settings)
+        lists_store(settings)
 
 
 def schema_version(settings: Settings, component: str) -> int:
@@ -244,11 +256,3 @@ def require_files(settings: Settings, refusal: str) -> None:
 
 BACKUP_REFUSAL = "backup of the PostgreSQL state is not supported yet; use pg_dump"
 RESTORE_REFUSAL = "restore of the PostgreSQL state is not supported yet; use pg_restore"
-KEYRING_REFUSAL = (
-    "changing the keyring is not supported with the PostgreSQL state yet "
-    "(the keyring is still a file on each node, which would diverge)"
-)
-LISTS_REFUSAL = (
-    "installing or refreshing lists is not supported with the PostgreSQL state yet "
-    "(installed lists are still files on each node, which would diverge)"
-)

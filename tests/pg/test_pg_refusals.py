@@ -1,5 +1,5 @@
-"""PostgreSQL mode refuses what is not on PostgreSQL yet (backup/restore of the state, list installs,
-Litestream replication) with a clear error, instead of acting on one node's local files."""
+"""PostgreSQL mode refuses what is not on PostgreSQL yet (backup/restore of the state, Litestream replication)
+with a clear error, instead of acting on one node's local files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import service
 from core.backup import service as backups
 from core.errors import ConfigError
 from core.settings import Settings
@@ -51,7 +50,6 @@ def _refused(call, settings, needle):
         pytest.param(
             lambda s: replicators(s, {"CAP_REPLICA_URL": "s3://b/p"}), "Litestream", id="litestream"
         ),
-        pytest.param(lambda s: service.install_lists(s, None, NOW), "lists", id="install_lists"),  # type: ignore[arg-type]
     ],
 )
 def test_pg_mode_refuses_what_is_not_on_postgresql(pg_mode, call, needle):

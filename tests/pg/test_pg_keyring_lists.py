@@ -14,7 +14,7 @@ from core.errors import ConflictError
 from core.keyring import KeyringWatcher, keyring_file_bytes
 from core.rotation import RotationPhase, RotationRequest
 from core.settings import Settings
-from core.store import keyring_store
+from core.store import audit_log, keyring_store
 from core.store.keyring import load_trusted
 from core.store.postgres.db import close_all
 from core.store.postgres.keyring import PgKeyringStore
@@ -86,5 +86,33 @@ def test_every_replica_follows_a_new_version_within_the_polling_bound(pg_url, tm
             time.sleep(0.02)
         assert watcher.current(NOW).version == 2
         assert not (tmp_path / "unused").exists()
+    finally:
+        close_all()
+
+
+def test_lists_installed_on_one_node_are_in_force_on_another_without_local_files(pg_url, tmp_path):
+    from core.anchors import InstalledListsWatcher, installed_lists
+    from core.store.lists import PgListsStore
+    from tests.world import World
+
+    node_a = Settings(data_dir=tmp_path / "node-a", database_url=pg_url)
+    node_b = Settings(data_dir=tmp_path / "node-b", database_url=pg_url)
+    try:
+        watcher = InstalledListsWatcher(node_b)
+        assert watcher.current() == () and installed_lists(node_b) == ()
+        lists = World().lists_file
+        where = service.install_lists(node_a, lists, NOW)
+        assert "installed_lists" in where and "cap@" in where
+        assert installed_lists(node_b)[0].lists == lists
+        fast = PgListsStore(node_b.database, poll_seconds=0.0)  # the API's watcher polls at most every second
+        assert fast.stamp() is not None and installed_lists(node_b)[0].origin.startswith(
+            "installed postgresql://"
+        )
+        deadline = time.monotonic() + 5
+        while not watcher.current() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watcher.current()[0].lists == lists
+        assert not (tmp_path / "node-a" / "lists").exists() and not (tmp_path / "node-b" / "lists").exists()
+        assert [e.event for e in audit_log(node_a).events()] == ["lists_installed"]  # audited in the database
     finally:
         close_all()
