@@ -262,6 +262,7 @@ def _refresh(
 ) -> RefreshResult:
     store = lists_store(settings)
     previous = load_installed(store)
+    settings.layout.root.mkdir(parents=True, exist_ok=True)  # where the download is staged
     owned = client is None
     import httpx  # lazy, as above
 
