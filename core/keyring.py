@@ -453,7 +453,11 @@ class KeyringWatcher:
                 self._reload(now, new_generation=True)
                 if self._last_error is None:
                     self._generation = generation
-            stamp = self._source.stamp()
+            try:
+                stamp = self._source.stamp()
+            except CapError as exc:  # the store is unreadable (a database down): keep the last good keyring
+                self._last_error = exc
+                return self._held()
             if stamp is None or stamp != self._stamp:
                 self._reload(now)
             return self._held()

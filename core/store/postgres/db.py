@@ -117,7 +117,7 @@ class Database:
                 max_size=POOL_MAX,
                 timeout=POOL_TIMEOUT_S,
                 kwargs={"connect_timeout": CONNECT_TIMEOUT_S},
-                check=psycopg_pool.ConnectionPool.check_connection,  # a failover's dead sockets never reach a caller
+                check=psycopg_pool.ConnectionPool.check_connection,  # no dead socket (failover) is lent out
                 name="cap",
                 open=True,
             )
