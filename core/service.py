@@ -99,10 +99,12 @@ def write_json(path: str | Path, model: object) -> Path:
 def keygen(
     settings: Settings, *, now: datetime, owner: str | None = None, valid_days: int = 730
 ) -> KeyMetadata:
-    """Generate a signing key; the first key also starts the keyring as its default signer."""
+    """Generate a signing key; the first key also starts the keyring as its default signer. The keyring's
+    store is asked first, so an unreachable database leaves no key behind."""
+    first = not keyring_store(settings).exists()
     store = KeyStore(settings.layout)
     meta = store.generate(owner or settings.owner, now, valid_days)
-    if not keyring_store(settings).exists():
+    if first:
         save_local_keyring(settings, bootstrap_keyring(meta, now, actor="cap keys keygen"), now)
     return meta
 

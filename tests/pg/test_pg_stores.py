@@ -124,16 +124,22 @@ def test_a_newer_or_foreign_schema_is_refused(pg_settings, pg_url, row, code):
     assert (info.value.code, info.value.transient) == (code, False)
 
 
-def test_an_unreachable_server_is_transient_and_the_password_is_never_shown(pg_server):
+def test_an_unreachable_server_is_transient_and_the_password_is_never_shown(tmp_path):
+    from core import service
     from tests.live import free_port
 
-    url = f"postgresql://cap:s3cr3t-pw@127.0.0.1:{free_port()}/nowhere"
+    settings = Settings(
+        data_dir=tmp_path / "node", database_url=f"postgresql://cap:s3cr3t-pw@127.0.0.1:{free_port()}/x"
+    )
     with pytest.raises(StorageError) as info:
-        open_registry(Settings(database_url=url))
+        open_registry(settings)
     error = info.value
     assert (error.code, error.transient) == ("storage_unavailable", True)
     assert "s3cr3t-pw" not in error.message + repr(error.details)
     assert "postgresql://cap:***@127.0.0.1" in error.message
+    with pytest.raises(StorageError):
+        service.keygen(settings, now=T0)  # the keyring's store is asked before a key is generated
+    assert not settings.layout.keys_dir.exists()
 
 
 @pytest.mark.parametrize(
