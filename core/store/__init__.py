@@ -2,11 +2,13 @@
 
 Two engines behind the same public methods and return models:
 
-- SQLite (default, one machine): :mod:`core.db` (plumbing), :class:`core.registry.Registry`,
-  :class:`core.policy_store.PolicyStore`, :class:`core.audit.AuditLog` (a JSONL file), grouped in
+- files (default, one machine): :mod:`core.db` (SQLite plumbing), :class:`core.registry.Registry`,
+  :class:`core.policy_store.PolicyStore`, :class:`core.audit.AuditLog` (a JSONL file),
+  :class:`core.store.keyring.FileKeyringStore`, :class:`core.store.lists.FileListsStore`; grouped in
   :mod:`core.store.sqlite`;
 - PostgreSQL (``postgresql://…``): :mod:`core.store.postgres` — ``db`` (pool, migrations, error mapping),
-  ``registry.PgRegistry``, ``policy_store.PgPolicyStore``, ``audit.PgAuditLog``.
+  ``registry.PgRegistry``, ``policy_store.PgPolicyStore``, ``audit.PgAuditLog``, ``keyring.PgKeyringStore``
+  — and :class:`core.store.lists.PgListsStore`.
 
 Every entry point (CLI, API, tasks, services) opens stores through the factories here, never by path: the
 registry, policy store, audit log, keyring (:mod:`core.store.keyring`) and installed lists
