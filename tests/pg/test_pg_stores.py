@@ -124,6 +124,13 @@ def test_a_newer_or_foreign_schema_is_refused(pg_settings, pg_url, row, code):
     assert (info.value.code, info.value.transient) == (code, False)
 
 
+def test_another_applications_schema_migrations_table_is_refused(pg_settings, pg_url):
+    _sql(pg_url, "CREATE TABLE schema_migrations (version VARCHAR PRIMARY KEY)")  # Rails' shape
+    with pytest.raises(StorageError) as info:
+        open_registry(pg_settings)
+    assert (info.value.code, info.value.transient) == ("storage_wrong_schema", False)
+
+
 def test_an_unreachable_server_is_transient_and_the_password_is_never_shown(tmp_path):
     from core import service
     from tests.live import free_port

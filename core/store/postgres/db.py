@@ -178,7 +178,14 @@ def migrate(
     foreign schema or a newer one than this code knows."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
     conn.execute(_MIGRATIONS_TABLE)
-    rows = conn.execute("SELECT component, version FROM schema_migrations").fetchall()
+    try:
+        rows = conn.execute("SELECT component, version FROM schema_migrations").fetchall()
+    except psycopg.errors.UndefinedColumn as exc:  # e.g. Rails' schema_migrations(version)
+        raise StorageError(
+            f"database {url.redacted} holds another application's schema_migrations table",
+            code="storage_wrong_schema",
+            database=url.redacted,
+        ) from exc
     applied = {int(str(v)) for c, v in rows if c == component}
     foreign = sorted({str(c) for c, _ in rows} - KNOWN_COMPONENTS)
     if foreign:
