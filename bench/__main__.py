@@ -72,6 +72,14 @@ def _backup(quick: bool, s3: bool) -> list[Figure]:
     return bench_backup.run(64 if quick else 1024, s3=s3)
 
 
+def _pg(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_pg
+
+    return bench_pg.run(
+        seconds=3 if quick else 10, verify_seconds=4 if quick else 10, rounds=1 if quick else 2
+    )
+
+
 def _replica(quick: bool, s3: bool) -> list[Figure]:
     from bench import bench_replica
 
@@ -142,6 +150,7 @@ SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
     "enforce_drift": (_enforce_drift, ("enforce_p95_ms", "drift_p95_ms")),
     "commit": (_commit, ("commit_1m_rows_s",)),
     "backup": (_backup, ("backup_1gb_s", "restore_1gb_s")),
+    "pg": (_pg, ("pg_registry_appends_per_s", "verify_http_pg_vs_sqlite_pct")),
     "replica": (_replica, ("replica_rpo_p99_s",)),
     "replica_pitr": (_replica_pitr, ("pitr_restore_1gb_s",)),
     "replica_overhead": (_replica_overhead, ("replica_verify_overhead_pct",)),

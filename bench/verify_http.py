@@ -49,8 +49,8 @@ from core.keyring import save_keyring  # noqa: E402
 from core.keys import KeyStore, build_metadata  # noqa: E402
 from core.modes import CheckStatus, EnforcementMode  # noqa: E402
 from core.proof import proof_file_bytes  # noqa: E402
-from core.registry import RegistryHandle  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from core.store import registry_handle  # noqa: E402
 from tests.world import NOW, World  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -81,15 +81,18 @@ end
 """
 
 
-def prepare(root: Path) -> tuple[Settings, World, bytes]:
-    settings = Settings(data_dir=root / "var")
+def prepare(root: Path, database_url: str | None = None) -> tuple[Settings, World, bytes]:
+    """A data dir with the world's key, keyring and lists, and the proof registered (in ``database_url``'s
+    registry when given: ``CAP_DATABASE_URL``)."""
+    settings = Settings(data_dir=root / "var", database_url=database_url)
     world = World(lists_built_at=datetime.now(UTC))  # the server verifies on the real clock
     proof = world.build().proof
     store = KeyStore(settings.layout)
     store.import_public(build_metadata(world.signer.public_key_b64, "Test Co", NOW))
     atomic_write(settings.layout.private_key_path(world.signer.kid), world.signer.to_pem(), mode=0o600)
     save_keyring(settings.layout.keyring, world.keyring)
-    service.install_lists(settings, world.lists_file, datetime.now(UTC))
+    files = Settings(data_dir=settings.data_dir)  # installed lists are node files on either engine (ADR 0013)
+    service.install_lists(files, world.lists_file, datetime.now(UTC))
     service.register_proof(settings, proof, CheckStatus.OK, world.signer, datetime.now(UTC))
     body = b'{"proof":' + proof_file_bytes(proof).rstrip() + b"}"
     return settings, world, body
@@ -214,7 +217,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 def in_process_rate(settings: Settings, world: World, seconds: float) -> tuple[float, float]:
     """Verifications per wall second and CPU milliseconds per verification (one thread)."""
     proof = world.build().proof
-    keyring, registry = world.keyring, RegistryHandle(settings.layout.registry_db)  # as the API holds it
+    keyring, registry = world.keyring, registry_handle(settings)  # as the API holds it
     trust = trust_anchors(settings)
     n, end, cpu0 = 0, time.perf_counter() + seconds, time.process_time()
     while time.perf_counter() < end:
@@ -242,6 +245,8 @@ def start_server(
     """``cap serve --no-prefect`` on a free loopback port over ``settings.data_dir``; (process, url)."""
     port = free_port()
     env = {**os.environ, "CAP_DATA_DIR": str(settings.data_dir), "CAP_ENV": "dev", **(extra_env or {})}
+    if settings.database_url is not None:
+        env["CAP_DATABASE_URL"] = settings.database_url.get_secret_value()
     env.pop("PREFECT_API_URL", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [sys.executable, "-m", "deployments.cli", "serve", "--no-prefect", "--host", "127.0.0.1"]
@@ -311,13 +316,14 @@ def measure(
     concurrency: int = 16,
     client: str = "auto",
     large_suppliers: int = 0,
+    database_url: str | None = None,
 ) -> dict:
     """Throughput, latency, errors and CPU of both sides; ``client`` is ``wrk``, ``httpx`` or ``auto``."""
     wrk = wrk_binary() if client in ("auto", "wrk") else None
     if client == "wrk" and wrk is None:
         raise SystemExit("wrk is not installed: run scripts/install_wrk.sh .venv/bin (make bench does)")
     root = Path(tempfile.mkdtemp(prefix="cap-bench-http-"))
-    settings, world, body = prepare(root)
+    settings, world, body = prepare(root, database_url)
     proc, url = start_server(settings, workers)
     try:
         token = DevIssuer(settings.layout.dev_issuer_dir).mint(["verify:run"], ttl=3600, now=int(time.time()))

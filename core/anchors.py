@@ -3,7 +3,8 @@
 Trusted lists are the lists installed in ``<data>/lists/lists.json`` (``cap lists build --install``,
 ``cap lists refresh``, the ``lists-refresh`` flow) plus any lists files the caller names; pinned
 policies come from policy files (compiled to their hash) or hashes given as they are. A long-running
-process holds an :class:`InstalledListsWatcher` that reloads the installed lists when the file changes.
+process holds an :class:`InstalledListsWatcher` that reloads the installed lists when they change (the
+file's stamp, or the database's newest row: :mod:`core.store.lists`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,9 @@ from core.errors import IntegrityError, InvalidInputError, NotFoundError
 from core.fsio import atomic_write
 from core.screening import load_lists
 from core.settings import Settings
+from core.store import lists_store
+from core.store.lists import Stamp, load_installed
 from core.trust import PinnedPolicy, PinnedVk, TrustAnchors, TrustedLists
-
-FileStamp = tuple[int, int, int]
-
-
-def installed_lists_path(settings: Settings) -> Path:
-    return settings.layout.lists_dir / "lists.json"
 
 
 def load_trusted(path: Path, origin: str) -> TrustedLists:
@@ -33,9 +30,11 @@ def load_trusted(path: Path, origin: str) -> TrustedLists:
 
 
 def installed_lists(settings: Settings) -> tuple[TrustedLists, ...]:
-    """The installed lists as a trust anchor (none if nothing is installed)."""
-    path = installed_lists_path(settings)
-    return (load_trusted(path, "installed"),) if path.exists() else ()
+    """The installed lists as a trust anchor (none if nothing is installed), from the data dir or the
+    database (:func:`core.store.lists_store`)."""
+    store = lists_store(settings)
+    found = load_installed(store)
+    return (TrustedLists(origin=f"installed {store.name}", lists=found),) if found is not None else ()
 
 
 def _policy_hash(path: Path) -> str:
@@ -108,14 +107,6 @@ def trust_anchors(
     )
 
 
-def _stamp(path: Path) -> FileStamp | None:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
-
-
 class InstalledListsWatcher:
     """The installed lists of one data dir, reloaded when the file changes. Thread-safe.
 
@@ -124,15 +115,17 @@ class InstalledListsWatcher:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._path = installed_lists_path(settings)
+        self._store = lists_store(settings)
         self._lock = threading.Lock()
-        self._stamp: FileStamp | None = None
+        self._stamp: Stamp | None = None
         self._held: tuple[TrustedLists, ...] = ()
 
     def current(self) -> tuple[TrustedLists, ...]:
         with self._lock:
-            stamp = _stamp(self._path)
+            stamp = self._store.stamp()
             if stamp != self._stamp:
-                self._held = (load_trusted(self._path, "installed"),) if stamp is not None else ()
+                found = load_installed(self._store) if stamp is not None else None
+                origin = f"installed {self._store.name}"
+                self._held = (TrustedLists(origin=origin, lists=found),) if found is not None else ()
                 self._stamp = stamp
             return self._held

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -344,7 +344,7 @@ def _active_acceptance(keyring: Keyring, kid: str, mode: EnforcementMode, now: d
 
 # --- hot reload -------------------------------------------------------------------------------------------
 
-FileStamp = tuple[int, int, int]
+FileStamp = tuple[int, ...]
 
 
 def _read_stamped(path: Path) -> tuple[bytes, FileStamp]:
@@ -365,6 +365,38 @@ def _stamp(path: Path) -> FileStamp | None:
     return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
+class KeyringSource(Protocol):
+    """Where a :class:`KeyringWatcher` reads the keyring: its file (:class:`FileKeyringSource`) or a database
+    (:mod:`core.store`). ``stamp`` is cheap and changes whenever the stored keyring does."""
+
+    @property
+    def name(self) -> str: ...
+    def stamp(self) -> FileStamp | None: ...
+    def read(self) -> tuple[bytes, FileStamp]: ...
+    def floor(self) -> int | None: ...
+
+
+class FileKeyringSource:
+    """``keyring.json`` and the floor file beside it; the stamp is the file's (mtime_ns, size, inode)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def stamp(self) -> FileStamp | None:
+        return _stamp(self.path)
+
+    def read(self) -> tuple[bytes, FileStamp]:
+        """The bytes and their stamp. Raises NotFoundError ``keyring_not_found``."""
+        return _read_stamped(self.path)
+
+    def floor(self) -> int | None:
+        return read_floor(floor_path(self.path))
+
+
 class KeyringWatcher:
     """Holds the last good keyring of one file and reloads it when the file changes. Thread-safe.
 
@@ -382,8 +414,10 @@ class KeyringWatcher:
         clock: Callable[[], float] = time.monotonic,
         generation_path: str | Path | None = None,
         guard: Callable[[bytes, Keyring], None] | None = None,
+        source: KeyringSource | None = None,
     ) -> None:
         self._path = Path(path)
+        self._source: KeyringSource = source or FileKeyringSource(path)
         self._generation_path = None if generation_path is None else Path(generation_path)
         self._generation: FileStamp | None = None
         self._guard = guard
@@ -419,7 +453,11 @@ class KeyringWatcher:
                 self._reload(now, new_generation=True)
                 if self._last_error is None:
                     self._generation = generation
-            stamp = _stamp(self._path)
+            try:
+                stamp = self._source.stamp()
+            except CapError as exc:  # the store is unreadable (a database down): keep the last good keyring
+                self._last_error = exc
+                return self._held()
             if stamp is None or stamp != self._stamp:
                 self._reload(now)
             return self._held()
@@ -447,7 +485,7 @@ class KeyringWatcher:
     def _held(self) -> Keyring:
         if self._keyring is None:
             raise self._last_error or NotFoundError(
-                "no keyring loaded", code="keyring_not_found", file=str(self._path)
+                "no keyring loaded", code="keyring_not_found", file=self._source.name
             )
         return self._keyring
 
@@ -455,20 +493,20 @@ class KeyringWatcher:
         """Re-read the file. Within one generation the held version is the floor; when the generation
         moved (a restore), the persisted floor is, so an operator-allowed rollback is followed."""
         try:
-            data, stamp = _read_stamped(self._path)
+            data, stamp = self._source.read()
             self._stamp = stamp
             held = None if new_generation else self._keyring
-            floor = read_floor(floor_path(self._path))
+            floor = self._source.floor()
             if held is not None:
                 floor = max(floor or 0, held.version)
-            candidate = parse_keyring(data, source=str(self._path), min_version=floor)
+            candidate = parse_keyring(data, source=self._source.name, min_version=floor)
             if self._guard is not None:
                 self._guard(data, candidate)
             if held is not None and candidate.version == held.version and candidate != held:
                 raise RotationError(
                     "keyring changed without a new version",
                     code="keyring_version_reused",
-                    file=str(self._path),
+                    file=self._source.name,
                     found=candidate.version,
                     expected=f"> {held.version}",
                 )

@@ -246,12 +246,21 @@ def append_link(
     keyring_path: str | Path, keyring: Keyring, data: bytes, signer: Signer, role: LinkSigner
 ) -> ChainLink:
     """Sign ``keyring`` (as stored in ``data``) and append the link to the chain beside it."""
-    path = chain_path(keyring_path)
-    chain = read_chain(path) or KeyringChain(links=())
     link = sign_link(keyring, data, signer, role)
-    kept = tuple(x for x in chain.links if x.version < link.version)
-    atomic_write(path, pretty_bytes(KeyringChain(links=(*kept, link))) + b"\n")
+    write_link(keyring_path, link)
     return link
+
+
+def with_link(chain: KeyringChain | None, link: ChainLink) -> KeyringChain:
+    """``chain`` plus ``link``; links of its version and later (written ahead, never used) dropped."""
+    kept = tuple(x for x in (chain.links if chain else ()) if x.version < link.version)
+    return KeyringChain(links=(*kept, link))
+
+
+def write_link(keyring_path: str | Path, link: ChainLink) -> None:
+    """Append a signed ``link`` to the chain file beside the keyring at ``keyring_path``."""
+    path = chain_path(keyring_path)
+    atomic_write(path, pretty_bytes(with_link(read_chain(path), link)) + b"\n")
 
 
 def chain_guard(
@@ -259,9 +268,16 @@ def chain_guard(
 ) -> Callable[[bytes, Keyring], None]:
     """A check for :class:`core.keyring.KeyringWatcher`: the chain beside the keyring vouches for it."""
     path = chain_path(keyring_path)
+    return chain_guard_from(lambda: read_chain(path), str(keyring_path), operator_keys)
+
+
+def chain_guard_from(
+    read: Callable[[], KeyringChain | None], source: str, operator_keys: OperatorKeys = ()
+) -> Callable[[bytes, Keyring], None]:
+    """:func:`chain_guard` over any chain reader (a file, a database)."""
 
     def guard(data: bytes, keyring: Keyring) -> None:
-        require_chain(keyring, data, read_chain(path), operator_keys, source=str(keyring_path))
+        require_chain(keyring, data, read(), operator_keys, source=source)
 
     return guard
 

@@ -22,18 +22,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core import status
-from core.audit import AuditLog
 from core.canonical import pretty_bytes
 from core.digest import sha3_prefixed
 from core.documents import validate_model
 from core.errors import CapError, ConflictError, InvalidInputError, StorageError
-from core.fsio import atomic_write
 from core.metrics import LISTS_REFRESH_TOTAL
 from core.name_keys import CURRENT_KEY_VERSION
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.sap.odata import retry_after_seconds
-from core.screening import ListsFile, SanctionsList, build_lists, load_lists
+from core.screening import ListsFile, SanctionsList, build_lists
 from core.settings import Settings
+from core.store import audit_log, lists_store
+from core.store.lists import load_installed
 
 if TYPE_CHECKING:
     import httpx
@@ -260,9 +260,9 @@ def _refresh(
     sleep: Sleep,
     actor: str,
 ) -> RefreshResult:
-    target = settings.layout.lists_dir / "lists.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    previous = load_lists(target) if target.exists() else None
+    store = lists_store(settings)
+    previous = load_installed(store)
+    settings.layout.root.mkdir(parents=True, exist_ok=True)  # where the download is staged
     owned = client is None
     import httpx  # lazy, as above
 
@@ -284,10 +284,10 @@ def _refresh(
     )
     if not changed and previous is not None and previous.generated_at != lists.generated_at:
         # same roots, confirmed current now: re-stamp the build time proofs carry (ADR 0007), no audit event
-        atomic_write(target, pretty_bytes(lists) + b"\n")
+        store.write(pretty_bytes(lists) + b"\n")
     if changed:
-        atomic_write(target, pretty_bytes(lists) + b"\n")
-        AuditLog(settings.layout.audit_log).append(
+        store.write(pretty_bytes(lists) + b"\n")
+        audit_log(settings).append(
             "lists_refreshed",
             {
                 "actor": actor,
@@ -301,7 +301,7 @@ def _refresh(
         )
     return RefreshResult(
         changed=changed,
-        lists_path=str(target),
+        lists_path=store.name,
         sanctions_root=lists.sanctions_root,
         sanctions_count=lists.sanctions_count,
         jurisdiction_root=lists.jurisdiction_root,

@@ -101,7 +101,7 @@ class PolicyStore(db.SqliteStore):
         different hash, :class:`InvalidInputError` for an unknown status.
         """
         stamp = db.timestamp_text(now, digits=3)
-        status = _status(status)
+        status = policy_status(status)
         with self._lock, db.transaction(self._conn, self.path):
             same = self._stored_same(policy_id, policy_hash)
             if same is not None:
@@ -137,7 +137,7 @@ class PolicyStore(db.SqliteStore):
         params: tuple[Any, ...] = ()
         if status is not None:
             sql += " WHERE status = ?"
-            params = (_status(status).value,)
+            params = (policy_status(status).value,)
         with self._lock, db.guard(self.path):
             rows = self._conn.execute(sql + " ORDER BY created_at DESC, id", params).fetchall()
         return [_from_row(row) for row in rows]
@@ -149,7 +149,7 @@ class PolicyStore(db.SqliteStore):
         unknown status.
         """
         stamp = db.timestamp_text(now, digits=3)
-        value = _status(status).value
+        value = policy_status(status).value
         with self._lock, db.transaction(self._conn, self.path):
             cursor = self._conn.execute(
                 "UPDATE policies SET status = ?, updated_at = ? WHERE id = ?", (value, stamp, policy_id)
@@ -200,7 +200,8 @@ def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> StoredPolicy:
     return StoredPolicy(**dict(zip(_COLUMNS, row, strict=True)))
 
 
-def _status(value: PolicyStatus | str) -> PolicyStatus:
+def policy_status(value: PolicyStatus | str) -> PolicyStatus:
+    """``value`` as a status. Raises :class:`InvalidInputError` naming the field and the allowed values."""
     try:
         return PolicyStatus(value)
     except ValueError as exc:

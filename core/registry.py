@@ -178,6 +178,34 @@ def sign_entry(entry_id: str, unsigned: dict[str, Any], signer: Signer) -> Regis
     )
 
 
+def unsigned_entry(
+    proof_bytes: bytes,
+    manifest_bytes: bytes,
+    *,
+    facts: dict[str, str],
+    roots: dict[str, str],
+    result: Verdict | str,
+    accepted: bool,
+    now: datetime,
+    timestamp_file: str | None,
+) -> dict[str, Any]:
+    """Every field of a new entry but its id, signature, key and kid (what both engines store).
+
+    Raises :class:`InvalidInputError` when the proof bytes are not UTF-8 or ``result`` is unknown.
+    """
+    return {
+        "manifest_hash": sha3_hex(manifest_bytes),
+        "proof_hash": sha3_hex(proof_bytes),
+        "timestamp_file": timestamp_file,
+        "registered_at": db.timestamp_text(now),
+        **facts,
+        **roots,
+        "result": _outcome(result),
+        "accepted": accepted,
+        "proof_json": _utf8(proof_bytes),
+    }
+
+
 def next_entry_id(count: int, taken: Callable[[str], bool]) -> str:
     """The original's ``proof_%03d`` of count + 1, stepping past ids already in use."""
     number = count + 1
@@ -269,19 +297,16 @@ class Registry(db.SqliteStore):
 
         Raises :class:`InvalidInputError` when the proof bytes are not UTF-8 or ``result`` is unknown.
         """
-        facts = {"subject": subject, "policy_hash": policy_hash, "ir_hash": ir_hash}
-        roots = {"company_root": company_root, "supplier_root": supplier_root, "ubo_root": ubo_root}
-        unsigned: dict[str, Any] = {
-            "manifest_hash": sha3_hex(manifest_bytes),
-            "proof_hash": sha3_hex(proof_bytes),
-            "timestamp_file": timestamp_file,
-            "registered_at": db.timestamp_text(now),
-            **facts,
-            **roots,
-            "result": _outcome(result),
-            "accepted": accepted,
-            "proof_json": _utf8(proof_bytes),
-        }
+        unsigned = unsigned_entry(
+            proof_bytes,
+            manifest_bytes,
+            facts={"subject": subject, "policy_hash": policy_hash, "ir_hash": ir_hash},
+            roots={"company_root": company_root, "supplier_root": supplier_root, "ubo_root": ubo_root},
+            result=result,
+            accepted=accepted,
+            now=now,
+            timestamp_file=timestamp_file,
+        )
         with self._lock, db.transaction(self._conn, self.path):
             count = int(self._conn.execute("SELECT COUNT(*) FROM registry_entries").fetchone()[0])
             entry_id = next_entry_id(max(count, high_water(self._conn)), self._taken)

@@ -34,9 +34,12 @@ from core.keyring import Keyring, load_keyring
 from core.manifest import MANIFEST_VERSION, Manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.proof import SCHEMAS, Proof, parse_proof_bytes, proof_file_bytes
-from core.registry import Registry, RegistryEntry, check_entry
+from core.registry import RegistryEntry, check_entry
 from core.screening import load_lists
 from core.settings import Settings
+from core.store import has_registry, keyring_store, lists_store, open_registry
+from core.store.keyring import load_stored
+from core.store.lists import load_installed
 from core.trust import TrustAnchors
 from core.verify import Check, CheckKind, Report, report_for_unreadable, verify_proof
 
@@ -75,16 +78,17 @@ def optional_keyring(settings: Settings, path: Path | None = None) -> Keyring | 
     """The keyring at ``path`` (must exist) or the local one when there is one."""
     if path is not None:
         return load_keyring(path)
-    return load_keyring(settings.layout.keyring) if settings.layout.keyring.exists() else None
+    store = keyring_store(settings)
+    return load_stored(store) if store.exists() else None
 
 
 def subject_baseline(settings: Settings, subject: str, path: Path | None = None) -> Snapshot | None:
     """``path``'s snapshot, else the last accepted registry entry of ``subject`` (call before registering)."""
     if path is not None:
         return read_snapshot(path, None)
-    if not settings.layout.registry_db.exists():
+    if not has_registry(settings):
         return None
-    with Registry(settings.layout.registry_db) as registry:
+    with open_registry(settings) as registry:
         entry = registry.latest_accepted(subject)
     return snapshot_of_entry(entry) if entry is not None else None
 
@@ -93,9 +97,9 @@ def baseline_for(settings: Settings, proof: Proof, path: Path | None = None) -> 
     """``path``'s snapshot, else the last accepted entry of the proof's subject older than the proof."""
     if path is not None:
         return read_snapshot(path, None)
-    if not settings.layout.registry_db.exists():
+    if not has_registry(settings):
         return None
-    with Registry(settings.layout.registry_db) as registry:
+    with open_registry(settings) as registry:
         entries = registry.entries()
     found = pick_baseline(entries, proof.manifest.subject, proof_hash=sha3_hex(proof_file_bytes(proof)))
     return snapshot_of_entry(found) if found is not None else None
@@ -189,15 +193,17 @@ def add_proof_drift(
 
 def current_sanctions_root(settings: Settings, lists_path: Path | None = None) -> str | None:
     """The sanctions root in force: ``lists_path`` or ``<data>/lists/lists.json`` when present."""
-    path = lists_path or settings.layout.lists_dir / "lists.json"
-    return load_lists(path).sanctions_root if lists_path is not None or path.exists() else None
+    if lists_path is not None:
+        return load_lists(lists_path).sanctions_root
+    installed = load_installed(lists_store(settings))
+    return installed.sanctions_root if installed is not None else None
 
 
 def load_registry_entries(settings: Settings, limit: int | None = None) -> list[RegistryEntry]:
     """Registry entries, newest first (none without a registry)."""
-    if not settings.layout.registry_db.exists():
+    if not has_registry(settings):
         return []
-    with Registry(settings.layout.registry_db) as registry:
+    with open_registry(settings) as registry:
         return registry.entries(limit=limit)
 
 

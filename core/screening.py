@@ -517,6 +517,13 @@ def _check_normal_form(lists: ListsFile, file: str) -> None:
             )
 
 
+def parse_lists_bytes(data: bytes, source: str) -> ListsFile:
+    """Validate stored lists bytes (a file's or a database's). Raises InvalidInputError or IntegrityError."""
+    lists = _parse_lists(data, source)
+    check_lists(lists, source)
+    return lists
+
+
 def load_lists(path: str | Path) -> ListsFile:
     """Read and validate a lists file. Raises NotFoundError, InvalidInputError or IntegrityError."""
     path = Path(path)

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from core.anchors import installed_lists_path
-from core.audit import AuditLog
 from core.canonical import canonical_bytes, pretty_bytes
 from core.commitments import (
     SUPPLIER_COLUMNS,
@@ -35,12 +33,9 @@ from core.keyring import (
     Keyring,
     bootstrap_keyring,
     keyring_file_bytes,
-    load_keyring,
-    read_floor,
-    save_keyring,
     validate_keyring,
 )
-from core.keyring_chain import LinkSigner, append_link, chain_path, read_chain
+from core.keyring_chain import LinkSigner, sign_link
 from core.keys import KeyMetadata, KeyStore, format_timestamp, load_operator_signer, parse_timestamp
 from core.lists_refresh import RefreshResult, load_sources
 from core.lists_refresh import refresh_lists as refresh_from_sources
@@ -52,19 +47,28 @@ from core.policy.lint import Diagnostic, LintMode, lint
 from core.policy.load import load_policy_file, load_policy_text
 from core.policy.v1 import PolicyV1
 from core.policy.v2 import PolicyV2
-from core.policy_store import PolicyStore, StoredPolicy
+from core.policy_store import StoredPolicy
 from core.proof import Proof, proof_file_bytes
 from core.prover import ProofBuild, ProofScheme, build_proof
-from core.registry import Registry, RegistryEntry
+from core.registry import RegistryEntry
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.screen_report import Party, ScreenedRow, ScreenReport, screen_rows
-from core.screening import ListsFile, SanctionsList, build_lists, check_lists, load_lists, save_lists
+from core.screening import ListsFile, SanctionsList, build_lists, check_lists, load_lists
 from core.service_verify import load_local_keyring as load_local_keyring
 from core.service_verify import registry_check as registry_check
 from core.service_verify import verify_document as verify_document
 from core.service_verify import verify_file as verify_file
 from core.settings import Settings
 from core.signing import Ed25519Signer, Signer
+from core.store import (
+    audit_log,
+    has_registry,
+    keyring_store,
+    lists_store,
+    open_policy_store,
+    open_registry,
+)
+from core.store.keyring import load_stored
 from core.trust import lists_info
 
 if TYPE_CHECKING:
@@ -95,10 +99,12 @@ def write_json(path: str | Path, model: object) -> Path:
 def keygen(
     settings: Settings, *, now: datetime, owner: str | None = None, valid_days: int = 730
 ) -> KeyMetadata:
-    """Generate a signing key; the first key also starts the keyring as its default signer."""
+    """Generate a signing key; the first key also starts the keyring as its default signer. The keyring's
+    store is asked first, so an unreachable database leaves no key behind."""
+    first = not keyring_store(settings).exists()
     store = KeyStore(settings.layout)
     meta = store.generate(owner or settings.owner, now, valid_days)
-    if not settings.layout.keyring.exists():
+    if first:
         save_local_keyring(settings, bootstrap_keyring(meta, now, actor="cap keys keygen"), now)
     return meta
 
@@ -110,18 +116,18 @@ def keyring_link_signer(
     ``CAP_OPERATOR_KEY`` is set; else the outgoing default signer (the one of the keyring on disk);
     else (first keyring or unsigned data dir, no operator key) its own default signer as a bootstrap link,
     which is refused once operator keys are pinned. Raises :class:`ConfigError`, :class:`KeyError_`."""
-    ring, store = settings.layout.keyring, KeyStore(settings.layout)
+    ring, store = keyring_store(settings), KeyStore(settings.layout)
     if operator or (not ring.exists() and settings.operator_key_file is not None):
         if settings.operator_key_file is None:
             raise ConfigError(
                 "no operator key: set CAP_OPERATOR_KEY to its PEM file", field="CAP_OPERATOR_KEY"
             )
         return load_operator_signer(settings.operator_key_file), LinkSigner.OPERATOR
-    chain = read_chain(chain_path(ring)) if ring.exists() else None
+    chain = ring.chain() if ring.exists() else None
     if chain is None or not chain.links:
         return store.signer(keyring.default_signing_kid), LinkSigner.BOOTSTRAP
     try:
-        return store.signer(load_keyring(ring).default_signing_kid), LinkSigner.OUTGOING
+        return store.signer(load_stored(ring).default_signing_kid), LinkSigner.OUTGOING
     except (KeyError_, NotFoundError):  # e.g. reverting a step whose new key is gone: its signer undoes it
         last = chain.links[-1]
         if last.signer is not LinkSigner.OUTGOING:
@@ -132,29 +138,37 @@ def keyring_link_signer(
 def _may_stay_unsigned(settings: Settings) -> bool:
     """A legacy unsigned data dir (no chain, no pinned operator key) whose signer's key is not here stays
     unsigned rather than failing; a signed one never does."""
-    return not settings.operator_public_keys and read_chain(settings.layout.keyring_chain) is None
+    return not settings.operator_public_keys and keyring_store(settings).chain() is None
 
 
 def save_local_keyring(
-    settings: Settings, keyring: Keyring, now: datetime, *, operator: bool = False
+    settings: Settings,
+    keyring: Keyring,
+    now: datetime,
+    *,
+    operator: bool = False,
+    expected: int | None = None,
 ) -> Keyring:
     """Sign (see :func:`keyring_link_signer`), save the data dir's keyring and raise the generation —
     never while a restore replaces the directory. The link is written before the keyring, so a reader
     never sees a keyring without its link.
 
     Raises what :func:`save_keyring` raises, :class:`KeyError_` when the signer's key is unavailable,
-    and the retryable ``state_restoring`` during a restore.
+    and the retryable ``state_restoring`` during a restore; :class:`ConflictError` ``keyring_changed`` when
+    the stored version is not ``expected`` (a stale writer; in one transaction on PostgreSQL).
     """
+    store = keyring_store(settings)
     with writing_state(settings.data_dir):
-        validate_keyring(keyring, source=str(settings.layout.keyring))
+        validate_keyring(keyring, source=store.name)
+        link = None
         try:
             signer, role = keyring_link_signer(settings, keyring, operator)
         except (KeyError_, NotFoundError) as exc:
             if exc.code not in ("private_key_missing", "key_not_found") or not _may_stay_unsigned(settings):
                 raise
         else:
-            append_link(settings.layout.keyring, keyring, keyring_file_bytes(keyring), signer, role)
-        save_keyring(settings.layout.keyring, keyring)
+            link = sign_link(keyring, keyring_file_bytes(keyring), signer, role)
+        store.write(keyring, link, expected=expected)
         bump_generation(settings.data_dir, f"keyring v{keyring.version}", now)
     return keyring
 
@@ -176,7 +190,8 @@ def anchor_keyring(settings: Settings, now: datetime, *, actor: str = "cap keys 
             field="CAP_OPERATOR_PUBLIC_KEYS",
             found=operator.kid,
         )
-    current = load_keyring(settings.layout.keyring, min_version=read_floor(settings.layout.keyring_floor))
+    store = keyring_store(settings)
+    current = load_stored(store, min_version=store.floor())
     version = current.version + 1
     event = HistoryEvent(
         version=version,
@@ -205,7 +220,7 @@ def default_signer(settings: Settings) -> Ed25519Signer:
 
 def ensure_signer(settings: Settings, now: datetime) -> Ed25519Signer:
     """The default signer, creating a first key and keyring on a fresh data directory."""
-    if not settings.layout.keyring.exists():
+    if not keyring_store(settings).exists():
         keygen(settings, now=now)
     return default_signer(settings)
 
@@ -273,13 +288,13 @@ def read_lists(
     return build_lists_file([(sanctions, fmt)], high_risk, now)
 
 
-def install_lists(settings: Settings, lists: ListsFile, now: datetime, actor: str = "cap") -> Path:
-    """Install ``lists`` as this data dir's trusted lists (``<data>/lists/lists.json``), audited."""
+def install_lists(settings: Settings, lists: ListsFile, now: datetime, actor: str = "cap") -> str:
+    """Install ``lists`` as the trusted lists (``<data>/lists/lists.json``, or the database on PostgreSQL),
+    audited; returns where they went."""
     check_lists(lists, "lists")
-    target = installed_lists_path(settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_lists(target, lists)
-    AuditLog(settings.layout.audit_log).append(
+    store = lists_store(settings)
+    store.write(pretty_bytes(lists) + b"\n")  # the bytes save_lists writes
+    audit_log(settings).append(
         "lists_installed",
         {
             "actor": actor,
@@ -291,7 +306,7 @@ def install_lists(settings: Settings, lists: ListsFile, now: datetime, actor: st
         },
         now,
     )
-    return target
+    return store.name
 
 
 def list_sources_path(settings: Settings) -> Path:
@@ -332,7 +347,7 @@ def store_policy(settings: Settings, loaded: LoadedPolicy, now: datetime) -> Sto
     """Persist a compiled policy (deduplicated by hash; a different policy under the same id conflicts)."""
     c, info = loaded.compiled, loaded.info
     description = loaded.policy.notes if isinstance(loaded.policy, PolicyV1) else loaded.policy.description
-    with PolicyStore(settings.layout.policy_db) as store:
+    with open_policy_store(settings) as store:
         return store.save(
             c.policy_id,
             info.name,
@@ -347,7 +362,7 @@ def store_policy(settings: Settings, loaded: LoadedPolicy, now: datetime) -> Sto
 
 
 def get_policy(settings: Settings, policy_id: str) -> StoredPolicy:
-    with PolicyStore(settings.layout.policy_db) as store:
+    with open_policy_store(settings) as store:
         return store.get(policy_id)
 
 
@@ -358,7 +373,7 @@ def make_manifest(
     settings: Settings, commitments: Commitments, loaded: LoadedPolicy, lists: ListsFile | None, now: datetime
 ) -> Manifest:
     """An unsigned manifest binding the commitments to the policy, the lists and the audit tail."""
-    digest, count = AuditLog(settings.layout.audit_log).tail()
+    digest, count = audit_log(settings).tail()
     return build_manifest(
         commitments,
         loaded.info,
@@ -416,7 +431,7 @@ def prove(
         zk=proving,
     )
     entry = register_proof(settings, built.proof, built.verdict, signer, now)
-    AuditLog(settings.layout.audit_log).append(
+    audit_log(settings).append(
         "proof_built",
         {
             "registry_id": entry.id,
@@ -464,7 +479,7 @@ def register_proof(
     settings: Settings, proof: Proof, outcome: CheckStatus, signer: Ed25519Signer, now: datetime
 ) -> RegistryEntry:
     m = proof.manifest
-    with writing_state(settings.data_dir), Registry(settings.layout.registry_db) as registry:
+    with writing_state(settings.data_dir), open_registry(settings) as registry:
         return registry.register(
             proof_file_bytes(proof),
             canonical_bytes(m),
@@ -491,7 +506,7 @@ import yaml  # noqa: E402
 
 from core import metrics, rotation  # noqa: E402
 from core.attestation import ChainResult, SignedAttestation, attest, attestation_problem, verify_chain  # noqa: E402
-from core.errors import CapError, ConflictError, RotationError  # noqa: E402
+from core.errors import CapError, RotationError  # noqa: E402
 from core.keyring import KeyAcceptance, entry_from_metadata, key_acceptance  # noqa: E402
 from core.keys import KeyStatus, build_metadata  # noqa: E402
 
@@ -538,10 +553,10 @@ def rotation_census(
     settings: Settings, keyring: Keyring, request: rotation.RotationRequest, now: datetime
 ) -> int:
     """Registry entries the rotation's old key signed within ``request.census_window`` (0: no registry)."""
-    if request.action is not rotation.RotationAction.DECOMMISSION or not settings.layout.registry_db.exists():
+    if request.action is not rotation.RotationAction.DECOMMISSION or not has_registry(settings):
         return 0
     old = rotation.resolve(keyring, request).old_kid
-    with Registry(settings.layout.registry_db) as registry:
+    with open_registry(settings) as registry:
         return registry.count_signed_by(old, now - request.census_window)
 
 
@@ -603,17 +618,11 @@ def plan_rotation(
 
 
 def write_rotation_keyring(settings: Settings, plan: rotation.RotationPlan) -> Keyring:
-    """Save ``plan.after`` if the file still holds ``plan.before``'s version; else ConflictError."""
-    current = load_local_keyring(settings)
-    if current.version != plan.before.version:
-        raise ConflictError(
-            "the keyring changed while the rotation was planned",
-            code="keyring_changed",
-            file=str(settings.layout.keyring),
-            found=current.version,
-            expected=plan.before.version,
-        )
-    return save_local_keyring(settings, plan.after, parse_timestamp(plan.after.history[-1].at))
+    """Save ``plan.after`` if the store still holds ``plan.before``'s version (compared and written in one
+    transaction on PostgreSQL); else ConflictError ``keyring_changed``."""
+    load_local_keyring(settings)  # the stored keyring must still be trusted (floor, chain)
+    at = parse_timestamp(plan.after.history[-1].at)
+    return save_local_keyring(settings, plan.after, at, expected=plan.before.version)
 
 
 def revert_rotation_keyring(
@@ -790,7 +799,7 @@ def verify_attestation_files(
     root = root_kid or chain[0].attestation.signer_kid
     result = verify_chain(chain, root, KeyStore(settings.layout).get)
     head = None
-    if result.ok and result.head_kid and settings.layout.keyring.exists():
+    if result.ok and result.head_kid and keyring_store(settings).exists():
         head = key_acceptance(load_local_keyring(settings), result.head_kid, mode, now)
     return ChainCheck(chain=result, head_acceptance=head)
 
@@ -824,7 +833,7 @@ class KeysOverview(BaseModel):
 def keys_overview(settings: Settings) -> KeysOverview:
     """Every key of the store and the keyring: signer, membership, statuses, validity, keyring history."""
     stored = {m.kid: m for m in KeyStore(settings.layout).list()}
-    ring = load_local_keyring(settings) if settings.layout.keyring.exists() else None
+    ring = load_local_keyring(settings) if keyring_store(settings).exists() else None
     members = {e.kid: e for e in ring.keys} if ring else {}
     rows = []
     for kid in [*stored, *(k for k in members if k not in stored)]:

@@ -11,36 +11,34 @@ from datetime import datetime
 from pathlib import Path
 
 from core.digest import sha3_hex
-from core.errors import NotFoundError
 from core.keyring import Keyring
-from core.keyring_chain import load_trusted_keyring
 from core.manifest import Manifest
 from core.modes import CheckStatus, EnforcementMode
 from core.proof import Proof, ProofForms
-from core.registry import Registry, RegistryEntry, RegistryHandle, verify_entry
+from core.registry import RegistryEntry, verify_entry
 from core.settings import Settings
+from core.store import RegistryHandleApi, has_registry, keyring_store, open_registry
+from core.store.keyring import FileKeyringStore, load_trusted, require_keyring
 from core.trust import TrustAnchors
 from core.verify import Check, CheckKind, RegistryLookup, Report, verify_proof, verify_proof_bytes
 
 
 def load_local_keyring(settings: Settings, path: Path | None = None) -> Keyring:
-    target = path or settings.layout.keyring
-    if not target.exists():
-        raise NotFoundError(
-            "no keyring: run `cap keys keygen` first", code="keyring_not_found", file=str(target)
-        )
-    return load_trusted_keyring(target, settings.operator_public_keys)
+    """The trusted keyring at ``path``, else the one of ``settings``' store (files or database). Raises
+    NotFoundError ``keyring_not_found``, RotationError ``keyring_rollback``, IntegrityError (chain)."""
+    store = FileKeyringStore(path) if path is not None else keyring_store(settings)
+    require_keyring(store)
+    return load_trusted(store, settings.operator_public_keys)
 
 
 def registry_check(
-    settings: Settings, keyring: Keyring, handle: RegistryHandle | None = None
+    settings: Settings, keyring: Keyring, handle: RegistryHandleApi | None = None
 ) -> RegistryLookup:
     """A registry lookup for :func:`verify_proof`: is this exact proof registered with a valid entry?
 
-    A long-running process passes its :class:`RegistryHandle` (one open connection); one-shot callers
-    open the file for the lookup.
+    A long-running process passes its registry handle (one open connection or pool); one-shot callers
+    open the registry for the lookup.
     """
-    path = settings.layout.registry_db
     keys = {k.kid: k.public_key for k in keyring.keys}
 
     def find(forms: ProofForms) -> RegistryEntry | None:
@@ -48,11 +46,11 @@ def registry_check(
         if handle is not None:
             registry = handle.get()
             return registry.find(*hashes) if registry is not None else None
-        with Registry(path) as registry:
+        with open_registry(settings) as registry:
             return registry.find(*hashes)
 
     def check(proof: Proof, forms: ProofForms) -> Check:
-        if not path.exists():
+        if not has_registry(settings):
             return Check(
                 id="registry",
                 kind=CheckKind.REGISTRY,
@@ -113,7 +111,7 @@ def verify_document(
     mode: EnforcementMode,
     now: datetime,
     trust: TrustAnchors,
-    registry: RegistryHandle | None = None,
+    registry: RegistryHandleApi | None = None,
 ) -> Report:
     """Verify a parsed proof against ``keyring`` and ``trust``; ``registry`` is a long-running caller's
     open registry."""

@@ -10,10 +10,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from core.documents import validate_model
 from core.layout import DataLayout
+from core.store.url import VARIABLE as DATABASE_URL_VARIABLE
+from core.store.url import DatabaseUrl, parse_database_url
 
 DEFAULT_SUBJECT = "LEI-DEMO-0000000000000"
 
@@ -41,6 +43,9 @@ class Settings(BaseModel):
     zk_allow_dev: bool = False
     """Accept proofs under pinned *development* verifying keys (``CAP_ZK_ALLOW_DEV=1``): tests and demos only,
     anyone can forge under them."""
+    database_url: SecretStr | None = None
+    """Where the trusted state lives (``CAP_DATABASE_URL``): unset or ``sqlite://``, files under ``data_dir``;
+    ``postgresql://…``, a PostgreSQL database (:mod:`core.store`). Secret: it may carry a password."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -68,9 +73,17 @@ class Settings(BaseModel):
         if env.get("CAP_ROTATION_APPROVERS"):
             names = env["CAP_ROTATION_APPROVERS"].split(",")
             values["approvers"] = tuple(a.strip() for a in names if a.strip())
+        if env.get(DATABASE_URL_VARIABLE):
+            parse_database_url(env[DATABASE_URL_VARIABLE])  # refuse a bad URL here, without echoing it
+            values["database_url"] = env[DATABASE_URL_VARIABLE]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return validate_model(cls, values, source="environment", what="settings (CAP_*)")
 
     @property
     def layout(self) -> DataLayout:
         return DataLayout(self.data_dir)
+
+    @property
+    def database(self) -> DatabaseUrl:
+        """The parsed ``CAP_DATABASE_URL``. Raises :class:`InvalidInputError` for a bad one."""
+        return parse_database_url(None if self.database_url is None else self.database_url.get_secret_value())

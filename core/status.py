@@ -24,6 +24,7 @@ from core.keyring import Keyring
 from core.layout import DataLayout
 from core.metrics import ObservedState
 from core.registry import Registry, RegistryEntry
+from core.store import RegistryStore
 
 COMPONENT = "status"
 MIGRATIONS = [
@@ -108,10 +109,22 @@ def observe_rotation(keyring: Keyring | None, now: datetime) -> ObservedState:
     )
 
 
-def observe_status(layout: DataLayout, keyring: Keyring | None, now: datetime) -> ObservedState:
+def _registry_heads(layout: DataLayout, registry: RegistryStore | None) -> list[tuple[str, str]] | None:
+    if registry is not None:
+        return registry.heads()
+    if not layout.registry_db.exists():
+        return None
+    with Registry(layout.registry_db) as local:
+        return local.heads()
+
+
+def observe_status(
+    layout: DataLayout, keyring: Keyring | None, now: datetime, *, registry: RegistryStore | None = None
+) -> ObservedState:
     """The state gauges now: :func:`observe_rotation`, plus the status book and the registry's current
     entries. Read-only; a missing book or registry means unknown. Raises :class:`StorageError` when a
-    database is unreadable."""
+    database is unreadable. ``registry``, when given (the API's, on either engine), is read instead of the
+    data dir's file."""
     backup = lists = None
     drift: int | None = None
     book = _book_if_present(layout.status_db)
@@ -119,9 +132,8 @@ def observe_status(layout: DataLayout, keyring: Keyring | None, now: datetime) -
         with book:
             backup, lists = book.last_success(BACKUP), book.last_success(LISTS_REFRESH)
             scores = book.drift_scores()
-        if scores and layout.registry_db.exists():
-            with Registry(layout.registry_db) as registry:
-                heads = registry.heads()
+        heads = _registry_heads(layout, registry) if scores else None
+        if heads is not None:
             drift = max((scores[h] for h in heads if h in scores), default=None)
     replica = worst_probe(layout)
     return dataclasses.replace(

@@ -47,6 +47,7 @@ from core.errors import CapError
 from core.generation import writing_state
 from core.service import default_signer
 from core.settings import Settings
+from core.store import require_files
 
 PREFECT_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -197,6 +198,12 @@ def replicators(settings: Settings, env: Mapping[str, str] | None = None) -> lis
     for a second region): Litestream 0.5 ships a database to one replica, so each URL gets its own process,
     config and state dir under ``<data>/run``."""
     env = os.environ if env is None else env
+    if any(env.get(var) for var in REPLICA_ENVS):
+        require_files(
+            settings,
+            "Litestream replication (CAP_REPLICA_URL) copies SQLite files, not the "
+            "PostgreSQL state: replicate the database with PostgreSQL's own tools",
+        )
     run = (settings.data_dir / "run").absolute()
     out = []
     for n, var in enumerate(REPLICA_ENVS, start=1):

@@ -25,6 +25,7 @@ os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "2
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE", "100")
 os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL", "1")
 os.environ.pop("CAP_DEBUG", None)
+os.environ.pop("CAP_DATABASE_URL", None)  # SQLite unless a test asks for PostgreSQL (`engine_settings`)
 # `cap proof build` makes cap-proof.v3 by default: seconds of Groth16 proving per build. The suite's many
 # lifecycle, drift, trust, smoke and ops tests are about everything but the screening scheme and keep v2
 # (inherited by their `cap` subprocesses); tests/zk/test_proof_v3*.py drop this to test the v3 default.
@@ -59,3 +60,37 @@ def pg_url(pg_server):
     url = pg_server.create_database()
     yield url
     pg_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def pg_store_database(pg_server):
+    """One database per session (per worker) for the engine-parametrised store tests; each test gets its own
+    schema in it (much cheaper than a database per test)."""
+    url = pg_server.create_database("stores")
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_settings(request, tmp_path):
+    """Settings on each storage engine: SQLite files under ``tmp_path/data``, or PostgreSQL in a fresh empty
+    schema (its own ``search_path``). Store tests that take this run once per engine."""
+    from core.settings import Settings
+
+    if request.param == "sqlite":
+        yield Settings(data_dir=tmp_path / "data")
+        return
+    import uuid
+
+    import psycopg
+
+    from core.store.postgres.db import close_all
+
+    base = request.getfixturevalue("pg_store_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield Settings(data_dir=tmp_path / "data", database_url=f"{base}?options=-csearch_path%3D{schema}")
+    close_all()
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -46,6 +46,7 @@ from core.policy_store import StoredPolicy, verify_stored
 from core.service import default_signer
 from core.settings import Settings
 from core.signing import Ed25519Signer
+from core.store import BACKUP_REFUSAL, RESTORE_REFUSAL, require_files
 
 SUCCESS, FAILURE = "success", "failure"
 
@@ -92,8 +93,10 @@ def backup_now(
     """Back up the data dir into ``to_uri``, signed by the default signer; counts it in ``cap_backup_total``
     and books a success in the status book (the ``cap_backup_last_success_*`` gauge reads it).
 
-    Raises what :func:`core.backup.create_backup` raises, and :class:`NotFoundError` without a keyring.
+    Raises what :func:`core.backup.create_backup` raises, :class:`NotFoundError` without a keyring and
+    :class:`ConfigError` ``not_on_postgresql`` in PostgreSQL mode (the data dir is not the state there).
     """
+    require_files(settings, BACKUP_REFUSAL)
     with _metered(BACKUP_TOTAL, BACKUP_DURATION):
         result = create_backup(
             settings.layout,
@@ -201,8 +204,10 @@ def prepare_restore(
     """Resolve store, live dir (``target`` or the data dir) and options.
 
     Raises :class:`InvalidInputError` for a bad id, :class:`ConfigError` for a bad URI and
-    ``restore_target_invalid`` when the target exists but is not a directory.
+    ``restore_target_invalid`` when the target exists but is not a directory, ``not_on_postgresql`` in
+    PostgreSQL mode.
     """
+    require_files(settings, RESTORE_REFUSAL)
     live = Path(target or settings.data_dir).absolute()
     if live.exists() and not live.is_dir():
         raise ConfigError("restore target is not a directory", code="restore_target_invalid", file=str(live))
@@ -324,6 +329,7 @@ def restore_from_replica(
     :class:`IntegrityError` ``replica_corrupt``, :class:`NotFoundError` ``replica_empty``/
     ``replica_point_missing``, the checks' errors, or :class:`StorageError`. Emits the restore metrics.
     """
+    require_files(settings, RESTORE_REFUSAL)
     with restore_metrics():
         point = parse_point(at)
         parse_replica_url(replica_url)

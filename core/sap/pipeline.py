@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from core import service
-from core.audit import AuditLog
 from core.commitments import Commitments, RootScheme, Supplier, Ubo, commit
 from core.drift import DriftReport, detect_drift, snapshot_of_entry, snapshot_of_proof
 from core.errors import ConfigError, InvalidInputError
@@ -30,7 +29,7 @@ from core.keys import format_timestamp
 from core.modes import EnforcementMode
 from core.name_keys import CURRENT_KEY_VERSION, key_of_normalised, normalise_name
 from core.prover import ProofBuild, ProofScheme, build_proof
-from core.registry import Registry, RegistryEntry
+from core.registry import RegistryEntry
 from core.sap.config import SapConfig, SapRelationshipsUboSource, load_sap_config
 from core.sap.mapping import MappingResult, build_supplier_records, keyed_hash
 from core.sap.odata import ODataClient
@@ -46,6 +45,7 @@ from core.sap.report import (
 from core.sap.ubo import UboSet, UboStatus, ubo_collector
 from core.screening import ListsFile, SanctionsList, load_lists
 from core.settings import Settings
+from core.store import audit_log, has_registry, open_registry
 from core.trust import TrustedLists
 
 if TYPE_CHECKING:
@@ -253,10 +253,9 @@ def build_ingest_proof(
 
 def drift_against_baseline(settings: Settings, built: ProofBuild) -> DriftReport | None:
     """Drift of the new proof against the subject's last accepted registry entry (None: no baseline)."""
-    path = settings.layout.registry_db
-    if not path.exists():
+    if not has_registry(settings):
         return None
-    with Registry(path) as registry:
+    with open_registry(settings) as registry:
         baseline = registry.latest_accepted(built.proof.manifest.subject)
     if baseline is None:
         return None
@@ -271,7 +270,7 @@ def register_ingest_proof(settings: Settings, built: ProofBuild, now: datetime) 
         settings, built.proof, built.verdict, service.default_signer(settings), now
     )
     m = built.proof.manifest
-    AuditLog(settings.layout.audit_log).append(
+    audit_log(settings).append(
         "sap_ingest",
         {
             "registry_id": entry.id,

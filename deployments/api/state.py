@@ -14,9 +14,8 @@ from core.anchors import InstalledListsWatcher, trust_anchors
 from core.auth import JwksCache, TokenValidator, file_fetcher, url_fetcher
 from core.errors import CapError
 from core.keyring import Keyring, KeyringWatcher
-from core.keyring_chain import chain_guard
-from core.registry import RegistryHandle
 from core.settings import Settings
+from core.store import RegistryHandleApi, keyring_watcher, registry_handle
 from core.trust import TrustAnchors
 from deployments.api.config import ApiConfig
 from deployments.api.flows import FlowGateway, PrefectFlows
@@ -45,7 +44,7 @@ class ApiState:
     keyring: KeyringWatcher
     tokens: TokenValidator
     flows: FlowGateway
-    registry: RegistryHandle
+    registry: RegistryHandleApi
     lists: InstalledListsWatcher
     clock: Callable[[], datetime] = utc_now
 
@@ -78,13 +77,9 @@ class ApiState:
         return cls(
             settings=settings,
             config=config,
-            keyring=KeyringWatcher(
-                settings.layout.keyring,
-                generation_path=settings.layout.generation_file,
-                guard=chain_guard(settings.layout.keyring, settings.operator_public_keys),
-            ),
+            keyring=keyring_watcher(settings),
             tokens=token_validator(config),
-            registry=RegistryHandle(settings.layout.registry_db),
+            registry=registry_handle(settings),
             lists=InstalledListsWatcher(settings),
             clock=clock,
             flows=flows or PrefectFlows(config.prefect_api_url, timeout=config.prefect_timeout_seconds),

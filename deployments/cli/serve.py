@@ -11,9 +11,8 @@ import typer
 
 from core import service
 from core.dev_issuer import DevIssuer
-from core.policy_store import PolicyStore
-from core.registry import Registry
 from core.settings import Settings
+from core.store import prepare_stores, require_files
 from deployments.cli.output import err, now, settings
 
 OPENAPI_PATH = Path("openapi/openapi.yaml")
@@ -24,8 +23,7 @@ def prepare_data_dir(cfg: Settings) -> None:
     from deployments.api.config import ApiConfig
 
     service.ensure_signer(cfg, now())
-    Registry(cfg.layout.registry_db).close()
-    PolicyStore(cfg.layout.policy_db).close()
+    prepare_stores(cfg)
     config = ApiConfig.from_env(cfg)  # no JWKS configured: the dev issuer, refused outside CAP_ENV=dev
     dev = DevIssuer(cfg.layout.dev_issuer_dir)
     if config.jwks_file == dev.jwks_path:
@@ -58,8 +56,8 @@ def serve(
         err.print("cap serve: error: --replication-only needs CAP_REPLICA_URL", highlight=False)
         raise typer.Exit(2)
     if replication_only:  # the databases Litestream watches exist even before an API pod made them
-        Registry(cfg.layout.registry_db).close()
-        PolicyStore(cfg.layout.policy_db).close()
+        require_files(cfg, "--replication-only replicates SQLite files, not the PostgreSQL state")
+        prepare_stores(cfg)
     else:
         prepare_data_dir(cfg)
     options = ServeOptions(

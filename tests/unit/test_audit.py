@@ -1,4 +1,5 @@
-"""core.audit: the v1 hash chain, byte-compatible with the original, append/tail/verify on real files."""
+"""core.audit: the v1 hash chain, byte-compatible with the original, append/tail/verify on real files and on a
+real PostgreSQL (the same line bytes, one chain under concurrent appends)."""
 
 import json
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 from core.audit import GENESIS, AuditLog, check_line, event_digest, make_event
 from core.errors import IntegrityError, InvalidInputError
+from core.store import audit_log
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "stores"
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +51,12 @@ def test_digest_rule_is_the_plain_byte_concatenation():
     assert event_digest(1, "2025-11-27T11:34:22.644173Z", "project_created", details, GENESIS) == expected
 
 
+@pytest.fixture
+def any_log(engine_settings):
+    """The audit log on each engine (the data dir's JSONL file, or the database)."""
+    return audit_log(engine_settings)
+
+
 def test_appending_the_chain_vector_writes_its_lines(tmp_path):
     vec = _load("audit_v1_chain.json")
     log = AuditLog(tmp_path / "audit.jsonl")
@@ -57,6 +65,15 @@ def test_appending_the_chain_vector_writes_its_lines(tmp_path):
     assert log.path.read_text(encoding="utf-8").splitlines() == vec["expected"]["lines"]
     assert log.tail() == (vec["expected"]["tail"]["digest"], vec["expected"]["tail"]["count"])
     assert log.verify().ok
+
+
+def test_each_engine_stores_the_chain_vector_byte_exact(any_log):
+    vec = _load("audit_v1_chain.json")
+    for item in vec["events"]:
+        any_log.append(item["event"], item["details"], _ts(item["ts"]))
+    assert [e.line().decode() for e in any_log.events()] == vec["expected"]["lines"]
+    assert any_log.tail() == (vec["expected"]["tail"]["digest"], vec["expected"]["tail"]["count"])
+    assert any_log.verify().ok
 
 
 @pytest.mark.parametrize("name", [n["name"] for n in _load("audit_v1_chain.json")["negatives"]])
@@ -132,15 +149,15 @@ def test_recomputing_an_edited_line_digest_still_breaks_the_next_link(tmp_path):
     assert (report.tamper_index, "hash chain broken" in report.error) == (2, True)
 
 
-def test_append_after_reopening_continues_the_chain(tmp_path):
-    path = tmp_path / "audit.jsonl"
-    first = AuditLog(path).append("a", {}, T0)
-    second = AuditLog(path).append("b", {"k": "v"}, T0 + timedelta(seconds=1))
+def test_append_after_reopening_continues_the_chain(engine_settings):
+    assert audit_log(engine_settings).tail() == (GENESIS, 0)
+    first = audit_log(engine_settings).append("a", {}, T0)
+    second = audit_log(engine_settings).append("b", {"k": "v"}, T0 + timedelta(seconds=1))
     assert (first.seq, first.prev_digest) == (1, GENESIS)
     assert (second.seq, second.prev_digest) == (2, first.digest)
-    assert AuditLog(path).tail() == (second.digest, 2)
-    assert AuditLog(path).verify().ok
-    assert [e.event for e in AuditLog(path).events()] == ["a", "b"]
+    assert audit_log(engine_settings).tail() == (second.digest, 2)
+    assert audit_log(engine_settings).verify().ok
+    assert [e.event for e in audit_log(engine_settings).events()] == ["a", "b"]
 
 
 def test_missing_and_empty_logs(tmp_path):
@@ -162,16 +179,15 @@ def test_a_torn_last_line_stops_appends_and_shows_in_verify(tmp_path):
     assert log.verify().tamper_index == 2
 
 
-def test_floats_in_details_are_refused_before_writing(tmp_path):
-    log = _chain(tmp_path, 1)
-    before = log.path.read_bytes()
+def test_floats_in_details_are_refused_before_writing(any_log):
+    first = any_log.append("ok", {}, T0)
     with pytest.raises(InvalidInputError):
-        log.append("bad", {"ratio": 0.5}, T0)
-    assert log.path.read_bytes() == before
+        any_log.append("bad", {"ratio": 0.5}, T0)
+    assert any_log.tail() == (first.digest, 1)
 
 
-def test_long_lines_are_read_back_from_the_tail(tmp_path):
-    log = AuditLog(tmp_path / "audit.jsonl")
+def test_long_lines_are_read_back_from_the_tail(any_log):
+    log = any_log
     log.append("big", {"blob": "x" * 20000}, T0)
     last = log.append("big", {"blob": "y" * 9000}, T0)
     assert log.tail() == (last.digest, 2)
@@ -183,6 +199,12 @@ def test_non_ascii_details_are_written_unescaped(tmp_path):
     log.append("note", {"text": "Prüfung – ok"}, T0)
     assert "Prüfung – ok" in log.path.read_text(encoding="utf-8")
     assert log.verify().ok
+
+
+def test_non_ascii_details_round_trip_on_each_engine(any_log):
+    any_log.append("note", {"text": "Prüfung – ok"}, T0)
+    assert "Prüfung – ok".encode() in next(any_log.events()).line()
+    assert any_log.verify().ok
 
 
 def test_check_line_raises_integrity_error_naming_the_line():

@@ -382,3 +382,38 @@ def test_models_serialise_with_schema_alias():
     data = json.loads(canonical_bytes(_v1()))
     assert data["schema"] == "cap-keyring.v1" and "schema_" not in data
     assert datetime.fromisoformat(data["history"][0]["at"]) == NOW.replace(tzinfo=UTC)
+
+
+class _FlakySource:
+    """A keyring source (as the database store is) that becomes unreadable after the first load."""
+
+    name = "db (keyring_versions)"
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.down = data, False
+
+    def stamp(self):
+        if self.down:
+            from core.errors import StorageError
+
+            raise StorageError("database unreachable", transient=True, code="storage_unavailable")
+        return (1,)
+
+    def read(self):
+        return self.data, (1,)
+
+    def floor(self):
+        return None
+
+
+def test_a_watcher_keeps_its_last_good_keyring_while_the_store_is_unreadable(tmp_path):
+    from core.keyring import KeyringWatcher, keyring_file_bytes
+    from tests.world import World
+
+    keyring = World().keyring
+    source = _FlakySource(keyring_file_bytes(keyring))
+    watcher = KeyringWatcher(tmp_path / "unused", source=source)
+    assert watcher.current(NOW) == keyring
+    source.down = True
+    assert watcher.current(NOW) == keyring
+    assert watcher.last_error is not None and watcher.last_error.code == "storage_unavailable"

@@ -1,4 +1,4 @@
-"""core.policy_store: dedup by hash, id conflicts, status, and re-checking stored hashes."""
+"""core.policy_store: dedup by hash, id conflicts, status (on both engines), and re-checking stored hashes."""
 
 import json
 import sqlite3
@@ -17,6 +17,7 @@ from core.policy_store import (
     policy_hash_of,
     verify_stored,
 )
+from core.store import open_policy_store
 
 VECTOR = json.loads(
     (Path(__file__).resolve().parents[1] / "vectors" / "stores" / "policy_stored_original.json").read_text(
@@ -29,8 +30,9 @@ V1 = VECTOR["v1"]
 
 
 @pytest.fixture
-def store(tmp_path):
-    with PolicyStore(tmp_path / "policies.sqlite") as s:
+def store(engine_settings):
+    """The policy store on each engine: behaviour must not depend on it."""
+    with open_policy_store(engine_settings) as s:
         yield s
 
 

@@ -1,4 +1,5 @@
-"""core.registry: register/get/find/baseline/census on real SQLite files, and the entry signature rule."""
+"""core.registry: register/get/find/baseline/census on both engines (real SQLite files, a real PostgreSQL),
+and the entry signature rule."""
 
 import base64
 import json
@@ -23,6 +24,7 @@ from core.registry import (
     verify_entry,
 )
 from core.signing import Ed25519Signer, derive_kid, verify_signature
+from core.store import open_registry
 from tests.vectorgen.gen_stores import MANIFEST_BYTES, PROOF_BYTES, REGISTERED_AT
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "stores"
@@ -52,7 +54,15 @@ def _register(
 
 @pytest.fixture
 def registry(tmp_path):
+    """The SQLite registry (file-level tests and the signature rule)."""
     with Registry(tmp_path / "registry.sqlite") as reg:
+        yield reg
+
+
+@pytest.fixture
+def any_registry(engine_settings):
+    """The registry on each engine: store behaviour must not depend on it."""
+    with open_registry(engine_settings) as reg:
         yield reg
 
 
@@ -64,9 +74,9 @@ def _lookup(*signers):
 # ---------------------------------------------------------------- store behaviour
 
 
-def test_register_then_get_round_trips_every_field(registry):
+def test_register_then_get_round_trips_every_field(any_registry):
     proof = b'{"schema":"cap-proof.v2","note":"Pr\xc3\xbcfung"}'
-    entry = _register(registry, proof=proof)
+    entry = _register(any_registry, proof=proof)
     assert entry.id == "proof_001"
     assert entry.proof_hash == sha3_hex(proof)
     assert entry.manifest_hash == sha3_hex(b'{"manifest": 0}')
@@ -79,20 +89,19 @@ def test_register_then_get_round_trips_every_field(registry):
     assert entry.registered_at == "2025-11-27T10:00:00.000000Z"
     assert entry.timestamp_file is None
     assert entry.result is Verdict.OK and entry.accepted is True
-    assert registry.get("proof_001") == entry
+    assert any_registry.get("proof_001") == entry
 
 
-def test_get_unknown_id_raises_not_found(registry):
+def test_get_unknown_id_raises_not_found(any_registry):
     with pytest.raises(NotFoundError) as info:
-        registry.get("proof_999")
+        any_registry.get("proof_999")
     assert info.value.code == "registry_entry_not_found"
 
 
-def test_ids_count_up_and_survive_reopening(tmp_path):
-    path = tmp_path / "registry.sqlite"
-    with Registry(path) as reg:
+def test_ids_count_up_and_survive_reopening(engine_settings):
+    with open_registry(engine_settings) as reg:
         assert [_register(reg, i).id for i in range(2)] == ["proof_001", "proof_002"]
-    with Registry(path) as reg:
+    with open_registry(engine_settings) as reg:
         assert _register(reg, 5).id == "proof_003"
         assert [e.id for e in reg.entries()] == ["proof_003", "proof_002", "proof_001"]
 
@@ -110,12 +119,12 @@ def test_next_entry_id(count, taken, expected):
     assert next_entry_id(count, taken.__contains__) == expected
 
 
-def test_find_returns_the_newest_entry_for_a_hash_pair(registry):
-    first = _register(registry, 1, proof=b'{"same":true}')
-    again = _register(registry, 1, proof=b'{"same":true}', now=T0 + timedelta(hours=1))
-    _register(registry, 2)
-    assert registry.find(first.manifest_hash, first.proof_hash) == again
-    assert registry.find(first.manifest_hash, sha3_hex(b"nothing")) is None
+def test_find_returns_the_newest_entry_for_a_hash_pair(any_registry):
+    first = _register(any_registry, 1, proof=b'{"same":true}')
+    again = _register(any_registry, 1, proof=b'{"same":true}', now=T0 + timedelta(hours=1))
+    _register(any_registry, 2)
+    assert any_registry.find(first.manifest_hash, first.proof_hash) == again
+    assert any_registry.find(first.manifest_hash, sha3_hex(b"nothing")) is None
 
 
 @pytest.mark.parametrize(
@@ -132,36 +141,36 @@ def test_find_returns_the_newest_entry_for_a_hash_pair(registry):
         pytest.param([("other", True, 0)], "acme", None, id="no_entry_for_subject"),
     ],
 )
-def test_latest_accepted_is_the_drift_baseline(registry, history, subject, expected):
+def test_latest_accepted_is_the_drift_baseline(any_registry, history, subject, expected):
     for i, (who, accepted, minute) in enumerate(history):
-        _register(registry, i, subject=who, accepted=accepted, now=T0 + timedelta(minutes=minute))
-    found = registry.latest_accepted(subject)
+        _register(any_registry, i, subject=who, accepted=accepted, now=T0 + timedelta(minutes=minute))
+    found = any_registry.latest_accepted(subject)
     assert (found.id if found else None) == expected
 
 
-def test_latest_accepted_orders_ids_numerically_past_999(registry):
+def test_latest_accepted_orders_ids_numerically_past_999(any_registry):
     for i in range(11):
-        _register(registry, i, now=T0)
-    assert registry.latest_accepted("acme").id == "proof_011"
+        _register(any_registry, i, now=T0)
+    assert any_registry.latest_accepted("acme").id == "proof_011"
 
 
-def test_entries_limit_and_since(registry):
+def test_entries_limit_and_since(any_registry):
     for i in range(5):
-        _register(registry, i)
-    assert [e.id for e in registry.entries(limit=2)] == ["proof_005", "proof_004"]
-    assert [e.id for e in registry.entries(since=T0 + timedelta(minutes=3))] == ["proof_005", "proof_004"]
-    assert len(registry.entries()) == 5
+        _register(any_registry, i)
+    assert [e.id for e in any_registry.entries(limit=2)] == ["proof_005", "proof_004"]
+    assert [e.id for e in any_registry.entries(since=T0 + timedelta(minutes=3))] == ["proof_005", "proof_004"]
+    assert len(any_registry.entries()) == 5
 
 
-def test_count_signed_by_is_the_rotation_census(registry):
+def test_count_signed_by_is_the_rotation_census(any_registry):
     for i in range(3):
-        _register(registry, i, signer=SIGNER)
+        _register(any_registry, i, signer=SIGNER)
     for i in range(3, 5):
-        _register(registry, i, signer=OTHER)
-    assert registry.count_signed_by(SIGNER.kid) == 3
-    assert registry.count_signed_by(OTHER.kid) == 2
-    assert registry.count_signed_by(SIGNER.kid, since=T0 + timedelta(minutes=1)) == 2
-    assert registry.count_signed_by("00" * 16) == 0
+        _register(any_registry, i, signer=OTHER)
+    assert any_registry.count_signed_by(SIGNER.kid) == 3
+    assert any_registry.count_signed_by(OTHER.kid) == 2
+    assert any_registry.count_signed_by(SIGNER.kid, since=T0 + timedelta(minutes=1)) == 2
+    assert any_registry.count_signed_by("00" * 16) == 0
 
 
 @pytest.mark.parametrize(
@@ -171,11 +180,11 @@ def test_count_signed_by_is_the_rotation_census(registry):
         pytest.param({"result": "MAYBE"}, "result", id="unknown_result"),
     ],
 )
-def test_register_refuses_bad_input(registry, kwargs, field):
+def test_register_refuses_bad_input(any_registry, kwargs, field):
     with pytest.raises(InvalidInputError) as info:
-        _register(registry, **kwargs)
+        _register(any_registry, **kwargs)
     assert info.value.details["field"] == field
-    assert registry.entries() == []
+    assert any_registry.entries() == []
 
 
 def test_schema_meta_indexes_and_migrations(registry):
@@ -190,19 +199,19 @@ def test_schema_meta_indexes_and_migrations(registry):
     conn.close()
 
 
-def test_one_instance_is_safe_to_share_between_threads(registry):
+def test_one_instance_is_safe_to_share_between_threads(any_registry):
     def work(offset):
         for i in range(10):
-            _register(registry, offset + i)
+            _register(any_registry, offset + i)
 
     threads = [threading.Thread(target=work, args=(100 * t,)) for t in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    ids = [e.id for e in registry.entries()]
+    ids = [e.id for e in any_registry.entries()]
     assert len(ids) == len(set(ids)) == 40
-    assert all(verify_entry(e) for e in registry.entries())
+    assert all(verify_entry(e) for e in any_registry.entries())
 
 
 def test_two_processes_worth_of_instances_do_not_collide(tmp_path):

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from datetime import datetime
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core import db
 from core.errors import CapError
 from core.generation import generation_number
 from core.metrics import ObservedState, declare_signers, scrape_registry
 from core.modes import CheckStatus
 from core.status import observe_rotation, observe_status
+from core.store import RegistryStore, schema_version
 from deployments.api.bodies import BoundedJSONRoute
 from deployments.api.config import API_VERSION
 from deployments.api.deps import MetricsReader, NowDep, StateDep
@@ -33,9 +32,9 @@ async def healthz(state: StateDep) -> Health:
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(state: StateDep, now: NowDep) -> Response:
     checks = [
-        _database("registry", state.settings.layout.registry_db),
+        _database(state, "registry"),
         _keyring(state, now),
-        _database("policy_store", state.settings.layout.policy_db),
+        _database(state, "policy_store"),
         _jwks(state),
     ]
     generation, check = _generation(state)
@@ -58,7 +57,7 @@ def _observed(state: ApiState, now: datetime) -> ObservedState:
         keyring = state.current_keyring(now)
         declare_signers(entry.kid for entry in keyring.keys)
     try:
-        return observe_status(state.settings.layout, keyring, now)
+        return observe_status(state.settings.layout, keyring, now, registry=_registry(state))
     except CapError:  # an unreadable status book or registry: keep the keyring gauges
         return observe_rotation(keyring, now)
 
@@ -67,13 +66,14 @@ def _check(name: str, ok: bool, message: str) -> ReadyCheck:
     return ReadyCheck(name=name, status=CheckStatus.OK if ok else CheckStatus.FAIL, message=message)
 
 
-def _database(name: str, path: os.PathLike[str]) -> ReadyCheck:
+def _registry(state: ApiState) -> RegistryStore | None:
+    return state.registry.get() if state.settings.database.is_postgresql else None
+
+
+def _database(state: ApiState, name: str) -> ReadyCheck:
+    """A store's schema version, on either engine (never created here)."""
     try:
-        conn = db.connect(path, create=False)
-        try:
-            version = db.schema_version(conn)
-        finally:
-            conn.close()
+        version = schema_version(state.settings, name)
     except CapError as exc:
         return _check(name, False, exc.message)
     return _check(name, version > 0, f"schema version {version}")
@@ -85,7 +85,7 @@ def _keyring(state: ApiState, now: datetime) -> ReadyCheck:
         entry = keyring.default_entry
     except CapError as exc:
         return _check("keyring", False, exc.message)
-    if not state.settings.layout.keyring.exists():
+    if not state.settings.database.is_postgresql and not state.settings.layout.keyring.exists():
         return _check("keyring", False, "keyring file is gone (serving the last good copy)")
     refused = state.keyring.last_error
     if refused is not None:
