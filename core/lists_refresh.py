@@ -26,7 +26,7 @@ from core.canonical import pretty_bytes
 from core.digest import sha3_prefixed
 from core.documents import validate_model
 from core.errors import CapError, ConflictError, InvalidInputError, StorageError
-from core.metrics import LISTS_REFRESH_TOTAL
+from core.events import sink
 from core.name_keys import CURRENT_KEY_VERSION
 from core.sanctions import ListFormat, load_source, read_high_risk
 from core.sap.odata import retry_after_seconds
@@ -225,6 +225,12 @@ class Fetcher:
         return dest
 
 
+def _count(result: str) -> None:
+    metrics = sink()  # the flow's worker (a child of `cap serve`) writes to the metrics dir; a CLI run not
+    if metrics is not None:
+        metrics.LISTS_REFRESH_TOTAL.labels(result=result).inc()
+
+
 def refresh_lists(
     settings: Settings,
     sources: ListSources,
@@ -242,9 +248,9 @@ def refresh_lists(
             settings, sources, now, client=client, allow_shrink=allow_shrink, sleep=sleep, actor=actor
         )
     except CapError:
-        LISTS_REFRESH_TOTAL.labels(result="failure").inc()
+        _count("failure")
         raise
-    LISTS_REFRESH_TOTAL.labels(result="changed" if result.changed else "unchanged").inc()
+    _count("changed" if result.changed else "unchanged")
     with status.open_book(settings.layout.status_db) as book:
         book.record_success(status.LISTS_REFRESH, now, result.sanctions_count, result.sanctions_root)
     return result

@@ -26,14 +26,15 @@ import fcntl
 import glob
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
+from core.drift import DriftType
 from core.modes import EnforcementMode
+from core.observed import ObservedState  # re-exported: callers build it, the scrape reads it
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -58,6 +59,8 @@ ENFORCE_MODE_CHANGES = Counter(
 # --- drift (seed Track B2) ---
 DRIFT_DETECTED = Counter("cap_drift_detected_total", "Drift analyses that found drift", registry=REGISTRY)
 DRIFT_BY_TYPE = Counter("cap_drift_by_type_total", "Drift items by type", ["drift_type"], registry=REGISTRY)
+for _type in DriftType:  # every type a series at 0 before its first drift
+    DRIFT_BY_TYPE.labels(_type.value)
 DRIFT_DURATION = Histogram(
     "cap_drift_analysis_duration_seconds", "Time to analyse drift", buckets=_FAST, registry=REGISTRY
 )
@@ -153,21 +156,6 @@ def declare_signers(kids: Iterable[str]) -> None:
 
 
 # --- state gauges, computed at scrape time ---
-
-
-@dataclass(frozen=True, slots=True)
-class ObservedState:
-    """What the data dir says now; ``None`` means unknown (the gauge then has no sample)."""
-
-    rotation_phase: int | None = None
-    dual_accept_remaining_seconds: float | None = None
-    drift_severity_max: int | None = None
-    backup_last_success: float | None = None
-    backup_size_bytes: int | None = None
-    lists_refresh_last_success: float | None = None
-    lists_keys: int | None = None
-    replica_caught_up: float | None = None
-    replica_lag_seconds: float | None = None
 
 
 STATE_GAUGES: dict[str, tuple[str, str]] = {

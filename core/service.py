@@ -504,9 +504,10 @@ from collections.abc import Callable  # noqa: E402
 
 import yaml  # noqa: E402
 
-from core import metrics, rotation  # noqa: E402
+from core import rotation  # noqa: E402
 from core.attestation import ChainResult, SignedAttestation, attest, attestation_problem, verify_chain  # noqa: E402
 from core.errors import CapError, RotationError  # noqa: E402
+from core.events import sink  # noqa: E402
 from core.keyring import KeyAcceptance, entry_from_metadata, key_acceptance  # noqa: E402
 from core.keys import KeyStatus, build_metadata  # noqa: E402
 
@@ -677,7 +678,8 @@ def rotation_outcome(
     prepared: PreparedKey | None = None,
 ) -> RotationOutcome:
     """The report of a planned or applied step; an applied change counts in ``cap_key_rotations_total``."""
-    if not dry_run and not plan.noop:
+    metrics = sink()
+    if not dry_run and not plan.noop and metrics is not None:
         metrics.KEY_ROTATIONS.inc()
     new_kid: str | None = plan.step.new_kid
     diff = plan.diff

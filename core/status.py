@@ -16,15 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core import db, rotation
-from core.backup.replica import worst_probe
-from core.drift import DriftReport
 from core.keyring import Keyring
 from core.layout import DataLayout
-from core.metrics import ObservedState
+from core.observed import ObservedState
 from core.registry import Registry, RegistryEntry
 from core.store import RegistryStore
+
+if TYPE_CHECKING:
+    from core.drift import DriftReport
 
 COMPONENT = "status"
 MIGRATIONS = [
@@ -135,6 +137,8 @@ def observe_status(
         heads = _registry_heads(layout, registry) if scores else None
         if heads is not None:
             drift = max((scores[h] for h in heads if h in scores), default=None)
+    from core.backup.replica import worst_probe  # Litestream's probe: only for the metrics scrape
+
     replica = worst_probe(layout)
     return dataclasses.replace(
         observe_rotation(keyring, now),
