@@ -169,3 +169,26 @@ def moto_s3() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def clear_pending_flow_runs() -> int:
+    """Delete every flow run on the current Prefect API that has not started (SCHEDULED, PENDING).
+
+    The session's Prefect harness is shared by the tests of the ``prefect`` xdist group: runs one test creates
+    but never runs (the fuzz triggers admin flows on an API without a runner) would otherwise be picked up by
+    the next test's runner serving the same deployments, and do their work in that test's data dir.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    waiting = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING]))
+    )
+    deleted = 0
+    with get_client(sync_client=True) as client:
+        while runs := client.read_flow_runs(flow_run_filter=waiting, limit=200):
+            for run in runs:
+                client.delete_flow_run(run.id)
+            deleted += len(runs)
+    return deleted

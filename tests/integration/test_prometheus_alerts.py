@@ -34,7 +34,7 @@ from core.modes import EnforcementMode
 from core.proof import proof_file_bytes
 from core.settings import Settings
 from core.signing import Ed25519Signer
-from tests.live import dev_token, free_port, prepare_data_dir, run_cap
+from tests.live import clear_pending_flow_runs, dev_token, free_port, prepare_data_dir, run_cap
 from tests.paths import FIXTURES, REPO
 from tests.world import NOW, POLICY, World
 
@@ -279,6 +279,7 @@ def serving(tmp_path, prefect_api):
         "CAP_REPLICA_PROBE_INTERVAL_S": "1",
     }
     prepare_data_dir(env)
+    clear_pending_flow_runs()  # another test's untaken runs of these deployments would run in this data dir
     drifted_registry(Settings.from_env(env))
     list_sources(Settings.from_env(env))
     port = free_port()
