@@ -335,3 +335,12 @@ def test_disaster_recovery_into_an_empty_database_continues_the_ids(node, base_u
     finally:
         close_all()
         _sql(base_url, f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_personal_data_in_a_table_is_named_by_table_and_column(node):
+    """The tables are scanned like SQLite snapshots: sampled rows, findings named ``table.column``."""
+    audit_log(node).append("note", {"contact": "jane.doe@example.com"}, NOW)
+    with pytest.raises(InvalidInputError) as refused:
+        backups.backup_now(node, now=NOW)
+    assert (refused.value.code, refused.value.details["field"]) == ("backup_pii_detected", "audit_events.line")
+    assert backups.backup_now(node, now=NOW, pii="warn").scan.pii
