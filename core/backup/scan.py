@@ -33,7 +33,9 @@ _KEYLIKE = re.compile(
 )
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _B64_44 = re.compile(r"^[A-Za-z0-9+/]{43}=$")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# A match starts only where the local part starts (the lookbehind): linear time on long tokens such as a
+# proof's hex, which without it cost O(n²) (0.23 s per 10 KB value).
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w+])\+\d{1,3}[ ./-]?(\(?\d{1,5}\)?[ ./-]?){2,5}\d{2,}(?!\w)")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b")
 _DATE = re.compile(r"^\d{4}-\d\d-\d\d$")

@@ -342,5 +342,8 @@ def test_personal_data_in_a_table_is_named_by_table_and_column(node):
     audit_log(node).append("note", {"contact": "jane.doe@example.com"}, NOW)
     with pytest.raises(InvalidInputError) as refused:
         backups.backup_now(node, now=NOW)
-    assert (refused.value.code, refused.value.details["field"]) == ("backup_pii_detected", "audit_events.line")
+    assert (refused.value.code, refused.value.details["field"]) == (
+        "backup_pii_detected",
+        "audit_events.line",
+    )
     assert backups.backup_now(node, now=NOW, pii="warn").scan.pii
