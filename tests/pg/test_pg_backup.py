@@ -347,3 +347,21 @@ def test_personal_data_in_a_table_is_named_by_table_and_column(node):
         "audit_events.line",
     )
     assert backups.backup_now(node, now=NOW, pii="warn").scan.pii
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.xdist_group("prefect")
+def test_backup_and_restore_flows_run_in_pg_mode(prefect_api, node, monkeypatch):
+    """The ``backup`` flow (``backup-daily``) and the ``restore`` flow as real flow runs in PostgreSQL mode."""
+    from flows.backup import backup
+    from flows.restore import restore
+
+    monkeypatch.setenv("CAP_DATA_DIR", str(node.data_dir))
+    monkeypatch.setenv("CAP_DATABASE_URL", node.database.conninfo.get_secret_value())
+    made = backup(keep_last=5)
+    _register(node, 10)
+    receipt = restore(backup_id=made["backup_id"])
+    assert [s["status"] for s in receipt["steps"]] == ["ok"] * 8
+    assert receipt["live_dir"] == node.database.redacted and receipt["signature"]["kid"]
+    assert _ids(node) == ["proof_001", "proof_002", "proof_003"]
