@@ -353,7 +353,7 @@ def test_personal_data_in_a_table_is_named_by_table_and_column(node):
 @pytest.mark.timeout(300)
 @pytest.mark.xdist_group("prefect")
 def test_backup_and_restore_flows_run_in_pg_mode(prefect_api, node, monkeypatch):
-    """The ``backup`` flow (``backup-daily``) and the ``restore`` flow as real flow runs in PostgreSQL mode."""
+    """The ``backup`` flow (``backup-daily``) and the ``restore`` flow as real flow runs on PostgreSQL."""
     from flows.backup import backup
     from flows.restore import restore
 
