@@ -152,7 +152,7 @@ def test_two_nodes_share_one_postgresql_state(tmp_path, pg_url):
             ids = [e.id for e in open_registry(a).entries()]
             policies = [p.id for p in open_policy_store(a).list()]
             report = audit_log(a).verify()
-            # the start's backup restored on node a (it holds the rotated key) while both serve; keyring v2 kept
+            # the start's backup restored on node a (holds the rotated key) while both serve; keyring kept
             backups.restore_now(a, backup_id, now=datetime.now(UTC), keyring_merge=True)
             restored = [
                 httpx.post(f"{u}/verify", json=body, headers=h, timeout=30).json()
