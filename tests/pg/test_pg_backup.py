@@ -365,3 +365,29 @@ def test_backup_and_restore_flows_run_in_pg_mode(prefect_api, node, monkeypatch)
     assert [s["status"] for s in receipt["steps"]] == ["ok"] * 8
     assert receipt["live_dir"] == node.database.redacted and receipt["signature"]["kid"]
     assert _ids(node) == ["proof_001", "proof_002", "proof_003"]
+
+
+class _Killed(BaseException):
+    """Stands in for the process dying: no compensation runs."""
+
+
+def test_a_restore_killed_after_staging_leaves_live_as_it_was_and_the_next_one_tidies_up(node, base_url):
+    from core.backup.pg_restore import run_pg_restore
+    from core.backup.restore import RestoreOptions
+
+    backup_id = _backup(node)
+    _register(node, 10)
+    before = _state(node)
+
+    def die(event: str) -> None:
+        if event == "after:check_registry":
+            raise _Killed(event)
+
+    options = RestoreOptions(hook=die, compensate=False)
+    store = backups.open_backup_store(node, None)
+    with pytest.raises(_Killed):
+        run_pg_restore(node, store, backup_id, service.default_signer(node), now=NOW, options=options)
+    assert _state(node) == before and len(_schemas(base_url, "cap_restore_")) == 1  # left behind
+    receipt = backups.restore_now(node, backup_id, now=NOW + timedelta(1))
+    assert receipt.recovered_first == "rolled_back" and _schemas(base_url, "cap_restore_") == []
+    assert _ids(node) == ["proof_001", "proof_002", "proof_003"]
