@@ -391,3 +391,21 @@ def test_a_restore_killed_after_staging_leaves_live_as_it_was_and_the_next_one_t
     receipt = backups.restore_now(node, backup_id, now=NOW + timedelta(1))
     assert receipt.recovered_first == "rolled_back" and _schemas(base_url, "cap_restore_") == []
     assert _ids(node) == ["proof_001", "proof_002", "proof_003"]
+
+
+def test_a_replica_follows_an_allowed_keyring_rollback_and_nothing_else(node):
+    """An API replica's watcher holds v2; a restore with --allow-key-rollback lowers the floor to v1 and the
+    replica follows (there is no generation file in the database: the lowered floor is the signal)."""
+    from core.keyring import KeyringWatcher
+    from core.store.keyring import guard_for
+    from core.store.postgres.keyring import PgKeyringStore
+
+    backup_id = _backup(node)
+    service.rotate_signing_key(
+        node, RotationRequest(phase=RotationPhase.PREPARE, force=True), NOW + timedelta(1)
+    )
+    store = PgKeyringStore(node.database, poll_seconds=0)
+    watcher = KeyringWatcher(node.layout.keyring, guard=guard_for(store), source=store)
+    assert watcher.current(NOW).version == 2
+    backups.restore_now(node, backup_id, now=NOW, allow_key_rollback=True)
+    assert (watcher.current(NOW).version, watcher.last_error) == (1, None)
