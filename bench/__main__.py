@@ -80,6 +80,12 @@ def _pg(quick: bool, s3: bool) -> list[Figure]:
     )
 
 
+def _pg_restore(quick: bool, s3: bool) -> list[Figure]:
+    from bench import bench_pg_restore
+
+    return bench_pg_restore.run(64 if quick else 1024)
+
+
 def _replica(quick: bool, s3: bool) -> list[Figure]:
     from bench import bench_replica
 
@@ -151,6 +157,7 @@ SUITES: dict[str, tuple[Suite, tuple[str, ...]]] = {
     "commit": (_commit, ("commit_1m_rows_s",)),
     "backup": (_backup, ("backup_1gb_s", "restore_1gb_s")),
     "pg": (_pg, ("pg_registry_appends_per_s", "verify_http_pg_vs_sqlite_pct")),
+    "pg_restore": (_pg_restore, ("backup_pg_1gb_s", "restore_pg_1gb_s")),
     "replica": (_replica, ("replica_rpo_p99_s",)),
     "replica_pitr": (_replica_pitr, ("pitr_restore_1gb_s",)),
     "replica_overhead": (_replica_overhead, ("replica_verify_overhead_pct",)),

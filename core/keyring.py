@@ -491,12 +491,21 @@ class KeyringWatcher:
 
     def _reload(self, now: datetime, *, new_generation: bool = False) -> None:
         """Re-read the file. Within one generation the held version is the floor; when the generation
-        moved (a restore), the persisted floor is, so an operator-allowed rollback is followed."""
+        moved (a restore), the persisted floor is, so an operator-allowed rollback is followed. Without a
+        generation file (the database, ADR 0015) a persisted floor below the held version is that signal:
+        only an ``--allow-key-rollback`` restore lowers it."""
         try:
             data, stamp = self._source.read()
             self._stamp = stamp
             held = None if new_generation else self._keyring
             floor = self._source.floor()
+            if (
+                held is not None
+                and self._generation_path is None
+                and floor is not None
+                and floor < held.version
+            ):
+                held = None
             if held is not None:
                 floor = max(floor or 0, held.version)
             candidate = parse_keyring(data, source=self._source.name, min_version=floor)

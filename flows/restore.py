@@ -65,6 +65,29 @@ def _from_replica(
     return receipt.model_dump(mode="json")
 
 
+def _into_database(
+    settings: Settings,
+    backup_id: str,
+    from_uri: str,
+    verify_only: bool,
+    target: str,
+    rollback: bool,
+    merge: bool,
+) -> dict[str, Any]:
+    """PostgreSQL mode: the eight steps into the database in one task (ADR 0015), same receipt."""
+    slot = contextlib.nullcontext() if verify_only else mutation_slot()
+    try:
+        with slot:
+            receipt = t.restore_database(
+                settings, backup_id, from_uri or None, verify_only, target or None, rollback, merge
+            )
+    except CapError as exc:
+        t.publish_failure(backup_id, verify_only, [], exc, datetime.now(UTC))
+        raise
+    t.publish_receipt(receipt)
+    return receipt.model_dump(mode="json")
+
+
 @flow(name="restore", retries=0, flow_run_name=restore_run_name)
 def restore(
     backup_id: str = param(
@@ -107,6 +130,10 @@ def restore(
     if from_replica:
         return _from_replica(
             settings, from_replica, at, verify_only, target, allow_key_rollback, keyring_merge
+        )
+    if settings.database.is_postgresql:
+        return _into_database(
+            settings, backup_id, from_uri, verify_only, target, allow_key_rollback, keyring_merge
         )
     records: list[StepRecord] = []
     try:

@@ -81,6 +81,30 @@ def restore_from_replica(
     )
 
 
+@task(name="restore-database", **LOCAL)
+def restore_database(
+    settings: Settings,
+    backup_id: str,
+    from_uri: str | None,
+    verify_only: bool,
+    target: str | None = None,
+    allow_key_rollback: bool = False,
+    keyring_merge: bool = False,
+) -> RestoreReceipt:
+    """PostgreSQL mode: the eight steps of :mod:`core.backup.pg_restore` (staging schema, one-transaction
+    switch) and the signed receipt, in one task (the steps share one database lock)."""
+    return backups.restore_now(
+        settings,
+        backup_id,
+        now=datetime.now(UTC),
+        from_uri=from_uri,
+        verify_only=verify_only,
+        target=target,
+        allow_key_rollback=allow_key_rollback,
+        keyring_merge=keyring_merge,
+    )
+
+
 @task(name="recover", **LOCAL)
 def recover(live_dir: Path) -> Recovery:
     """Finish or undo an interrupted earlier restore of ``live_dir`` before starting."""

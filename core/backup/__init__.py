@@ -29,6 +29,7 @@ from core.backup.manifest import (
     Encryption,
     FileType,
     ManifestFile,
+    PgSnapshotInfo,
     SqliteInfo,
     check_backup_id,
     manifest_bytes,
@@ -40,9 +41,12 @@ from core.backup.storage import ArchiveSink, BackupStore, file_errors
 from core.errors import InvalidInputError
 from core.layout import DataLayout
 from core.signing import Signer
+from core.store.url import DatabaseUrl, Engine
 
 SYSTEM_VERSION = "0.12.0"
 BACKUP_PHASES = ("snapshot", "scan", "archive", "sign")
+NODE_LOCAL: frozenset[FileType] = frozenset({FileType.KEY_METADATA, FileType.CONFIGURATION})
+"""What a PostgreSQL-mode backup still takes from the node's data dir (public key metadata, config)."""
 """What ``create_backup(progress=...)`` reports, in order, as each phase completes."""
 
 
@@ -143,6 +147,27 @@ def _keyring_version(sources: list[BackupSource]) -> int | None:
     return None if ring is None else parse_keyring(ring.path.read_bytes()).version
 
 
+def _snapshot(
+    layout: DataLayout, tmp: Path, database: DatabaseUrl | None
+) -> tuple[list[BackupSource], dict[str, SqliteInfo], PgSnapshotInfo | None, int | None]:
+    """Freeze what the backup holds: the data dir's files (SQLite), or the node-local files plus the
+    database's tables from one snapshot (PostgreSQL; :mod:`core.store.postgres.snapshot`)."""
+    sources = select_sources(layout)
+    if database is None:
+        if not sources:
+            raise InvalidInputError("nothing to back up", file=str(layout.root))
+        with file_errors("staging snapshot", tmp):
+            frozen, infos = snapshot_sources(sources, tmp)
+        return frozen, infos, None, _keyring_version(frozen)
+    from core.store.postgres import snapshot
+
+    with file_errors("staging snapshot", tmp):
+        frozen, _ = snapshot_sources([s for s in sources if s.type in NODE_LOCAL], tmp)
+        paths, info, keyring_version = snapshot.dump(database, tmp)
+    tables = [BackupSource(p.relative_to(tmp).as_posix(), p, FileType.POSTGRESQL_TABLE) for p in paths]
+    return frozen + tables, {}, info, keyring_version
+
+
 def _with_sqlite(files: list[ManifestFile], infos: dict[str, SqliteInfo]) -> tuple[ManifestFile, ...]:
     return tuple(f.model_copy(update={"sqlite": infos.get(f.path)}) for f in files)
 
@@ -162,8 +187,10 @@ def create_backup(
     level: int = GZIP_LEVEL,
     work_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    database: DatabaseUrl | None = None,
 ) -> BackupResult:
-    """Back up ``layout`` into ``store`` and return the signed manifest and scan report.
+    """Back up ``layout`` (with ``database``: the PostgreSQL state and ``layout``'s node-local files) into
+    ``store`` and return the signed manifest and scan report.
 
     Raises :class:`InvalidInputError` (``backup_private_key_material``, ``backup_pii_detected``,
     nothing to back up), :class:`ConflictError` for an existing id, :class:`ConfigError` for a
@@ -172,13 +199,9 @@ def create_backup(
     """
     report_phase = progress or (lambda _: None)
     bid = check_backup_id(backup_id or new_backup_id(now))
-    sources = select_sources(layout)
-    if not sources:
-        raise InvalidInputError("nothing to back up", file=str(layout.root))
     wrapper = (key_wrapper or load_master_key()) if encrypt else None
     with _staging(work_dir) as tmp:
-        with file_errors("staging snapshot", tmp):
-            frozen, infos = snapshot_sources(sources, tmp)
+        frozen, infos, pg_info, keyring_version = _snapshot(layout, tmp, database)
         report_phase("snapshot")
         keys, mode = KeyFingerprints.from_key_dir(layout.keys_dir), PiiMode(pii)
         report = scan_sources(frozen)  # PEM blocks, seeds, personal data: cheap, refused before any work
@@ -209,12 +232,14 @@ def create_backup(
             created_by=created_by or default_creator(),
             backup_id=bid,
             system_version=system_version,
-            keyring_version=_keyring_version(frozen),
+            keyring_version=keyring_version,
             files=_with_sqlite(files, infos),
             total_files=len(files),
             total_size_bytes=sum(f.size_bytes for f in files),
             encryption=Encryption.AES_256_GCM if encryptor else Encryption.NONE,
             archive=archive,
+            engine=None if pg_info is None else Engine.POSTGRESQL,
+            postgresql=pg_info,
         )
     signed = sign_manifest(manifest, signer)
     try:

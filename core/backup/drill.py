@@ -22,7 +22,7 @@ from core.errors import NotFoundError, VerificationError
 from core.registry import Registry, RegistryEntry, check_entry
 from core.service import default_signer, load_local_keyring
 from core.settings import Settings
-from core.store import RESTORE_REFUSAL, require_files
+from core.store import REPLICA_REFUSAL, require_files
 
 DEFAULT_SAMPLE = 20
 
@@ -73,7 +73,7 @@ def run_drill(
     Raises what :func:`core.backup.pitr.run_replica_restore` raises, and :class:`VerificationError`
     ``drill_verdict_mismatch`` when a sampled entry verifies differently restored and live.
     """
-    require_files(settings, RESTORE_REFUSAL)
+    require_files(settings, REPLICA_REFUSAL)
     scratch = _scratch(settings, now)
     trusted = parse_keyring(settings.layout.keyring.read_bytes()).keys  # the scratch dir has no keyring
     options = RestoreOptions(

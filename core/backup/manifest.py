@@ -19,8 +19,9 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.canonical import canonical_bytes
-from core.errors import IntegrityError, InvalidInputError, VerificationError
+from core.errors import ConfigError, IntegrityError, InvalidInputError, VerificationError
 from core.signing import ALG, Signer, derive_kid, verify_signature
+from core.store.url import Engine
 
 MANIFEST_VERSION: Final = "backup.manifest.v1"
 MANIFEST_DOMAIN = b"backup.manifest.v1\n"
@@ -40,6 +41,7 @@ class FileType(StrEnum):
     CONFIGURATION = "configuration"
     AUDIT_LOG = "audit_log"
     LISTS = "lists"
+    POSTGRESQL_TABLE = "postgresql_table"  # one table of the PostgreSQL state, CSV with a header line
 
 
 class Compression(StrEnum):
@@ -108,6 +110,15 @@ class ManifestSignature(_Frozen):
     sig: str
 
 
+class PgSnapshotInfo(_Frozen):
+    """What a PostgreSQL backup's one snapshot saw: server, each component's schema version and the
+    sequences' values (ids at or below them were handed out; a restore never hands them out again)."""
+
+    server_version: str
+    schema_versions: dict[str, int]
+    sequences: dict[str, int]
+
+
 class BackupManifest(_Frozen):
     version: Literal["backup.manifest.v1"] = MANIFEST_VERSION
     created_at: str = Field(pattern=_TIME_RE)
@@ -121,6 +132,8 @@ class BackupManifest(_Frozen):
     compression: Compression = Compression.GZIP
     encryption: Encryption = Encryption.NONE
     archive: ArchiveInfo
+    engine: Engine | None = None  # absent: the SQLite data dir (every backup made before PostgreSQL mode)
+    postgresql: PgSnapshotInfo | None = None  # with engine postgresql only
     signature: ManifestSignature | None = None
 
     @field_validator("backup_id")
@@ -137,7 +150,35 @@ class BackupManifest(_Frozen):
             raise ValueError("total_files does not match files")
         if self.total_size_bytes != sum(f.size_bytes for f in self.files):
             raise ValueError("total_size_bytes does not match files")
+        if (self.engine is Engine.POSTGRESQL) != (self.postgresql is not None):
+            raise ValueError("postgresql snapshot info goes with engine postgresql, and only there")
         return self
+
+
+def backup_engine(manifest: BackupManifest) -> Engine:
+    """Which storage engine's state ``manifest`` backs up."""
+    return manifest.engine or Engine.SQLITE
+
+
+def require_engine(manifest: BackupManifest, engine: Engine) -> None:
+    """Refuse to restore a backup of one engine's state into the other (no cross-engine restore).
+
+    Raises :class:`ConfigError` ``restore_engine_mismatch`` naming both engines."""
+    found = backup_engine(manifest)
+    if found is not engine:
+        raise ConfigError(
+            f"backup {manifest.backup_id} holds the {_ENGINE_NAMES[found]} state but this node keeps its "
+            f"state in {_ENGINE_NAMES[engine]}; restore it with CAP_DATABASE_URL "
+            + ("pointing at a PostgreSQL database" if found is Engine.POSTGRESQL else "unset (SQLite)")
+            + " (cross-engine restore is not supported)",
+            code="restore_engine_mismatch",
+            field="engine",
+            found=found.value,
+            expected=engine.value,
+        )
+
+
+_ENGINE_NAMES: Final = {Engine.SQLITE: "SQLite files", Engine.POSTGRESQL: "PostgreSQL"}
 
 
 def check_backup_id(backup_id: str) -> str:

@@ -41,6 +41,7 @@ from core.backup.manifest import (
     TrustedKey,
     parse_keyring,
     parse_manifest,
+    require_engine,
     verify_manifest_signature,
 )
 from core.backup.scan import scan_file
@@ -76,6 +77,7 @@ from core.keyring_chain import CHAIN_FILE, read_chain, require_chain
 from core.keys import parse_timestamp
 from core.registry import carry_high_water
 from core.signing import Signer, derive_kid
+from core.store.url import Engine
 
 RECEIPT_VERSION: Final = "restore.receipt.v1"
 
@@ -149,6 +151,7 @@ class RestoreContext(BaseModel):
     old_dir: Path | None = None
     replica: ReplicaPoint | None = None
     staged_files: tuple[str, ...] = ()
+    engine: Engine = Engine.SQLITE  # the live state's engine: a backup of the other one is refused at step 1
     checks: list[CheckRecord] = []
 
     def sibling(self, name: str) -> Path:
@@ -220,6 +223,7 @@ def fetch_backup(
     manifest = parse_manifest(data, source=f"{ctx.backup_id}.manifest.json")
     if manifest.backup_id != ctx.backup_id:
         raise IntegrityError("manifest is for another backup id", field="backup_id", expected=ctx.backup_id)
+    require_engine(manifest, ctx.engine)
     result = verify_manifest_signature(manifest, _live_keyring(ctx, trusted_keys))
     ctx.manifest, ctx.manifest_sha3 = manifest, "0x" + hashlib.sha3_256(data).hexdigest()
     ctx.check("manifest_signature", f"{result.message} (kid {result.kid})")

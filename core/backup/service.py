@@ -41,12 +41,13 @@ from core.backup.storage import BackupListing, BackupStore, open_store
 from core.backup.swap import Recovery
 from core.errors import ConfigError, StorageError
 from core.generation import replacing_state
+from core.keys import KeyStatus, KeyStore
 from core.metrics import BACKUP_DURATION, BACKUP_TOTAL, RESTORE_DURATION, RESTORE_TOTAL
 from core.policy_store import StoredPolicy, verify_stored
 from core.service import default_signer
 from core.settings import Settings
 from core.signing import Ed25519Signer
-from core.store import BACKUP_REFUSAL, RESTORE_REFUSAL, require_files
+from core.store import REPLICA_REFUSAL, RESTORE_REFUSAL, require_files
 
 SUCCESS, FAILURE = "success", "failure"
 
@@ -93,10 +94,11 @@ def backup_now(
     """Back up the data dir into ``to_uri``, signed by the default signer; counts it in ``cap_backup_total``
     and books a success in the status book (the ``cap_backup_last_success_*`` gauge reads it).
 
-    Raises what :func:`core.backup.create_backup` raises, :class:`NotFoundError` without a keyring and
-    :class:`ConfigError` ``not_on_postgresql`` in PostgreSQL mode (the data dir is not the state there).
+    In PostgreSQL mode the archive holds the database's tables from one snapshot and the node-local files
+    (key metadata, config); the manifest says ``engine: postgresql`` (ADR 0015).
+
+    Raises what :func:`core.backup.create_backup` raises and :class:`NotFoundError` without a keyring.
     """
-    require_files(settings, BACKUP_REFUSAL)
     with _metered(BACKUP_TOTAL, BACKUP_DURATION):
         result = create_backup(
             settings.layout,
@@ -107,6 +109,7 @@ def backup_now(
             pii=pii,
             created_by=created_by,
             progress=progress,
+            database=settings.database if settings.database.is_postgresql else None,
         )
     with status.open_book(settings.layout.status_db) as book:
         book.record_success(status.BACKUP, now, result.manifest.archive.size_bytes, result.manifest.backup_id)
@@ -205,7 +208,7 @@ def prepare_restore(
 
     Raises :class:`InvalidInputError` for a bad id, :class:`ConfigError` for a bad URI and
     ``restore_target_invalid`` when the target exists but is not a directory, ``not_on_postgresql`` in
-    PostgreSQL mode.
+    PostgreSQL mode (there :func:`restore_now` runs the eight steps of :mod:`core.backup.pg_restore`).
     """
     require_files(settings, RESTORE_REFUSAL)
     live = Path(target or settings.data_dir).absolute()
@@ -287,6 +290,18 @@ def restore_now(
     (another restore runs) or :class:`StorageError` ``restore_target_failed``. Emits the restore metrics.
     """
     with restore_metrics():
+        if settings.database.is_postgresql:
+            return _restore_database(
+                settings,
+                backup_id,
+                now=now,
+                from_uri=from_uri,
+                verify_only=verify_only,
+                target=target,
+                allow_key_rollback=allow_key_rollback,
+                keyring_merge=keyring_merge,
+                hook=hook,
+            )
         job = prepare_restore(
             settings,
             backup_id,
@@ -306,6 +321,53 @@ def restore_now(
                 now=now,
                 options=job.options,
             )
+
+
+def _held_keys(settings: Settings) -> tuple[TrustedKey, ...] | None:
+    """For a restore into a database without a keyring (a fresh one after a disaster): the public keys of the
+    signing keys this node holds (``keys/<kid>.json`` beside its ``.pem``), never revoked ones."""
+    store = KeyStore(settings.layout)
+    held = tuple(
+        TrustedKey.model_validate({"kid": m.kid, "public_key": m.public_key, "status": m.status.value})
+        for m in store.list()
+        if store.has_private_key(m.kid) and m.status is not KeyStatus.REVOKED
+    )
+    return held or None
+
+
+def _restore_database(
+    settings: Settings,
+    backup_id: str,
+    *,
+    now: datetime,
+    from_uri: str | None,
+    verify_only: bool,
+    target: str | Path | None,
+    allow_key_rollback: bool,
+    keyring_merge: bool,
+    hook: Callable[[str], None] | None,
+) -> RestoreReceipt:
+    """PostgreSQL mode: the eight steps of :mod:`core.backup.pg_restore` into the configured database."""
+    from core.backup.pg_restore import run_pg_restore
+
+    if target is not None:
+        raise ConfigError(
+            "a restore target dir is for the SQLite data dir; PostgreSQL mode restores into CAP_DATABASE_URL",
+            code="restore_target_invalid",
+            field="target",
+        )
+    options = RestoreOptions(
+        verify_only=verify_only,
+        allow_key_rollback=allow_key_rollback,
+        keyring_merge=keyring_merge,
+        operator_keys=settings.operator_public_keys,
+        trusted_keys=_held_keys(settings),
+        hook=hook,
+    )
+    store = open_backup_store(settings, from_uri)
+    return run_pg_restore(
+        settings, store, check_backup_id(backup_id), _AfterRestoreSigner(settings), now=now, options=options
+    )
 
 
 def restore_from_replica(
@@ -329,7 +391,7 @@ def restore_from_replica(
     :class:`IntegrityError` ``replica_corrupt``, :class:`NotFoundError` ``replica_empty``/
     ``replica_point_missing``, the checks' errors, or :class:`StorageError`. Emits the restore metrics.
     """
-    require_files(settings, RESTORE_REFUSAL)
+    require_files(settings, REPLICA_REFUSAL)
     with restore_metrics():
         point = parse_point(at)
         parse_replica_url(replica_url)

@@ -13,8 +13,9 @@ Two engines behind the same public methods and return models:
 Every entry point (CLI, API, tasks, services) opens stores through the factories here, never by path: the
 registry, policy store, audit log, keyring (:mod:`core.store.keyring`) and installed lists
 (:mod:`core.store.lists`). Signing keys, pinned verifying keys and the operations status book stay files
-under the data dir in both modes; backup/restore and Litestream replication of the state are refused in
-PostgreSQL mode (:func:`require_files`) rather than copying one node's files (docs/adr/0013).
+under the data dir in both modes. Backup and restore of the PostgreSQL state go through
+:mod:`core.store.postgres.snapshot` (docs/adr/0015); Litestream replication, point-in-time restore and the
+drill stay refused in PostgreSQL mode (:func:`require_files`) rather than copying one node's files.
 The PostgreSQL modules (and ``psycopg``) are imported only when PostgreSQL is selected.
 """
 
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
     from core.store.lists import ListsStore
 
 __all__ = [
-    "BACKUP_REFUSAL",
     "NOT_ON_POSTGRESQL",
+    "REPLICA_REFUSAL",
     "RESTORE_REFUSAL",
     "VARIABLE",
     "AuditStore",
@@ -256,5 +257,10 @@ def require_files(settings: Settings, refusal: str) -> None:
         raise ConfigError(refusal, code=NOT_ON_POSTGRESQL, field=VARIABLE, database=where)
 
 
-BACKUP_REFUSAL = "backup of the PostgreSQL state is not supported yet; use pg_dump"
-RESTORE_REFUSAL = "restore of the PostgreSQL state is not supported yet; use pg_restore"
+RESTORE_REFUSAL = (
+    "PostgreSQL mode restores the database with restore_now (cap restore, the restore flow), not step by step"
+)
+REPLICA_REFUSAL = (
+    "point-in-time restore and the restore drill read a Litestream replica of SQLite files; in PostgreSQL "
+    "mode use `cap restore BACKUP_ID` or the database's own WAL archiving (PITR)"
+)

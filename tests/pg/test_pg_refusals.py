@@ -1,19 +1,19 @@
-"""PostgreSQL mode refuses what is not on PostgreSQL yet (backup/restore of the state, Litestream replication)
-with a clear error, instead of acting on one node's local files."""
+"""PostgreSQL mode refuses what only exists for SQLite files (Litestream replication, point-in-time restore
+and the drill from a replica) with a clear error, instead of acting on one node's local files. Backup and
+restore of the PostgreSQL state work: tests/pg/test_pg_backup.py."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 import pytest
 
 from core.backup import service as backups
+from core.backup.drill import run_drill
 from core.errors import ConfigError
 from core.settings import Settings
 from core.store import NOT_ON_POSTGRESQL
 from deployments.serve import replicators
-from tests.live import run_cap
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 URL = "postgresql://cap:hunter2@127.0.0.1:1/cap"  # never connected to: every refusal comes first
@@ -37,15 +37,13 @@ def _refused(call, settings, needle):
     ("call", "needle"),
     [
         pytest.param(
-            lambda s: backups.backup_now(s, now=NOW),
-            "backup of the PostgreSQL state is not supported yet; use pg_dump",
-            id="backup",
+            lambda s: backups.restore_from_replica(s, "s3://b/p", now=NOW),
+            "WAL archiving",
+            id="restore_replica",
         ),
+        pytest.param(lambda s: run_drill(s, "s3://b/p", now=NOW), "Litestream replica", id="restore_drill"),
         pytest.param(
-            lambda s: backups.restore_now(s, "20260101T000000Z-x", now=NOW), "pg_restore", id="restore"
-        ),
-        pytest.param(
-            lambda s: backups.restore_from_replica(s, "s3://b/p", now=NOW), "pg_restore", id="restore_replica"
+            lambda s: backups.prepare_restore(s, "20260101T000000Z-x"), "restore_now", id="restore_steps"
         ),
         pytest.param(
             lambda s: replicators(s, {"CAP_REPLICA_URL": "s3://b/p"}), "Litestream", id="litestream"
@@ -54,12 +52,3 @@ def _refused(call, settings, needle):
 )
 def test_pg_mode_refuses_what_is_not_on_postgresql(pg_mode, call, needle):
     _refused(call, pg_mode, needle)
-
-
-def test_cap_backup_in_pg_mode_exits_with_the_refusal(tmp_path):
-    env = {**os.environ, "CAP_DATA_DIR": str(tmp_path / "data"), "CAP_DATABASE_URL": URL}
-    done = run_cap("backup", env=env)
-    assert done.returncode == 2, done.stderr
-    assert "backup of the PostgreSQL state is not supported yet; use pg_dump" in done.stderr
-    assert "hunter2" not in done.stderr + done.stdout
-    assert not (tmp_path / "data" / "backups").exists()

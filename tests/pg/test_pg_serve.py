@@ -2,7 +2,9 @@
 would have) against one database. Their stores are created in the database, not under either data dir; while
 both verify concurrently, two writers register proofs; both compile and store the same policy; an operator
 rotates the keyring. No registry write is lost, no id repeats, both give the same verdict on the same proof,
-both store the policy once, and both serve the new keyring version within the polling bound."""
+both store the policy once, and both serve the new keyring version within the polling bound. Then a backup
+taken at the start is restored (ADR 0015) while both serve: both give the same verdict on the restored state
+and the next id continues after every id handed out before."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 import httpx
 
 from core import service
+from core.backup import service as backups
 from core.modes import CheckStatus
 from core.proof import proof_file_bytes
 from core.rotation import RotationPhase, RotationRequest
@@ -88,6 +91,7 @@ def test_two_nodes_share_one_postgresql_state(tmp_path, pg_url):
     service.install_lists(a, world.lists_file, now)  # in the database: in force on both nodes
     built = world.build()
     service.register_proof(a, built.proof, CheckStatus.OK, signer, now)
+    backup_id = backups.backup_now(a, now=now).manifest.backup_id
     body = {"proof": json.loads(proof_file_bytes(built.proof))}
     try:
         with _nodes(envs) as urls:
@@ -145,6 +149,17 @@ def test_two_nodes_share_one_postgresql_state(tmp_path, pg_url):
                 httpx.post(f"{u}/verify", json=body, headers=h, timeout=30).json()
                 for u, h in zip(urls, headers, strict=True)
             ]
+            ids = [e.id for e in open_registry(a).entries()]
+            policies = [p.id for p in open_policy_store(a).list()]
+            report = audit_log(a).verify()
+            # the start's backup restored on node a (holds the rotated key) while both serve; keyring kept
+            backups.restore_now(a, backup_id, now=datetime.now(UTC), keyring_merge=True)
+            restored = [
+                httpx.post(f"{u}/verify", json=body, headers=h, timeout=30).json()
+                for u, h in zip(urls, headers, strict=True)
+            ]
+            next_id = service.register_proof(b, built.proof, CheckStatus.OK, signer, datetime.now(UTC)).id
+            restored_ids = sorted(e.id for e in open_registry(b).entries())
     finally:
         close_all()
 
@@ -153,11 +168,13 @@ def test_two_nodes_share_one_postgresql_state(tmp_path, pg_url):
     assert len(verdicts) == 2 * VERIFIES_PER_NODE
     assert [r["result"] for r in after] == ["OK", "OK"] and after[0]["checks"] == after[1]["checks"]
     assert [c.status_code for c in compiled] == [200, 200]
-    ids = [e.id for e in open_registry(a).entries()]
     assert sorted(ids) == sorted(f"proof_{n:03d}" for n in range(1, 2 + 2 * WRITES_PER_WRITER))
-    assert [p.id for p in open_policy_store(a).list()] == [compiled[0].json()["policy_id"]]
-    report = audit_log(a).verify()
+    assert policies == [compiled[0].json()["policy_id"]]
     assert report.ok and report.total >= 1
+    assert [r["result"] for r in restored] == ["OK", "OK"] and restored[0]["checks"] == restored[1]["checks"]
+    assert next_id == f"proof_{2 + 2 * WRITES_PER_WRITER:03d}"  # never one handed out before the restore
+    assert restored_ids == ["proof_001", next_id]
+    assert audit_log(a).verify().ok
     for node in ("node-a", "node-b"):
         assert not any(
             (tmp_path / node / name).exists()
