@@ -107,7 +107,11 @@ def pytest_collection_modifyitems(config, items):
     if config.getvalue("dist") != "loadgroup" and not getattr(config.option, "loadgroup", False):
         return
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        if "prefect_api" in getattr(item, "fixturenames", ()):  # one harness per session, not one per worker
+            item.add_marker(pytest.mark.xdist_group("prefect"))
+        else:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 

@@ -40,7 +40,6 @@ def _registry(tmp_path) -> tuple[Settings, dict[str, str]]:
     return settings, roots
 
 
-@pytest.mark.xdist_group("prefect")
 def _run_name(state) -> str:
     from prefect.client.orchestration import get_client
 
@@ -48,6 +47,7 @@ def _run_name(state) -> str:
         return client.read_flow_run(state.state_details.flow_run_id).name
 
 
+@pytest.mark.xdist_group("prefect")
 def test_verification_run_publishes_a_table_and_drift_events(prefect_api, tmp_path, captured_events):
     from prefect.artifacts import Artifact
 
