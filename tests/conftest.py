@@ -104,7 +104,8 @@ def engine_settings(request, tmp_path):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker hook turns the marks into node-id suffixes
 def pytest_collection_modifyitems(config, items):
-    if config.getvalue("dist") != "loadgroup" and not getattr(config.option, "loadgroup", False):
+    dist = config.getoption("dist", default=None)  # None without xdist (mutation testing runs -p no:xdist)
+    if dist != "loadgroup" and not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         if item.get_closest_marker("xdist_group") is not None:
