@@ -351,3 +351,46 @@ def test_a_keyring_time_that_is_not_an_instant_is_an_integrity_error_quoting_it(
         check_manifest_signature(signed, (_when(valid_from=bad),))
     assert caught.value.message == "keyring or manifest time is not an ISO 8601 instant"
     assert caught.value.details["found"] == bad[:40]
+
+
+def _pg_manifest():
+    from core.backup.manifest import PgSnapshotInfo
+    from core.store.url import Engine
+
+    info = PgSnapshotInfo(server_version="15.18", schema_versions={"registry": 1}, sequences={"seq": 3})
+    return _manifest(engine=Engine.POSTGRESQL, postgresql=info)
+
+
+def test_a_backup_restores_only_into_the_engine_it_was_taken_from():
+    from core.backup.manifest import backup_engine, require_engine
+    from core.errors import ConfigError
+    from core.store.url import Engine
+
+    sqlite, pg = _manifest(), _pg_manifest()
+    assert (backup_engine(sqlite), backup_engine(pg)) == (Engine.SQLITE, Engine.POSTGRESQL)
+    require_engine(sqlite, Engine.SQLITE)
+    require_engine(pg, Engine.POSTGRESQL)
+    with pytest.raises(ConfigError) as into_sqlite:
+        require_engine(pg, Engine.SQLITE)
+    assert into_sqlite.value.code == "restore_engine_mismatch"
+    assert into_sqlite.value.message == (
+        "backup b-1 holds the PostgreSQL state but this node keeps its state in SQLite files; restore it "
+        "with CAP_DATABASE_URL pointing at a PostgreSQL database (cross-engine restore is not supported)"
+    )
+    assert into_sqlite.value.details == {"field": "engine", "found": "postgresql", "expected": "sqlite"}
+    with pytest.raises(ConfigError) as into_pg:
+        require_engine(sqlite, Engine.POSTGRESQL)
+    assert into_pg.value.message == (
+        "backup b-1 holds the SQLite files state but this node keeps its state in PostgreSQL; restore it "
+        "with CAP_DATABASE_URL unset (SQLite) (cross-engine restore is not supported)"
+    )
+    assert into_pg.value.details == {"field": "engine", "found": "sqlite", "expected": "postgresql"}
+
+
+def test_postgresql_snapshot_info_goes_with_the_postgresql_engine_only():
+    from core.store.url import Engine
+
+    with pytest.raises(ValidationError, match="goes with engine postgresql"):
+        _manifest(engine=Engine.POSTGRESQL)
+    with pytest.raises(ValidationError, match="goes with engine postgresql"):
+        _manifest(postgresql=_pg_manifest().postgresql)
