@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -267,7 +267,83 @@ def carry_high_water(live: Path, staged: Path) -> int:
 # ---------------------------------------------------------------- the store
 
 
-class Registry(db.SqliteStore):
+class RegistryReads:
+    """The registry's queries, written once for both engines (this SQLite store and
+    :class:`core.store.postgres.registry.PgRegistry`): an engine names its placeholder, how it writes true
+    and its newest-first order, and runs SQL through ``_rows``."""
+
+    P: ClassVar[str] = "?"
+    TRUE: ClassVar[str] = "1"
+    NEWEST_FIRST: ClassVar[str] = "ORDER BY registered_at DESC, length(id) DESC, id DESC"
+
+    def get(self, entry_id: str) -> RegistryEntry:
+        """The entry with ``entry_id``. Raises :class:`NotFoundError` (``registry_entry_not_found``)."""
+        found = self._one(f"WHERE id = {self.P}", (entry_id,))
+        if found is None:
+            raise NotFoundError(
+                f"no registry entry {entry_id!r}", code="registry_entry_not_found", field="id"
+            )
+        return found
+
+    def find(self, manifest_hash: str, proof_hash: str) -> RegistryEntry | None:
+        """The newest entry for this manifest/proof hash pair, or None."""
+        return self._one(
+            f"WHERE manifest_hash = {self.P} AND proof_hash = {self.P}", (manifest_hash, proof_hash)
+        )
+
+    def latest_accepted(self, subject: str) -> RegistryEntry | None:
+        """The drift baseline: the last accepted entry of ``subject`` (by registered_at, then id)."""
+        return self._one(f"WHERE subject = {self.P} AND accepted = {self.TRUE}", (subject,))
+
+    def entries(self, limit: int | None = None, since: datetime | None = None) -> list[RegistryEntry]:
+        """Entries newest first, optionally only those registered at or after ``since``."""
+        params: list[Any] = []
+        where = ""
+        if since is not None:
+            where, params = f"WHERE registered_at >= {self.P}", [db.timestamp_text(since)]
+        sql = f"{_SELECT} {where} {self.NEWEST_FIRST}"
+        if limit is not None:
+            sql += f" LIMIT {self.P}"
+            params.append(int(limit))
+        return self._many(sql, tuple(params))
+
+    def count_signed_by(self, kid: str, since: datetime | None = None) -> int:
+        """How many entries ``kid`` signed (at or after ``since``): the census for key rotation."""
+        sql = f"SELECT COUNT(*) FROM registry_entries WHERE kid = {self.P}"  # noqa: S608
+        params: list[Any] = [kid]
+        if since is not None:
+            sql += f" AND registered_at >= {self.P}"
+            params.append(db.timestamp_text(since))
+        rows = self._rows(sql, tuple(params))
+        return int(str(rows[0][0])) if rows else 0
+
+    def heads(self) -> list[tuple[str, str]]:
+        """``(id, proof_hash)`` of the newest entry of each subject (the entries drift monitoring reports)."""
+        sql = f"SELECT subject, id, proof_hash FROM registry_entries {self.NEWEST_FIRST}"  # noqa: S608
+        newest: dict[str, tuple[str, str]] = {}
+        for subject, entry_id, proof_hash in self._rows(sql, ()):
+            newest.setdefault(str(subject), (str(entry_id), str(proof_hash)))
+        return list(newest.values())
+
+    def meta(self) -> dict[str, str]:
+        """The ``registry_meta`` rows (``registry_version`` = ``"1.0"``)."""
+        rows = self._rows("SELECT key, value FROM registry_meta ORDER BY key", ())
+        return {str(k): str(v) for k, v in rows}
+
+    verify_entry = staticmethod(verify_entry)
+
+    def _one(self, where: str, params: tuple[Any, ...]) -> RegistryEntry | None:
+        found = self._many(f"{_SELECT} {where} {self.NEWEST_FIRST} LIMIT 1", params)
+        return found[0] if found else None
+
+    def _many(self, sql: str, params: tuple[Any, ...]) -> list[RegistryEntry]:
+        return [_from_row(row) for row in self._rows(sql, params)]
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+
+class Registry(RegistryReads, db.SqliteStore):
     """The SQLite proof registry. One instance may be shared across threads.
 
     Raises :class:`StorageError` (transient when locked) for database failures.
@@ -318,62 +394,6 @@ class Registry(db.SqliteStore):
             )
         return entry
 
-    def get(self, entry_id: str) -> RegistryEntry:
-        """The entry with ``entry_id``. Raises :class:`NotFoundError` (``registry_entry_not_found``)."""
-        found = self._one("WHERE id = ?", (entry_id,))
-        if found is None:
-            raise NotFoundError(
-                f"no registry entry {entry_id!r}", code="registry_entry_not_found", field="id"
-            )
-        return found
-
-    def find(self, manifest_hash: str, proof_hash: str) -> RegistryEntry | None:
-        """The newest entry for this manifest/proof hash pair, or None."""
-        return self._one("WHERE manifest_hash = ? AND proof_hash = ?", (manifest_hash, proof_hash))
-
-    def latest_accepted(self, subject: str) -> RegistryEntry | None:
-        """The drift baseline: the last accepted entry of ``subject`` (by registered_at, then id)."""
-        return self._one("WHERE subject = ? AND accepted = 1", (subject,))
-
-    def entries(self, limit: int | None = None, since: datetime | None = None) -> list[RegistryEntry]:
-        """Entries newest first, optionally only those registered at or after ``since``."""
-        params: list[Any] = []
-        where = ""
-        if since is not None:
-            where, params = "WHERE registered_at >= ?", [db.timestamp_text(since)]
-        sql = f"{_SELECT} {where} {_NEWEST_FIRST}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        return self._many(sql, tuple(params))
-
-    def count_signed_by(self, kid: str, since: datetime | None = None) -> int:
-        """How many entries ``kid`` signed (at or after ``since``): the census for key rotation."""
-        sql = "SELECT COUNT(*) FROM registry_entries WHERE kid = ?"
-        params: list[Any] = [kid]
-        if since is not None:
-            sql += " AND registered_at >= ?"
-            params.append(db.timestamp_text(since))
-        with self._lock, db.guard(self.path):
-            return int(self._conn.execute(sql, tuple(params)).fetchone()[0])
-
-    def heads(self) -> list[tuple[str, str]]:
-        """``(id, proof_hash)`` of the newest entry of each subject (the entries drift monitoring reports)."""
-        sql = f"SELECT subject, id, proof_hash FROM registry_entries {_NEWEST_FIRST}"  # noqa: S608
-        newest: dict[str, tuple[str, str]] = {}
-        with self._lock, db.guard(self.path):
-            for subject, entry_id, proof_hash in self._conn.execute(sql):
-                newest.setdefault(str(subject), (str(entry_id), str(proof_hash)))
-        return list(newest.values())
-
-    def meta(self) -> dict[str, str]:
-        """The ``registry_meta`` rows (``registry_version`` = ``"1.0"``)."""
-        with self._lock, db.guard(self.path):
-            rows = self._conn.execute("SELECT key, value FROM registry_meta ORDER BY key").fetchall()
-        return {str(k): str(v) for k, v in rows}
-
-    verify_entry = staticmethod(verify_entry)
-
     # -------------------------------------------------------------- internals
 
     def _taken(self, entry_id: str) -> bool:
@@ -384,17 +404,11 @@ class Registry(db.SqliteStore):
         values = [_to_column(name, getattr(entry, name)) for name in _COLUMNS]
         self._conn.execute(_INSERT, values)
 
-    def _one(self, where: str, params: tuple[Any, ...]) -> RegistryEntry | None:
-        found = self._many(f"{_SELECT} {where} {_NEWEST_FIRST} LIMIT 1", params)
-        return found[0] if found else None
-
-    def _many(self, sql: str, params: tuple[Any, ...]) -> list[RegistryEntry]:
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock, db.guard(self.path):
-            rows = self._conn.execute(sql, params).fetchall()
-        return [_from_row(row) for row in rows]
+            return list(self._conn.execute(sql, params).fetchall())
 
 
-_NEWEST_FIRST = "ORDER BY registered_at DESC, length(id) DESC, id DESC"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM registry_entries"  # noqa: S608 - fixed column names
 _INSERT = f"INSERT INTO registry_entries ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
 

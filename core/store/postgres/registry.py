@@ -11,15 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, Self
 
-from core import db as sqlite_db
-from core.errors import NotFoundError
 from core.registry import (
     COMPONENT,
     RegistryEntry,
+    RegistryReads,
     Verdict,
     sign_entry,
     unsigned_entry,
-    verify_entry,
 )
 from core.signing import Signer
 from core.store.postgres.db import database
@@ -64,11 +62,15 @@ _INSERT: Final = (
 )
 
 
-class PgRegistry:
+class PgRegistry(RegistryReads):
     """The proof registry in a PostgreSQL database; one instance may be shared across threads (pooled).
 
     Raises :class:`StorageError` (transient when the server is unreachable or busy) for database failures.
     """
+
+    P = "%s"
+    TRUE = "TRUE"
+    NEWEST_FIRST = _NEWEST_FIRST
 
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
@@ -113,63 +115,6 @@ class PgRegistry:
             conn.execute(_INSERT, [_to_column(getattr(entry, name)) for name in _COLUMNS])
         return entry
 
-    def get(self, entry_id: str) -> RegistryEntry:
-        """The entry with ``entry_id``. Raises :class:`NotFoundError` (``registry_entry_not_found``)."""
-        found = self._one("WHERE id = %s", (entry_id,))
-        if found is None:
-            raise NotFoundError(
-                f"no registry entry {entry_id!r}", code="registry_entry_not_found", field="id"
-            )
-        return found
-
-    def find(self, manifest_hash: str, proof_hash: str) -> RegistryEntry | None:
-        """The newest entry for this manifest/proof hash pair, or None."""
-        return self._one("WHERE manifest_hash = %s AND proof_hash = %s", (manifest_hash, proof_hash))
-
-    def latest_accepted(self, subject: str) -> RegistryEntry | None:
-        """The drift baseline: the last accepted entry of ``subject`` (by registered_at, then id)."""
-        return self._one("WHERE subject = %s AND accepted", (subject,))
-
-    def entries(self, limit: int | None = None, since: datetime | None = None) -> list[RegistryEntry]:
-        """Entries newest first, optionally only those registered at or after ``since``."""
-        params: list[Any] = []
-        where = ""
-        if since is not None:
-            where, params = "WHERE registered_at >= %s", [sqlite_db.timestamp_text(since)]
-        sql = f"{_SELECT} {where} {_NEWEST_FIRST}"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(int(limit))
-        return self._many(sql, tuple(params))
-
-    def count_signed_by(self, kid: str, since: datetime | None = None) -> int:
-        """How many entries ``kid`` signed (at or after ``since``): the census for key rotation."""
-        sql = "SELECT COUNT(*) FROM registry_entries WHERE kid = %s"
-        params: list[Any] = [kid]
-        if since is not None:
-            sql += " AND registered_at >= %s"
-            params.append(sqlite_db.timestamp_text(since))
-        with self._db.transaction() as conn:
-            row = conn.execute(sql, tuple(params)).fetchone()
-        return int(str(row[0])) if row else 0
-
-    def heads(self) -> list[tuple[str, str]]:
-        """``(id, proof_hash)`` of the newest entry of each subject (the entries drift monitoring reports)."""
-        sql = f"SELECT subject, id, proof_hash FROM registry_entries {_NEWEST_FIRST}"  # noqa: S608
-        newest: dict[str, tuple[str, str]] = {}
-        with self._db.transaction() as conn:
-            for subject, entry_id, proof_hash in conn.execute(sql):
-                newest.setdefault(str(subject), (str(entry_id), str(proof_hash)))
-        return list(newest.values())
-
-    def meta(self) -> dict[str, str]:
-        """The ``registry_meta`` rows (``registry_version`` = ``"1.0"``)."""
-        with self._db.transaction() as conn:
-            rows = conn.execute("SELECT key, value FROM registry_meta ORDER BY key").fetchall()
-        return {str(k): str(v) for k, v in rows}
-
-    verify_entry = staticmethod(verify_entry)
-
     def close(self) -> None:
         """Nothing to release: the connections belong to the process's pool."""
 
@@ -179,14 +124,9 @@ class PgRegistry:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _one(self, where: str, params: tuple[Any, ...]) -> RegistryEntry | None:
-        found = self._many(f"{_SELECT} {where} {_NEWEST_FIRST} LIMIT 1", params)
-        return found[0] if found else None
-
-    def _many(self, sql: str, params: tuple[Any, ...]) -> list[RegistryEntry]:
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._db.transaction() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [RegistryEntry(**dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+            return list(conn.execute(sql, params).fetchall())
 
 
 def _to_column(value: Any) -> Any:
