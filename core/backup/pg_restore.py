@@ -26,12 +26,12 @@ from core.backup.restore import (
     RestoreContext,
     RestoreOptions,
     RestoreReceipt,
-    RestoreSaga,
     StepName,
     build_receipt,
     discard_extract,
     discard_fetch,
     discard_staging,
+    run_saga,
     sign_receipt,
 )
 from core.backup.storage import BackupStore
@@ -348,17 +348,7 @@ def run_pg_restore(
     cleanup = (lambda c: discard_staging_schema(c, url), discard_fetch)
     with snapshot.restore_lock(url):
         recovered = Recovery.ROLLED_BACK if snapshot.drop_staging_leftovers(url) else Recovery.NOTHING
-        saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
-        try:
-            for name, step, compensation in pg_plan(settings, store, opts):
-                saga.run(name, step, compensation)
-            finished = True
-        except CapError as exc:
-            saga.annotate(exc)
-            raise
-        finally:
-            if opts.compensate:
-                saga.unwind(finished, cleanup)
+        saga = run_saga(ctx, pg_plan(settings, store, opts), opts, cleanup)
     receipt = build_receipt(saga.ctx, saga.records, recovered, now).model_copy(
         update={"live_dir": url.redacted}
     )

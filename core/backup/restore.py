@@ -748,15 +748,25 @@ def run_plan(
     writers = contextlib.nullcontext() if opts.verify_only else replacing_state(ctx.live_dir)
     with restore_lock(ctx.live_dir), writers:
         recovered = recover(ctx.live_dir)
-        saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
-        try:
-            for name, step, compensation in plan:
-                saga.run(name, step, compensation)
-            finished = True
-        except CapError as exc:
-            saga.annotate(exc)
-            raise
-        finally:
-            if opts.compensate:
-                saga.unwind(finished, CLEANUP)
+        saga = run_saga(ctx, plan, opts, CLEANUP)
     return sign_receipt(build_receipt(saga.ctx, saga.records, recovered, now), signer)
+
+
+def run_saga(
+    ctx: RestoreContext, plan: Sequence[PlannedStep], opts: RestoreOptions, cleanup: Sequence[Compensation]
+) -> RestoreSaga:
+    """Run ``plan`` as a saga: on a failure the ``CapError`` gets ``details['restore_checks']`` and, unless
+    ``opts.compensate`` is off, the steps done are compensated in reverse, then ``cleanup``. Returns the saga
+    (its context and step records make the receipt). Shared by the file and the PostgreSQL restore."""
+    saga, finished = RestoreSaga(ctx, hook=opts.hook, clock=opts.clock), False
+    try:
+        for name, step, compensation in plan:
+            saga.run(name, step, compensation)
+        finished = True
+    except CapError as exc:
+        saga.annotate(exc)
+        raise
+    finally:
+        if opts.compensate:
+            saga.unwind(finished, cleanup)
+    return saga
