@@ -51,7 +51,7 @@ def _cpu() -> float:
 def _verify_figures(repeats: int) -> list[Figure]:
     ev, vk = golden.evidence(), golden.vk()
     gap = int(ev.gap_root, 16)
-    items = [(b.proof, b.public_signals(gap)) for b in ev.batches]
+    items = [(b.proof, b.public_signals(gap, world.risk())) for b in ev.batches]
     verify(vk, *items[0])  # warm: load mcl, prepare the key
     t0 = time.process_time()
     for _ in range(repeats):
@@ -66,7 +66,9 @@ def _verify_figures(repeats: int) -> list[Figure]:
         screening_root(64, SUPPLIERS, roots)
     batched = (time.process_time() - t0) / max(1, repeats // 20) * 1000
     t0 = time.process_time()
-    check_screening(ev, golden.commitment(), golden.trusted(), [ev.gap_root], allow_development=True)
+    check_screening(
+        ev, golden.commitment(), golden.trusted(), [ev.gap_root], world.HIGH_RISK, allow_development=True
+    )
     whole = (time.process_time() - t0) * 1000
     per_batch = len(canonical_bytes(ev.batches[0]))
     size_10k = (per_batch + 1) * n + 600
@@ -101,7 +103,7 @@ def _prove_figures() -> list[Figure]:
     setup, gaps = world.setup(), world.gaps()
     batch = list(world.leaves()[:2])
     t0, c0 = time.perf_counter(), _cpu()
-    prover.prove_batch(setup, gaps, batch)
+    prover.prove_batch(setup, gaps, world.risk(), batch)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     constraints = int(setup.compiled.info["constraints"])
     per_constraint = cpu / constraints

@@ -20,17 +20,19 @@ from core.zk.ceremony import Setup, dev_setup, open_setup, setup_circuit
 from core.zk.evidence import BatchProof, ScreeningEvidence
 from core.zk.gaptree import GapTree
 from core.zk.toolchain import compile_circuit
-from core.zk.witness import Circuit, ScreenedLeaf, batches
+from core.zk.witness import Circuit, ScreenedLeaf, batches, risk_words
 from tasks.retry import LOCAL, TRANSIENT_IO
 
 
 class ProveJob:
     """Everything the batch tasks share. A plain holder: Prefect must not walk or persist it."""
 
-    __slots__ = ("cache", "gaps", "leaves", "setup")
+    __slots__ = ("cache", "gaps", "leaves", "risk", "setup")
 
-    def __init__(self, setup: Setup, gaps: GapTree, leaves: list[ScreenedLeaf], cache: Path) -> None:
-        self.setup, self.gaps, self.leaves, self.cache = setup, gaps, leaves, cache
+    def __init__(
+        self, setup: Setup, gaps: GapTree, risk: tuple[int, ...], leaves: list[ScreenedLeaf], cache: Path
+    ) -> None:
+        self.setup, self.gaps, self.risk, self.leaves, self.cache = setup, gaps, risk, leaves, cache
 
     @property
     def batches(self) -> list[list[ScreenedLeaf]]:
@@ -47,24 +49,25 @@ def load_job(
         setup = open_setup(compile_circuit(setup_circuit(Path(setup_dir))), Path(setup_dir))
     listed = load_lists(lists)
     gaps = prover.gap_tree(listed, setup.compiled.circuit.depth)
+    risk = risk_words(prover.high_risk_jurisdictions(listed), setup.compiled.circuit)
     seed = prover.read_salt_seed(Path(salt_seed))
     leaves = prover.screened_leaves(read_suppliers(suppliers), seed, listed.version)
-    return ProveJob(setup, gaps, leaves, Path(cache))
+    return ProveJob(setup, gaps, risk, leaves, Path(cache))
 
 
 @task(name="prove-batch", **{**TRANSIENT_IO, "retries": 2})
 def prove_batch(job: ProveJob, index: int) -> tuple[BatchProof, bool]:
     """Batch ``index``'s proof and whether it came from the cache."""
     batch = job.batches[index]
-    hit = prover.cached_proof(job.setup, job.gaps, batch, job.cache)
+    hit = prover.cached_proof(job.setup, job.gaps, job.risk, batch, job.cache)
     if hit is not None:
         return hit, True
-    return prover.prove_batch(job.setup, job.gaps, batch, cache=job.cache), False
+    return prover.prove_batch(job.setup, job.gaps, job.risk, batch, cache=job.cache), False
 
 
 @task(name="assemble-evidence", **LOCAL)
 def assemble(job: ProveJob, proofs: list[BatchProof], out: str) -> ScreeningEvidence:
-    evidence = prover.assemble(job.setup, job.gaps, job.leaves, proofs)
+    evidence = prover.assemble(job.setup, job.gaps, job.risk, job.leaves, proofs)
     atomic_write(Path(out), prover.dump(evidence))
     return evidence
 
@@ -78,5 +81,7 @@ def summary(evidence: ScreeningEvidence, from_cache: int, out: str) -> dict[str,
         "from_cache": from_cache,
         "vk_hash": evidence.vk_hash,
         "gap_root": evidence.gap_root,
+        "max_tier": evidence.max_tier,
+        "high_risk_count": evidence.high_risk_count,
         "screening_root": evidence.screening_root,
     }

@@ -1,9 +1,10 @@
 """The v3 screening evidence and its verification: every committed supplier is outside the trusted list.
 
 What a verifier sees (docs/formats/proof_v3.md): the circuit shape, the vk hash, the sanctions gap root, the
-supplier count, the screening root and, per batch, its active count, its Poseidon batch root and a Groth16
-proof. Batch roots are trees of salted Poseidon commitments, so they reveal nothing about which suppliers they
-hold.
+high-risk jurisdictions counted against, the supplier count, the screening root and, per batch, its active
+count, its Poseidon batch root, its largest tier, its number of records in high-risk jurisdictions and a
+Groth16 proof. Batch roots are trees of salted Poseidon commitments, so they reveal nothing about which
+suppliers they hold.
 
 All acceptance rules are here, without I/O: :func:`check_screening` returns a :class:`ScreeningCheck` naming
 each failed rule; :func:`verify_screening` raises :class:`~core.errors.VerificationError` with the first one.
@@ -22,6 +23,7 @@ from core.digest import digests_equal
 from core.errors import InvalidInputError, VerificationError
 from core.zk.groth16 import Proof, VerifyingKey, batch_verify
 from core.zk.poseidon import P
+from core.zk.witness import Circuit, risk_words
 
 SCHEME = "screen-groth16-bn254-v1"
 _ROOT_DOMAIN = b"cap-verifier zk screening root v1\x00"
@@ -81,11 +83,15 @@ class BatchProof(BaseModel):
 
     active_count: int
     batch_root: str
+    max_tier: int
+    high_risk_count: int
     proof: Proof
 
-    def public_signals(self, gap_root: int) -> tuple[int, int, int]:
-        """In the circuit's order: the output ``batchRoot``, then ``gapRoot``, ``activeCount``."""
-        return (parse_field(self.batch_root, "batch_root"), gap_root, self.active_count)
+    def public_signals(self, gap_root: int, risk: Sequence[int]) -> tuple[int, ...]:
+        """In the circuit's order: the outputs ``batchRoot``, ``maxTier``, ``highRiskCount``, then the inputs
+        ``gapRoot``, ``activeCount``, ``riskPacked``."""
+        root = parse_field(self.batch_root, "batch_root")
+        return (root, self.max_tier, self.high_risk_count, gap_root, self.active_count, *risk)
 
 
 class ScreeningEvidence(BaseModel):
@@ -99,9 +105,20 @@ class ScreeningEvidence(BaseModel):
     depth: int
     vk_hash: str
     gap_root: str
+    high_risk: tuple[str, ...]
     count: int
     screening_root: str
     batches: tuple[BatchProof, ...]
+
+    @property
+    def max_tier(self) -> int:
+        """The largest tier of the screened records (proved per batch; 0 when there are none)."""
+        return max((b.max_tier for b in self.batches), default=0)
+
+    @property
+    def high_risk_count(self) -> int:
+        """How many screened records are in one of ``high_risk`` (proved per batch)."""
+        return sum(b.high_risk_count for b in self.batches)
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,7 @@ class Failure(StrEnum):
     WRONG_SCHEME = "wrong_scheme"
     UNTRUSTED_VK = "untrusted_vk"
     UNTRUSTED_LIST_ROOT = "untrusted_list_root"
+    UNTRUSTED_HIGH_RISK = "untrusted_high_risk_set"
     COMMITMENT_MISMATCH = "screening_commitment_mismatch"
     COUNT_MISMATCH = "count_mismatch"
     BATCH_LAYOUT = "batch_layout"
@@ -164,13 +182,16 @@ def check_screening(
     commitment: ScreeningCommitment,
     trusted_vks: Mapping[str, TrustedVk],
     trusted_gap_roots: Sequence[str],
+    high_risk: Sequence[str] = (),
     *,
     allow_development: bool = False,
 ) -> ScreeningCheck:
     """Every rule, in order of cost; the pairing check runs only when every cheap rule passed.
 
-    A vk pinned as a development key (``production=False``: anyone can forge under it) is refused unless
-    ``allow_development`` (tests, demos).
+    ``high_risk`` are the jurisdictions the verifier itself takes as high-risk (the HIGH ones of the trusted
+    lists, none for UBOs): the proofs are checked against their packed codes, never against the evidence's
+    own list. A vk pinned as a development key (``production=False``: anyone can forge under it) is refused
+    unless ``allow_development`` (tests, demos).
     """
     failures: list[tuple[Failure, str]] = []
     if ev.scheme != SCHEME or commitment.scheme != SCHEME:
@@ -184,10 +205,21 @@ def check_screening(
         failures.append((Failure.UNTRUSTED_VK, "vk is a development key (NOT FOR PRODUCTION)"))
     if not any(digests_equal(ev.gap_root, root) for root in trusted_gap_roots):
         failures.append((Failure.UNTRUSTED_LIST_ROOT, f"gap root {ev.gap_root} is not a trusted list root"))
+    expected_risk = tuple(sorted(set(high_risk)))
+    if tuple(ev.high_risk) != expected_risk:
+        failures.append(
+            (
+                Failure.UNTRUSTED_HIGH_RISK,
+                f"proof counts high-risk jurisdictions {list(ev.high_risk)}, the trusted lists name "
+                f"{list(expected_risk)}",
+            )
+        )
     failures += _layout_failures(ev, commitment)
     try:
         gap_root = parse_field(ev.gap_root, "gap_root")
         roots = [parse_field(b.batch_root, f"batches[{i}].batch_root") for i, b in enumerate(ev.batches)]
+        circuit = Circuit(ev.batch_size, ev.depth)
+        risk = risk_words(expected_risk, circuit)
     except InvalidInputError as exc:
         return ScreeningCheck((*failures, (Failure.MALFORMED, exc.diagnostics())))
     recomputed = screening_root(ev.batch_size, ev.count, roots)
@@ -197,7 +229,7 @@ def check_screening(
         failures.append((Failure.COMMITMENT_MISMATCH, "batch roots do not rebuild the signed screening root"))
     if failures or trusted is None:
         return ScreeningCheck(tuple(failures))
-    items = [(b.proof, b.public_signals(gap_root)) for b in ev.batches]
+    items = [(b.proof, b.public_signals(gap_root, risk)) for b in ev.batches]
     if not batch_verify(trusted.vk, items):
         failures.append((Failure.PROOF_INVALID, "a batch proof does not verify"))
     return ScreeningCheck(tuple(failures))
@@ -208,12 +240,13 @@ def verify_screening(
     commitment: ScreeningCommitment,
     trusted_vks: Mapping[str, TrustedVk],
     trusted_gap_roots: Sequence[str],
+    high_risk: Sequence[str] = (),
     *,
     allow_development: bool = False,
 ) -> None:
     """Raise VerificationError (code of the first failed rule) unless :func:`check_screening` passes."""
     result = check_screening(
-        ev, commitment, trusted_vks, trusted_gap_roots, allow_development=allow_development
+        ev, commitment, trusted_vks, trusted_gap_roots, high_risk, allow_development=allow_development
     )
     if not result.ok:
         code, message = result.failures[0]

@@ -15,13 +15,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.commitments import Supplier, supplier_leaf
+from core.errors import InvalidInputError
 from core.merkle import InclusionProof, MerkleTree, verify_inclusion
 from core.name_keys import KeyVersion
 from core.screening import screening_key
 from core.zk.evidence import ScreeningEvidence, field_hex, parse_field
 from core.zk.gaptree import key248, merkle_path
 from core.zk.poseidon import hash2
-from core.zk.witness import ScreenedLeaf, batches, blake_field
+from core.zk.witness import ScreenedLeaf, batches, blake_field, jurisdiction_code
 
 
 class SupplierOpening(BaseModel):
@@ -80,9 +81,16 @@ def check_opening(
         failures.append("record is not at this row of the BLAKE3 supplier commitment")
     if not 0 <= opening.row < evidence.count:
         return [*failures, "row outside the screened count"]
-    node = ScreenedLeaf(
-        key248(screening_key(opening.name, version)), parse_field(opening.salt, "salt"), blake_field(leaf)
-    ).commitment
+    try:
+        node = ScreenedLeaf(
+            key248(screening_key(opening.name, version)),
+            parse_field(opening.salt, "salt"),
+            blake_field(leaf),
+            tier=opening.tier,
+            jurisdiction=jurisdiction_code(opening.jurisdiction),
+        ).commitment
+    except InvalidInputError as exc:
+        return [*failures, f"record cannot be a circuit leaf: {exc.message}"]
     index = opening.row % evidence.batch_size
     for sibling in opening.slot_path:
         value = parse_field(sibling, "slot_path")

@@ -32,7 +32,7 @@ from core.zk.ceremony import Setup, dev_setup, open_setup, setup_circuit
 from core.zk.evidence import ScreeningCommitments, ScreeningEvidence
 from core.zk.gaptree import GapTree, key248
 from core.zk.toolchain import cache_dir, compile_circuit
-from core.zk.witness import Circuit, ScreenedLeaf, blake_field, derive_salt
+from core.zk.witness import Circuit, ScreenedLeaf, blake_field, derive_salt, risk_words
 
 ZK_EVIDENCE = "zk"
 """The key of a v3 screening rule's evidence that holds the :class:`ScreeningEvidence`."""
@@ -49,6 +49,7 @@ class ZkProving:
 
     setup: Setup
     gaps: GapTree
+    high_risk: tuple[str, ...]
     version: KeyVersion
     salt_seed: bytes
     cache: Path | None
@@ -88,11 +89,14 @@ def zk_proving(
     else:
         setup = open_setup(compile_circuit(setup_circuit(setup_dir)), setup_dir)
     gaps = prover.gap_tree(lists, setup.compiled.circuit.depth)
-    return ZkProving(setup, gaps, lists.version, salt_seed, cache or cache_dir() / "proofs")
+    high_risk = prover.high_risk_jurisdictions(lists)
+    risk_words(high_risk, setup.compiled.circuit)  # refuse too many HIGH jurisdictions before any proving
+    return ZkProving(setup, gaps, high_risk, lists.version, salt_seed, cache or cache_dir() / "proofs")
 
 
 def ubo_leaves(ubos: Sequence[Ubo], salt_seed: bytes, version: KeyVersion) -> list[ScreenedLeaf]:
-    """The circuit's view of each committed UBO: salts from a seed derived for UBOs (never a supplier's)."""
+    """The circuit's view of each committed UBO: salts from a seed derived for UBOs (never a supplier's); a
+    UBO has no tier and no jurisdiction (both 0), and is counted against no high-risk set."""
     seed = blake3.blake3(salt_seed, derive_key_context=_UBO_SEED_CONTEXT).digest()
     return [
         ScreenedLeaf(key248(screening_key(u.name, version)), derive_salt(seed, i), blake_field(ubo_leaf(u)))
@@ -146,8 +150,13 @@ def apply_zk(
     leaves = {"suppliers": prover.screened_leaves(suppliers, zk.salt_seed, zk.version)}
     if "ubos" in screened.values():
         leaves["ubos"] = ubo_leaves(ubos, zk.salt_seed, zk.version)
+    risk = {
+        "suppliers": risk_words(zk.high_risk, circuit),
+        "ubos": risk_words((), circuit),
+    }
     evidence: dict[str, ScreeningEvidence] = {
-        which: prover.prove_all(zk.setup, zk.gaps, rows, cache=zk.cache) for which, rows in leaves.items()
+        which: prover.prove_all(zk.setup, zk.gaps, risk[which], rows, cache=zk.cache)
+        for which, rows in leaves.items()
     }
     commitments = ScreeningCommitments(
         suppliers=prover.commit(leaves["suppliers"], circuit),

@@ -18,6 +18,7 @@ from core.commitments import Supplier, supplier_leaf
 from core.errors import InvalidInputError, NotFoundError, VerificationError
 from core.fsio import atomic_write
 from core.name_keys import KeyVersion
+from core.sanctions import RiskLevel
 from core.screening import ListsFile, screening_key
 from core.zk.ceremony import Setup
 from core.zk.evidence import (
@@ -30,7 +31,25 @@ from core.zk.evidence import (
 from core.zk.gaptree import GapTree, key248
 from core.zk.groth16 import proof_from_snarkjs, public_from_snarkjs, verify
 from core.zk.toolchain import calculate_witness, prove
-from core.zk.witness import Circuit, ScreenedLeaf, batch_input, batch_root, batches, blake_field, derive_salt
+from core.zk.witness import (
+    Circuit,
+    ScreenedLeaf,
+    batch_input,
+    batch_outputs,
+    batch_root,
+    batches,
+    blake_field,
+    derive_salt,
+    jurisdiction_code,
+    risk_alpha2,
+)
+
+
+def high_risk_jurisdictions(lists: ListsFile | None) -> tuple[str, ...]:
+    """The jurisdictions a v3 proof counts suppliers in: the HIGH ones of ``lists``, sorted (none when the
+    lists carry no jurisdiction levels), as ``high_risk_supplier_count`` counts them."""
+    levels = lists.high_risk if lists is not None else None
+    return tuple(sorted(j for j, level in (levels or {}).items() if level is RiskLevel.HIGH))
 
 
 def gap_tree(lists: ListsFile, depth: int) -> GapTree:
@@ -57,10 +76,10 @@ def read_salt_seed(path: Path) -> bytes:
 
 
 def cached_proof(
-    setup: Setup, gaps: GapTree, batch: Sequence[ScreenedLeaf], cache: Path
+    setup: Setup, gaps: GapTree, risk: Sequence[int], batch: Sequence[ScreenedLeaf], cache: Path
 ) -> BatchProof | None:
     """The cached proof of exactly these inputs, if any."""
-    path = cache / f"{batch_key(setup, gaps, batch)}.json"
+    path = cache / f"{batch_key(setup, gaps, risk, batch)}.json"
     return BatchProof.model_validate_json(path.read_bytes()) if path.is_file() else None
 
 
@@ -73,7 +92,11 @@ def screened_leaves(
     """
     return [
         ScreenedLeaf(
-            key248(screening_key(s.name, version)), derive_salt(salt_seed, i), blake_field(supplier_leaf(s))
+            key248(screening_key(s.name, version)),
+            derive_salt(salt_seed, i),
+            blake_field(supplier_leaf(s)),
+            tier=s.tier,
+            jurisdiction=jurisdiction_code(s.jurisdiction),
         )
         for i, s in enumerate(suppliers)
     ]
@@ -89,14 +112,21 @@ def commit(leaves: Sequence[ScreenedLeaf], circuit: Circuit) -> ScreeningCommitm
     )
 
 
-def batch_key(setup: Setup, gaps: GapTree, batch: Sequence[ScreenedLeaf]) -> str:
-    """The cache key of one batch proof: a hash over its circuit build, vk, gap root and private inputs."""
+def batch_key(setup: Setup, gaps: GapTree, risk: Sequence[int], batch: Sequence[ScreenedLeaf]) -> str:
+    """The cache key of one batch proof: a hash over its circuit build, vk, public inputs and private
+    inputs."""
     h = hashlib.sha3_256()
     h.update(setup.compiled.directory.name.encode() + b"\x00" + setup.vk.vk_hash.encode())
-    h.update(gaps.root.to_bytes(32, "big") + len(batch).to_bytes(4, "big"))
+    h.update(gaps.root.to_bytes(32, "big") + len(batch).to_bytes(4, "big") + len(risk).to_bytes(4, "big"))
+    for word in risk:
+        h.update(word.to_bytes(32, "big"))
     for leaf in batch:
         h.update(
-            leaf.key.to_bytes(32, "big") + leaf.salt.to_bytes(32, "big") + leaf.blake_leaf.to_bytes(32, "big")
+            leaf.key.to_bytes(32, "big")
+            + leaf.salt.to_bytes(32, "big")
+            + leaf.blake_leaf.to_bytes(32, "big")
+            + leaf.tier.to_bytes(2, "big")
+            + leaf.jurisdiction.to_bytes(2, "big")
         )
     return h.hexdigest()
 
@@ -104,39 +134,52 @@ def batch_key(setup: Setup, gaps: GapTree, batch: Sequence[ScreenedLeaf]) -> str
 def prove_batch(
     setup: Setup,
     gaps: GapTree,
+    risk: Sequence[int],
     batch: Sequence[ScreenedLeaf],
     *,
     cache: Path | None = None,
     seed: bytes | None = None,
 ) -> BatchProof:
-    """One batch proof, read from ``cache`` (a directory) when a proof of the same inputs is there.
+    """One batch proof under the public ``risk`` words, read from ``cache`` (a directory) when a proof of
+    the same inputs is there.
 
     Raises InvalidInputError (code ``listed_key``) when a key is listed, ZkToolError when proving fails, and
     VerificationError when the fresh proof does not verify (a broken setup must never yield evidence).
     """
     circuit = setup.compiled.circuit
-    cached = None if cache is None or seed is not None else cache / f"{batch_key(setup, gaps, batch)}.json"
+    key = batch_key(setup, gaps, risk, batch)
+    cached = None if cache is None or seed is not None else cache / f"{key}.json"
     if cached is not None and cached.is_file():
         return BatchProof.model_validate_json(cached.read_bytes())
     if cache is not None and seed is None:
         cache.mkdir(parents=True, exist_ok=True)
-    inputs = batch_input(batch, circuit, gaps)
+    inputs = batch_input(batch, circuit, gaps, risk)
     with tempfile.TemporaryDirectory() as tmp:
         wtns = Path(tmp) / "batch.wtns"
         calculate_witness(setup.compiled, inputs, wtns)
         proof_doc, public_doc = prove(setup.zkey, wtns, seed=seed)
     proof, public = proof_from_snarkjs(proof_doc), public_from_snarkjs(public_doc)
-    expected = (batch_root(batch, circuit), gaps.root, len(batch))
-    if public != expected or not verify(setup.vk, proof, public):
+    root, max_tier, high_risk = batch_outputs(batch, circuit, risk)
+    result = BatchProof(
+        active_count=len(batch),
+        batch_root=field_hex(root),
+        max_tier=max_tier,
+        high_risk_count=high_risk,
+        proof=proof,
+    )
+    if public != result.public_signals(gaps.root, risk) or not verify(setup.vk, proof, public):
         raise VerificationError("fresh batch proof does not verify", code="zk_proof_invalid")
-    result = BatchProof(active_count=len(batch), batch_root=field_hex(public[0]), proof=proof)
     if cached is not None:
         atomic_write(cached, result.model_dump_json().encode())
     return result
 
 
 def assemble(
-    setup: Setup, gaps: GapTree, leaves: Sequence[ScreenedLeaf], proofs: Sequence[BatchProof]
+    setup: Setup,
+    gaps: GapTree,
+    risk: Sequence[int],
+    leaves: Sequence[ScreenedLeaf],
+    proofs: Sequence[BatchProof],
 ) -> ScreeningEvidence:
     """The evidence over all batches (in order). Raises VerificationError when the proofs do not match."""
     circuit = setup.compiled.circuit
@@ -152,6 +195,7 @@ def assemble(
         depth=circuit.depth,
         vk_hash=setup.vk.vk_hash,
         gap_root=field_hex(gaps.root),
+        high_risk=risk_alpha2(risk),
         count=len(leaves),
         screening_root=commitment.screening_root,
         batches=tuple(proofs),
@@ -161,6 +205,7 @@ def assemble(
 def prove_all(
     setup: Setup,
     gaps: GapTree,
+    risk: Sequence[int],
     leaves: Sequence[ScreenedLeaf],
     *,
     cache: Path | None = None,
@@ -169,10 +214,12 @@ def prove_all(
     """Prove every batch in turn (the flow does the same in parallel) and assemble the evidence."""
     parts = batches(leaves, setup.compiled.circuit.batch_size)
     proofs = [
-        prove_batch(setup, gaps, b, cache=cache, seed=None if seed is None else seed + i.to_bytes(4, "big"))
+        prove_batch(
+            setup, gaps, risk, b, cache=cache, seed=None if seed is None else seed + i.to_bytes(4, "big")
+        )
         for i, b in enumerate(parts)
     ]
-    return assemble(setup, gaps, leaves, proofs)
+    return assemble(setup, gaps, risk, leaves, proofs)
 
 
 def dump(ev: ScreeningEvidence) -> bytes:

@@ -113,15 +113,23 @@ def _read_json(path: Path, model: type[_M]) -> _M:
 
 
 def check_evidence(
-    evidence: Path, commitment: Path, setups: list[Path], gap_roots: list[str], *, allow_development: bool
+    evidence: Path,
+    commitment: Path,
+    setups: list[Path],
+    gap_roots: list[str],
+    high_risk: list[str],
+    *,
+    allow_development: bool,
 ) -> ScreeningCheck:
-    """Check v3 screening evidence against a signed commitment, pinned setups and trusted gap roots."""
+    """Check v3 screening evidence against a signed commitment, pinned setups, trusted gap roots and the
+    high-risk jurisdictions the verifier counts against."""
     pins = {t.vk.vk_hash: t for t in (trusted_vk(d) for d in setups)}
     return check_screening(
         _read_json(evidence, ScreeningEvidence),
         _read_json(commitment, ScreeningCommitment),
         pins,
         gap_roots,
+        high_risk,
         allow_development=allow_development,
     )
 

@@ -123,8 +123,8 @@ def _main_source(circuit: Circuit) -> str:
     return (
         "pragma circom 2.1.6;\n"
         'include "screen_batch.circom";\n'
-        "component main {public [gapRoot, activeCount]} = "
-        f"ScreenBatch({circuit.batch_size}, {circuit.depth}, {circuit.key_bits});\n"
+        "component main {public [gapRoot, activeCount, riskPacked]} = "
+        f"ScreenBatch({circuit.batch_size}, {circuit.depth}, {circuit.key_bits}, {circuit.risk_words});\n"
     )
 
 

@@ -35,6 +35,7 @@ from core.zk.evidence import (
 )
 from core.zk.gaptree import GapTree, key248
 from core.zk.proof_v3 import SCREENED, ZK_EVIDENCE
+from core.zk.prover import high_risk_jurisdictions
 from core.zk.toolchain import cache_dir
 
 _GAP_ROOTS: dict[tuple[str, str, int], str | None] = {}
@@ -81,15 +82,28 @@ class ZkScheme:
         return ZkPublicContext(self, proof, trusted, names, version)
 
     def check(
-        self, which: str, ev: ScreeningEvidence, commitment: ScreeningCommitment, trusted: TrustedLists | None
+        self,
+        which: str,
+        ev: ScreeningEvidence,
+        commitment: ScreeningCommitment,
+        trusted: TrustedLists | None,
+        counts_high_risk: bool,
     ) -> ScreeningCheck:
-        """Check one list's evidence and remember the outcome for :meth:`bindings`."""
+        """Check one list's evidence and remember the outcome for :meth:`bindings`. Suppliers are counted
+        against the HIGH jurisdictions of the trusted lists when the manifest names their jurisdiction root
+        (``counts_high_risk``), UBOs against none."""
         root = gap_root(trusted.lists, ev.depth) if trusted is not None else None
+        high_risk = (
+            high_risk_jurisdictions(trusted.lists)
+            if which == "suppliers" and counts_high_risk and trusted is not None
+            else ()
+        )
         result = check_screening(
             ev,
             commitment,
             self.trust.pinned_vks(),
             [root] if root is not None else [],
+            high_risk,
             allow_development=self.trust.allow_dev_vk,
         )
         self.outcomes[which] = (ev, result)
@@ -102,10 +116,18 @@ class ZkScheme:
         checks += _commitment_checks(proof) + _possible_match_count(proof)
         for which, (ev, result) in self.outcomes.items():
             checks += _outcome_checks(which, ev, result, self.trust)
+        proved = self._proved_suppliers()
+        if proved is not None:
+            checks += _attribute_checks(proof, proved)
         return checks
 
+    def _proved_suppliers(self) -> ScreeningEvidence | None:
+        """The suppliers' evidence when it verified: its max tier and high-risk count are proved."""
+        ev, result = self.outcomes.get("suppliers", (None, None))
+        return ev if result is not None and result.ok else None
+
     def attested(self, proof: Proof) -> list[Check]:
-        return attested_v3(proof)
+        return attested_v3(proof, attributes_proved=self._proved_suppliers() is not None)
 
 
 class ZkPublicContext(PublicContext):
@@ -150,7 +172,8 @@ class ZkPublicContext(PublicContext):
             raise EvidenceError(
                 f"zero-knowledge evidence for {which} is malformed: {exc.errors()[0]['msg']}"
             ) from None
-        result = self.scheme.check(which, ev, commitment, self.trusted)
+        counts_high_risk = self.manifest.jurisdiction_root is not None
+        result = self.scheme.check(which, ev, commitment, self.trusted, counts_high_risk)
         if not result.ok:
             codes = ", ".join(f"zk:{which}:{code.value}" for code, _ in result.failures)
             raise EvidenceError(f"zero-knowledge screening of {which} does not verify ({codes})")
@@ -185,6 +208,33 @@ def _commitment_checks(proof: Proof) -> list[Check]:
     return out
 
 
+def _attribute_checks(proof: Proof, ev: ScreeningEvidence) -> list[Check]:
+    """The disclosed max tier and high-risk count against the values the suppliers' proofs output."""
+    public, out = proof.public, []
+    if public.get("max_supplier_tier") != ev.max_tier:
+        out.append(
+            Check(
+                id="zk:suppliers:max_tier",
+                kind=CheckKind.INTEGRITY,
+                status=CheckStatus.FAIL,
+                message=f"max_supplier_tier {public.get('max_supplier_tier')!r} but the proofs show the "
+                f"committed suppliers' highest tier is {ev.max_tier}",
+            )
+        )
+    name = "high_risk_supplier_count"
+    if name in public and public[name] != ev.high_risk_count:
+        out.append(
+            Check(
+                id="zk:suppliers:high_risk_count",
+                kind=CheckKind.INTEGRITY,
+                status=CheckStatus.FAIL,
+                message=f"{name} {public[name]!r} but the proofs count {ev.high_risk_count} committed "
+                f"suppliers in {', '.join(ev.high_risk) or 'no'} high-risk jurisdictions",
+            )
+        )
+    return out
+
+
 def _possible_match_count(proof: Proof) -> list[Check]:
     value = proof.public.get(POSSIBLE_MATCH_COUNT)
     if proof.manifest.sanctions_root is None or (type(value) is int and value >= 0):
@@ -211,13 +261,19 @@ def _outcome_checks(
         ]
     pin = next(p for p in trust.vks if p.vk_hash == ev.vk_hash)
     dev = "" if pin.production else "; development vk, NOT FOR PRODUCTION (accepted: development allowed)"
+    attributes = (
+        f"; highest tier {ev.max_tier}, {ev.high_risk_count} in high-risk jurisdictions "
+        f"({', '.join(ev.high_risk) or 'none listed'})"
+        if which == "suppliers"
+        else ""
+    )
     return [
         Check(
             id=f"zk:{which}",
             kind=CheckKind.EVIDENCE,
             status=CheckStatus.OK,
-            message=f"{ev.count} committed {which} proved outside the trusted list (gap root {ev.gap_root}): "
-            f"{len(ev.batches)} Groth16 proofs under vk {ev.vk_hash} ({pin.origin}){dev}",
+            message=f"{ev.count} committed {which} proved outside the trusted list (gap root {ev.gap_root})"
+            f"{attributes}: {len(ev.batches)} Groth16 proofs under vk {ev.vk_hash} ({pin.origin}){dev}",
         )
     ]
 
@@ -226,18 +282,20 @@ def _attested(name: str, message: str) -> Check:
     return Check(id=f"attested:{name}", kind=CheckKind.ATTESTED, status=CheckStatus.OK, message=message)
 
 
-def attested_v3(proof: Proof) -> list[Check]:
-    """What a v3 verifier still takes on the prover's signature (the rest is proved)."""
+def attested_v3(proof: Proof, *, attributes_proved: bool = False) -> list[Check]:
+    """What a v3 verifier still takes on the prover's signature (the rest is proved). The max tier and the
+    high-risk count are proved when the suppliers' screening verified (``attributes_proved``)."""
     kid = proof.signature.kid if proof.signature else "the prover"
-    kept = {"attested:max_supplier_tier", "attested:high_risk_supplier_count"}
+    kept = set() if attributes_proved else {"attested:max_supplier_tier", "attested:high_risk_supplier_count"}
     out = [c for c in attested_checks(proof) if c.id in kept]
     if proof.manifest.screening is None:
         return out
     return [
         _attested(
             "commitments_agree",
-            "the Poseidon screening commitment holds the same records as the BLAKE3 supplier_root/ubo_root "
-            f"(each leaf absorbs the record's BLAKE3 leaf; an auditor can open one row): signed by {kid}",
+            "the Poseidon screening commitment holds the same records as the BLAKE3 supplier_root/ubo_root, "
+            "with their tiers and jurisdictions (each leaf absorbs the record's BLAKE3 leaf; an auditor can "
+            f"open one row): signed by {kid}",
         ),
         _attested(
             "screened_names",

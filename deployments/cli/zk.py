@@ -141,13 +141,21 @@ def verify(
     gap_roots: Annotated[
         list[str], typer.Option("--gap-root", help="Trusted sanctions gap root (repeatable).")
     ],
+    high_risk: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--high-risk", help="High-risk jurisdiction the proofs count against (repeatable; none for UBOs)."
+        ),
+    ] = None,
     allow_dev: Annotated[
         bool, typer.Option("--allow-dev", help="Accept development vks (tests only).")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Verify v3 screening evidence; exit 3 naming every failed rule."""
-    result = service.check_evidence(evidence, commitment, setup_dirs, gap_roots, allow_development=allow_dev)
+    result = service.check_evidence(
+        evidence, commitment, setup_dirs, gap_roots, high_risk or [], allow_development=allow_dev
+    )
     report = {"ok": result.ok, "failures": [{"code": c.value, "message": m} for c, m in result.failures]}
     emit(
         as_json,

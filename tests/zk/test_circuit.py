@@ -48,7 +48,7 @@ def _witness(inputs: dict, path: Path) -> list[int]:
 
 
 def _honest_inputs(batch_index: int) -> dict:
-    return batch_input(batches(world.leaves(), 2)[batch_index], world.CIRCUIT, world.gaps())
+    return batch_input(batches(world.leaves(), 2)[batch_index], world.CIRCUIT, world.gaps(), world.risk())
 
 
 def _set_slot(inputs: dict, slot: int, key: int, lo: int, hi: int, gap_index: int) -> dict:
@@ -144,7 +144,7 @@ def test_key_outside_the_committed_tree_cannot_output_the_committed_batch_root(t
     assert stranger.key < world.gaps().bounds[2] < UPPER_SENTINEL
     swapped = [stranger, committed[1]]
     path = tmp_path / "w.wtns"
-    witness = _witness(batch_input(swapped, world.CIRCUIT, world.gaps()), path)
+    witness = _witness(batch_input(swapped, world.CIRCUIT, world.gaps(), world.risk()), path)
     assert witness[1] == batch_root(swapped, world.CIRCUIT) != batch_root(committed, world.CIRCUIT)
     forged = list(witness)
     forged[1] = batch_root(committed, world.CIRCUIT)  # wire 1 is the public output batchRoot
@@ -163,3 +163,45 @@ def test_listed_key_patched_into_an_honest_witness_breaks_the_range_checks(tmp_p
     below, above = wires()["main.slots[0].below"], wires()["main.slots[0].above"]
     failing = _failing_wires(forged)
     assert any(key in w and (below in w or above in w) for w in failing)
+
+
+def test_tier_wider_than_16_bits_is_refused_by_the_range_check(tmp_path):
+    # 2^16 + 3 would pack into the leaf as tier 1 of jurisdiction code + 3: the range check refuses it.
+    inputs = _honest_inputs(0)
+    inputs = {**inputs, "tier": [str((1 << 16) + 3), inputs["tier"][1]]}
+    with pytest.raises(ZkToolError) as err:
+        calculate_witness(world.setup().compiled, inputs, tmp_path / "w.wtns")
+    assert re.search(r"Error in template Num2Bits_\d+", err.value.message), err.value.message
+
+
+@pytest.mark.parametrize(
+    ("batch_index", "output", "claimed"),
+    [
+        pytest.param(1, 2, 2, id="max_tier_lowered"),  # batch 1 holds a tier-3 supplier
+        pytest.param(2, 3, 0, id="high_risk_count_hidden"),  # batch 2 holds the supplier in CN
+    ],
+)
+def test_forged_attribute_outputs_break_the_constraints(batch_index, output, claimed, tmp_path):
+    path = tmp_path / "w.wtns"
+    witness = _witness(_honest_inputs(batch_index), path)
+    # wires 1..3 are the public outputs batchRoot, maxTier, highRiskCount
+    expected = world.evidence().batches[batch_index]
+    assert (witness[2], witness[3]) == (expected.max_tier, expected.high_risk_count)
+    assert witness[output] != claimed
+    forged = list(witness)
+    forged[output] = claimed
+    assert r1cs.broken(constraints(), forged)
+    r1cs.write_witness(path, forged, tmp_path / "forged.wtns")
+    with pytest.raises(ZkToolError):
+        check_witness(world.setup().compiled, tmp_path / "forged.wtns")
+
+
+def test_high_risk_flag_cleared_inside_the_slot_breaks_is_zero(tmp_path):
+    # Clear the CN supplier's flag and the count together: IsZero's constraints refuse it.
+    witness = _witness(_honest_inputs(2), tmp_path / "w.wtns")
+    flag, listed = wires()["main.slots[0].highRisk"], wires()["main.slots[0].listed.out"]
+    assert witness[flag] == witness[listed] == 1
+    forged = list(witness)
+    forged[flag] = forged[listed] = forged[3] = 0
+    failing = _failing_wires(forged)
+    assert any(listed in w for w in failing)

@@ -24,15 +24,22 @@ from core.zk.evidence import (
 )
 from core.zk.groth16 import VerifyingKey
 from core.zk.poseidon import P
-from tests.zk import golden
+from tests.zk import golden, world
 
 
-def _check(ev: ScreeningEvidence, commitment: ScreeningCommitment | None = None, trusted=None, roots=None):
+def _check(
+    ev: ScreeningEvidence,
+    commitment: ScreeningCommitment | None = None,
+    trusted=None,
+    roots=None,
+    high_risk=world.HIGH_RISK,
+):
     return check_screening(
         ev,
         commitment or golden.commitment(),
         trusted if trusted is not None else golden.trusted(),
         roots if roots is not None else [golden.doc()["gap_root"]],
+        high_risk,
         allow_development=True,
     )
 
@@ -45,13 +52,15 @@ def test_golden_evidence_verifies():
         golden.commitment(),
         golden.trusted(),
         [golden.doc()["gap_root"]],
+        world.HIGH_RISK,
         allow_development=True,
     )
+    assert (golden.evidence().max_tier, golden.evidence().high_risk_count) == (3, 1)
 
 
 def test_development_vk_is_refused_unless_allowed():
     ev, roots = golden.evidence(), [golden.doc()["gap_root"]]
-    result = check_screening(ev, golden.commitment(), golden.trusted(), roots)
+    result = check_screening(ev, golden.commitment(), golden.trusted(), roots, world.HIGH_RISK)
     assert [f for f, _ in result.failures] == [Failure.UNTRUSTED_VK]
     assert "development" in result.failures[0][1]
 
@@ -87,6 +96,20 @@ def _last_count_raised(ev: ScreeningEvidence) -> tuple[ScreeningEvidence, Screen
     return _consistent(ev, batches, ev.count + 1)
 
 
+def _max_tier_lowered(ev: ScreeningEvidence) -> tuple[ScreeningEvidence, ScreeningCommitment]:
+    # Batch 1 holds the tier-3 supplier; claim its highest tier is 2 (a policy capping tiers at 2 would pass).
+    batches = list(ev.batches)
+    batches[1] = batches[1].model_copy(update={"max_tier": 2})
+    return _with_batches(ev, batches), golden.commitment()
+
+
+def _high_risk_hidden(ev: ScreeningEvidence) -> tuple[ScreeningEvidence, ScreeningCommitment]:
+    # Batch 2 holds the supplier in CN (high-risk): claim it holds none.
+    batches = list(ev.batches)
+    batches[2] = batches[2].model_copy(update={"high_risk_count": 0})
+    return _with_batches(ev, batches), golden.commitment()
+
+
 def _proof_of_other_batch(ev: ScreeningEvidence) -> tuple[ScreeningEvidence, ScreeningCommitment]:
     batches = list(ev.batches)
     batches[1] = batches[1].model_copy(update={"proof": batches[0].proof})
@@ -99,6 +122,8 @@ CASES: list[
     ("tampered_batch_root_with_matching_commitment", _swap_public_root, Failure.PROOF_INVALID),
     ("last_batch_count_raised_consistently", _last_count_raised, Failure.PROOF_INVALID),
     ("proof_moved_to_another_batch", _proof_of_other_batch, Failure.PROOF_INVALID),
+    ("max_tier_lowered", _max_tier_lowered, Failure.PROOF_INVALID),
+    ("high_risk_supplier_hidden", _high_risk_hidden, Failure.PROOF_INVALID),
 ]
 
 
@@ -118,6 +143,20 @@ def test_other_list_root_is_untrusted_and_does_not_verify_either():
     ]
     # even a verifier that trusted the other root rejects: the proofs were made against the real one
     result = _check(ev.model_copy(update={"gap_root": other}), roots=[other])
+    assert [f for f, _ in result.failures] == [Failure.PROOF_INVALID]
+
+
+def test_high_risk_set_is_the_verifiers_not_the_provers():
+    # The verifier's trusted lists name another HIGH set: refused by name before any pairing ...
+    result = _check(golden.evidence(), high_risk=("CN", "IR", "RU"))
+    assert [f for f, _ in result.failures] == [Failure.UNTRUSTED_HIGH_RISK]
+    assert "['CN', 'RU']" in result.failures[0][1]
+    # ... and evidence relabelled to the verifier's set does not verify: the proofs counted against CN, RU.
+    relabelled = golden.evidence().model_copy(update={"high_risk": ("CN", "IR", "RU")})
+    result = _check(relabelled, high_risk=("CN", "IR", "RU"))
+    assert [f for f, _ in result.failures] == [Failure.PROOF_INVALID]
+    # Proofs counted against CN, RU cannot pass for proofs counted against no set (no jurisdiction root).
+    result = _check(golden.evidence().model_copy(update={"high_risk": ()}), high_risk=())
     assert [f for f, _ in result.failures] == [Failure.PROOF_INVALID]
 
 

@@ -9,18 +9,18 @@ from core.errors import ConfigError
 from core.zk import mcl
 from core.zk.groth16 import batch_verify, verify
 from core.zk.poseidon import P
-from tests.zk import golden, pyecc_oracle
+from tests.zk import golden, pyecc_oracle, world
 
 
 def _items():
     ev = golden.evidence()
     gap_root = int(ev.gap_root, 16)
-    return [(b.proof, b.public_signals(gap_root)) for b in ev.batches]
+    return [(b.proof, b.public_signals(gap_root, world.risk())) for b in ev.batches]
 
 
 def test_mcl_and_py_ecc_agree_on_a_valid_and_a_tampered_proof():
     proof, public = _items()[0]
-    tampered = (public[0], public[1], public[2] - 1)
+    tampered = (*public[:4], public[4] - 1, *public[5:])
     assert verify(golden.vk(), proof, public) is True
     assert pyecc_oracle.verify(golden.vk(), proof, public) is True
     assert verify(golden.vk(), proof, tampered) is False
@@ -31,7 +31,7 @@ def test_batch_verification_accepts_all_valid_and_rejects_one_bad_among_many():
     items = _items() * 4
     assert batch_verify(golden.vk(), items)
     proof, public = items[5]
-    bad = [*items[:5], (proof, (public[0], (public[1] + 1) % P, public[2])), *items[6:]]
+    bad = [*items[:5], (proof, (public[0], (public[1] + 1) % P, *public[2:])), *items[6:]]
     assert not batch_verify(golden.vk(), bad)
     assert not batch_verify(golden.vk(), [])
 
@@ -40,8 +40,8 @@ def test_batch_verification_accepts_all_valid_and_rejects_one_bad_among_many():
     "public",
     [
         pytest.param(lambda p: (*p, 0), id="extra_public_input"),
-        pytest.param(lambda p: p[:2], id="missing_public_input"),
-        pytest.param(lambda p: (p[0] + P, p[1], p[2]), id="unreduced_public_input_aliasing_the_same_scalar"),
+        pytest.param(lambda p: p[:-1], id="missing_public_input"),
+        pytest.param(lambda p: (p[0] + P, *p[1:]), id="unreduced_public_input_aliasing_the_same_scalar"),
     ],
 )
 def test_public_input_shape_and_range_are_enforced(public):

@@ -180,6 +180,9 @@ def test_cap_verify_accepts_it_only_with_development_vks_allowed(v3):
     assert ids["zk:suppliers"]["status"] == "ok" and ids["zk:ubos"]["status"] == "ok"
     assert "NOT FOR PRODUCTION" in ids["zk:suppliers"]["message"]
     assert {"attested:commitments_agree", "attested:screened_names", "attested:possible_matches"} <= set(ids)
+    # max tier and high-risk count are proved in the circuit, no longer attested
+    assert not {"attested:max_supplier_tier", "attested:high_risk_supplier_count"} & set(ids)
+    assert "highest tier 2, 0 in high-risk jurisdictions (IR, KP, RU)" in ids["zk:suppliers"]["message"]
     refused = v3.cap("verify", "--proof", v3.proof_path, "--json")
     assert refused.code == 3
     failed = {c["id"]: c["message"] for c in refused.json()["checks"] if c["status"] == "fail"}
@@ -280,6 +283,36 @@ def test_forgeries_signed_by_the_prover_fail_a_named_zk_check(v3, forge, named):
     assert report.result is CheckStatus.FAIL
     assert named in failed, failed
     assert not failed & {"proof_signature", "manifest_signature"}  # the prover's own, valid signatures
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        pytest.param("max_supplier_tier", 1, "zk:suppliers:max_tier", id="max_tier_understated"),
+        pytest.param("max_supplier_tier", 3, "zk:suppliers:max_tier", id="max_tier_overstated"),
+        pytest.param(
+            "high_risk_supplier_count", 1, "zk:suppliers:high_risk_count", id="high_risk_count_changed"
+        ),
+    ],
+)
+def test_a_disclosed_attribute_the_proofs_contradict_fails(v3, name, value, named):
+    # v2 can only report these as the prover's attestation; v3 proves them, so a re-signed lie fails.
+    proof = parse_proof_bytes(v3.data)
+    report = _verify(v3, _forge(v3, proof.model_copy(update={"public": {**proof.public, name: value}})))
+    assert report.result is CheckStatus.FAIL
+    assert named in _failed(report)
+    assert not _failed(report) & {"proof_signature", "manifest_signature"}
+
+
+def test_attributes_edited_into_the_evidence_too_fail_the_pairing(v3):
+    # The lie told consistently: public value and the batch output both lowered, re-signed.
+    proof = parse_proof_bytes(v3.data)
+    ev = _evidence(proof)
+    batches = [b.model_copy(update={"max_tier": min(b.max_tier, 1)}) for b in ev.batches]
+    forged = _with_evidence(proof, ev.model_copy(update={"batches": tuple(batches)}))
+    forged = forged.model_copy(update={"public": {**forged.public, "max_supplier_tier": 1}})
+    failed = _failed(_verify(v3, _forge(v3, forged)))
+    assert "zk:suppliers:zk_proof_invalid" in failed and "zk:suppliers:max_tier" not in failed
 
 
 def test_wrong_count_also_contradicts_the_disclosed_supplier_count(v3):

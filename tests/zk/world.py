@@ -16,7 +16,7 @@ from core.zk import prover
 from core.zk.ceremony import Setup, dev_setup
 from core.zk.evidence import ScreeningCommitment, ScreeningEvidence, TrustedVk
 from core.zk.gaptree import GapTree, key248
-from core.zk.witness import Circuit, ScreenedLeaf
+from core.zk.witness import Circuit, ScreenedLeaf, risk_words
 
 CIRCUIT = Circuit(batch_size=2, depth=3)
 LISTED = [
@@ -33,6 +33,8 @@ SUPPLIERS = [
     Supplier("Ørsted Components A/S", "DK", 3),
     Supplier("Shenzhen Bright Metals Co., Ltd.", "CN", 2),
 ]
+HIGH_RISK = ("CN", "RU")
+"""The high-risk jurisdictions of the scenario: one supplier (Shenzhen, CN) is in one."""
 SALT_SEED = bytes(range(100, 132))
 PROOF_SEED = b"cap-verifier zk golden vector v1"
 
@@ -44,6 +46,10 @@ def listed_keys() -> list[int]:
 @cache
 def gaps() -> GapTree:
     return GapTree(listed_keys(), CIRCUIT.depth)
+
+
+def risk() -> tuple[int, ...]:
+    return risk_words(HIGH_RISK, CIRCUIT)
 
 
 @cache
@@ -64,7 +70,7 @@ def commitment() -> ScreeningCommitment:
 @cache
 def evidence() -> ScreeningEvidence:
     """The golden evidence, proved with seeded blinding (deterministic)."""
-    return prover.prove_all(setup(), gaps(), leaves(), seed=PROOF_SEED)
+    return prover.prove_all(setup(), gaps(), risk(), leaves(), seed=PROOF_SEED)
 
 
 def trusted() -> dict[str, TrustedVk]:
