@@ -201,8 +201,9 @@ def check_screening(
         failures.append((Failure.UNTRUSTED_VK, f"vk {ev.vk_hash} is not pinned by this verifier"))
     elif (trusted.circuit, trusted.batch_size, trusted.depth) != (ev.circuit, ev.batch_size, ev.depth):
         failures.append((Failure.UNTRUSTED_VK, "vk is pinned for another circuit shape"))
-    elif not trusted.production and not allow_development:
-        failures.append((Failure.UNTRUSTED_VK, "vk is a development key (NOT FOR PRODUCTION)"))
+    elif (not trusted.production or trusted.vk.degenerate) and not allow_development:
+        kind = "degenerate (a public input is unbound)" if trusted.vk.degenerate else "a development key"
+        failures.append((Failure.UNTRUSTED_VK, f"vk is {kind} (NOT FOR PRODUCTION)"))
     if not any(digests_equal(ev.gap_root, root) for root in trusted_gap_roots):
         failures.append((Failure.UNTRUSTED_LIST_ROOT, f"gap root {ev.gap_root} is not a trusted list root"))
     expected_risk = tuple(sorted(set(high_risk)))

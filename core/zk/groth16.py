@@ -41,6 +41,14 @@ class VerifyingKey(BaseModel):
         """``sha3-256:`` over the canonical JSON of this key: what trust configs pin and proofs name."""
         return sha3_prefixed(canonical_bytes(self))
 
+    @property
+    def degenerate(self) -> bool:
+        """Some public input's IC point is the point at infinity, so that input is not bound by the proof.
+
+        A real ceremony never gives one; a phase 1 with tau = 1 (``make bench-zk-full``'s timing-only
+        file) always does. Such a key counts only where development keys do."""
+        return _INFINITY in self.ic
+
 
 class Proof(BaseModel):
     """One Groth16 proof (``pi_a``, ``pi_b``, ``pi_c``) in affine coordinates."""
@@ -58,7 +66,13 @@ def _number(value: Any, field: str) -> str:
     return str(int(value))
 
 
-def _g1(value: Any, field: str) -> G1Text:
+_INFINITY = ("0", "0")
+"""A verifying key's point at infinity (snarkjs writes ``["0", "1", "0"]``): affine (0, 0) is off the curve."""
+
+
+def _g1(value: Any, field: str, *, infinity: bool = False) -> G1Text:
+    if infinity and value == ["0", "1", "0"]:
+        return _INFINITY
     if not isinstance(value, list) or len(value) != 3 or value[2] != "1":
         raise InvalidInputError("not an affine G1 point", field=field, expected='["x", "y", "1"]')
     return (_number(value[0], field), _number(value[1], field))
@@ -91,7 +105,7 @@ def vk_from_snarkjs(doc: Mapping[str, Any], source: str = "<vk>") -> VerifyingKe
         beta_2=_g2(doc.get("vk_beta_2"), "vk_beta_2"),
         gamma_2=_g2(doc.get("vk_gamma_2"), "vk_gamma_2"),
         delta_2=_g2(doc.get("vk_delta_2"), "vk_delta_2"),
-        ic=tuple(_g1(p, f"IC[{i}]") for i, p in enumerate(ic)),
+        ic=tuple(_g1(p, f"IC[{i}]", infinity=True) for i, p in enumerate(ic)),
     )
 
 

@@ -93,9 +93,14 @@ def _set(setter: Any, point: Any, text: str) -> None:
         raise PointError("not a point of the prime-order subgroup")
 
 
+INFINITY: tuple[str, str] = ("0", "0")
+"""How a verifying key writes the G1 point at infinity (affine (0, 0) is not on the curve y^2 = x^3 + 3)."""
+
+
 def g1(xy: tuple[str, str]) -> G1:
+    """An affine G1 point; :data:`INFINITY` is the neutral element (only a verifying key's IC uses it)."""
     point = G1()
-    _set(library().mclBnG1_setStr, point, f"1 {xy[0]} {xy[1]}")
+    _set(library().mclBnG1_setStr, point, "0" if xy == INFINITY else f"1 {xy[0]} {xy[1]}")
     return point
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import ConfigError
+from core.errors import ConfigError, InvalidInputError
 from core.zk import mcl
 from core.zk.groth16 import batch_verify, verify
 from core.zk.poseidon import P
@@ -81,3 +81,44 @@ def test_a_wheel_that_does_not_match_the_pin_is_refused(monkeypatch):
         mcl.library.cache_clear()
     proof, public = _items()[0]
     assert verify(golden.vk(), proof, public)
+
+
+def _snarkjs_vk(vk) -> dict:
+    def g1(p):
+        return [p[0], p[1], "1"]
+
+    def g2(p):
+        return [list(p[0]), list(p[1]), ["1", "0"]]
+
+    return {
+        "protocol": "groth16",
+        "curve": "bn128",
+        "nPublic": vk.n_public,
+        "vk_alpha_1": g1(vk.alpha_1),
+        "vk_beta_2": g2(vk.beta_2),
+        "vk_gamma_2": g2(vk.gamma_2),
+        "vk_delta_2": g2(vk.delta_2),
+        "IC": [g1(p) for p in vk.ic],
+    }
+
+
+def test_a_vk_with_an_ic_point_at_infinity_is_degenerate_and_counts_only_as_development():
+    from core.zk.evidence import Failure, TrustedVk, check_screening
+    from core.zk.groth16 import proof_from_snarkjs, vk_from_snarkjs
+
+    doc = _snarkjs_vk(golden.vk())
+    assert vk_from_snarkjs(doc) == golden.vk() and not golden.vk().degenerate
+    doc["IC"][5] = ["0", "1", "0"]  # activeCount unbound: what a tau = 1 phase 1 gives
+    vk = vk_from_snarkjs(doc)
+    assert vk.degenerate
+    mcl.g1(vk.ic[5])  # the neutral element loads (the timing-only setup's vk must verify)
+    ev, commitment = golden.evidence(), golden.commitment()
+    pins = {vk.vk_hash: TrustedVk(vk, world.CIRCUIT.name, 2, 3, production=True)}
+    moved = ev.model_copy(update={"vk_hash": vk.vk_hash})
+    strict = check_screening(moved, commitment, pins, [ev.gap_root], world.HIGH_RISK)
+    assert [f for f, _ in strict.failures] == [Failure.UNTRUSTED_VK]
+    assert "degenerate" in strict.failures[0][1]
+    # a proof point is never allowed to be the point at infinity
+    proof = {"pi_a": ["0", "1", "0"], "pi_b": doc["vk_beta_2"], "pi_c": doc["vk_alpha_1"]}
+    with pytest.raises(InvalidInputError):
+        proof_from_snarkjs(proof)
