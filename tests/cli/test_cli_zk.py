@@ -116,11 +116,16 @@ def test_verify_golden_evidence_and_refusals(cap, tmp_path):
         setup,
         "--gap-root",
         doc["gap_root"],
+        *[a for j in world.HIGH_RISK for a in ("--high-risk", j)],
     )
 
     ok = cap(*args, "--allow-dev", "--json")
     assert ok.code == 0, ok.stderr
     assert ok.json() == {"ok": True, "failures": []}
+
+    other_set = cap(*args, "--high-risk", "IR", "--allow-dev", "--json")
+    assert other_set.code == EXIT_FAIL
+    assert [f["code"] for f in other_set.json()["failures"]] == ["untrusted_high_risk_set"]
 
     production_only = cap(*args, "--json")
     assert production_only.code == EXIT_FAIL
