@@ -324,6 +324,7 @@ def run(smoke: bool = False) -> list[Figure]:
     """The figures; ``smoke`` checks this script end to end in minutes on the cached development setup of
     a B = 2, depth 7 circuit against 100 listed keys (its figures mean nothing)."""
     global CIRCUIT, LISTED
+    os.environ.setdefault("NODE_OPTIONS", "--max-old-space-size=8192")  # setup and proving hold GBs
     if smoke:
         from core.zk.ceremony import dev_setup
 
