@@ -67,7 +67,7 @@ def _number(value: Any, field: str) -> str:
 
 
 _INFINITY = ("0", "0")
-"""A verifying key's point at infinity (snarkjs writes ``["0", "1", "0"]``): affine (0, 0) is off the curve."""
+"""A verifying key's point at infinity (snarkjs: ``["0", "1", "0"]``); affine (0, 0) is off the curve."""
 
 
 def _g1(value: Any, field: str, *, infinity: bool = False) -> G1Text:
