@@ -9,6 +9,7 @@ file's stamp, or the database's newest row: :mod:`core.store.lists`).
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -128,4 +129,21 @@ class InstalledListsWatcher:
                 origin = f"installed {self._store.name}"
                 self._held = (TrustedLists(origin=origin, lists=found),) if found is not None else ()
                 self._stamp = stamp
+                if found is not None and len(found.keys) >= FREEZE_FROM:
+                    _freeze_long_lived()
             return self._held
+
+
+FREEZE_FROM = 10_000
+"""Installed lists with at least this many keys are taken out of the cyclic collector's reach."""
+
+
+def _freeze_long_lived() -> None:
+    """Installed lists live until the next install: move them (hundreds of thousands of objects for a
+    75,000-entry list) to the collector's permanent generation, or every full collection walks them inside
+    some request (seen as 150-190 ms outliers of ``POST /verify`` at a p50 of 77 ms; p99 97 ms frozen).
+    What the previous lists left as cyclic garbage is collected first; they themselves are freed by
+    reference counting as usual."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

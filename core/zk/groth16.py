@@ -172,16 +172,15 @@ def batch_verify(
     draw = rng or (lambda: secrets.randbits(128) | 1)
     pk = _prepare(vk)
     weights = [draw() % R for _ in items]
+    if not all(_publics_ok(pk, public) for _, public in items):
+        return False
     try:
         g1s: list[mcl.G1] = []
-        g2s: list[mcl.G2] = []
+        g2s = mcl.g2_many([proof.b for proof, _ in items])
         ic_scalars = [0] * len(pk.ic)
         c_points: list[mcl.G1] = []
         for (proof, public), rho in zip(items, weights, strict=True):
-            if not _publics_ok(pk, public):
-                return False
             g1s.append(mcl.neg(mcl.mul(mcl.g1(proof.a), rho)))
-            g2s.append(mcl.g2(proof.b))
             c_points.append(mcl.g1(proof.c))
             ic_scalars[0] = (ic_scalars[0] + rho) % R
             for i, value in enumerate(public, start=1):

@@ -324,6 +324,31 @@ def test_anchors_load_installed_and_given_lists_and_the_age_from_settings(tmp_pa
     assert watcher.current() == ()  # reloaded: nothing installed any more
 
 
+def test_large_installed_lists_are_frozen_out_of_the_cyclic_collector(tmp_path, world, monkeypatch):
+    import gc
+
+    from core import anchors
+    from core.screening import save_lists
+    from core.settings import Settings
+
+    settings = Settings.from_env({"CAP_DATA_DIR": str(tmp_path / "var")})
+    installed = settings.layout.lists_dir / "lists.json"
+    installed.parent.mkdir(parents=True)
+    save_lists(installed, world.lists_file)
+    gc.unfreeze()
+    try:
+        anchors.InstalledListsWatcher(settings).current()
+        assert gc.get_freeze_count() == 0  # a small list: left alone
+        monkeypatch.setattr(anchors, "FREEZE_FROM", len(world.lists_file.keys))
+        held = anchors.InstalledListsWatcher(settings).current()
+        assert gc.get_freeze_count() > 0
+        assert all(o is not held[0].lists for o in gc.get_objects())  # not walked by collections
+        gc.unfreeze()
+        assert any(o is held[0].lists for o in gc.get_objects())  # (what the line above tells apart)
+    finally:
+        gc.unfreeze()
+
+
 def test_bad_max_list_age_setting_names_the_variable():
     from core.errors import InvalidInputError
     from core.settings import Settings

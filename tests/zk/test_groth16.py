@@ -122,3 +122,44 @@ def test_a_vk_with_an_ic_point_at_infinity_is_degenerate_and_counts_only_as_deve
     proof = {"pi_a": ["0", "1", "0"], "pi_b": doc["vk_beta_2"], "pi_c": doc["vk_alpha_1"]}
     with pytest.raises(InvalidInputError):
         proof_from_snarkjs(proof)
+
+
+def test_g1_points_decode_to_what_mcl_itself_decodes_and_off_curve_or_unreduced_ones_are_refused():
+    import ctypes
+
+    lib = mcl.library()
+    q = 21888242871839275222246405745257275088696311157297823662689037894645226208583  # BN254 base field
+    proof, _ = _items()[0]
+    for xy in (proof.a, proof.c, *golden.vk().ic, golden.vk().alpha_1):
+        ours, theirs = mcl.g1(xy), mcl.G1()
+        raw = f"1 {xy[0]} {xy[1]}".encode()
+        assert lib.mclBnG1_setStr(ctypes.byref(theirs), raw, len(raw), 10) == 0
+        assert lib.mclBnG1_isEqual(ctypes.byref(ours), ctypes.byref(theirs)) == 1
+        assert lib.mclBnG1_isValid(ctypes.byref(ours)) == 1
+    x, y = proof.a
+    for bad in ((x, str(int(y) + 1)), (str(int(x) + q), y), (x, str(q - int(y) + q))):
+        with pytest.raises(mcl.PointError):
+            mcl.g1(bad)
+    assert mcl.g1((x, str(q - int(y))))  # -A is on the curve too
+
+
+def test_large_batches_split_over_threads_accept_valid_and_reject_a_bad_point_or_input():
+    items = _items() * 12  # 36 proofs: past mcl.PARALLEL_FROM, decoding and Miller loops run on 2 threads
+    assert len(items) >= mcl.PARALLEL_FROM
+    assert batch_verify(golden.vk(), items)
+    proof, public = items[30]
+    tampered = [*items[:30], (proof, (*public[:3], public[3] + 1, *public[4:])), *items[31:]]
+    assert not batch_verify(golden.vk(), tampered)
+    outside = proof.model_copy(update={"b": pyecc_oracle.g2_point_outside_subgroup()})
+    assert not batch_verify(golden.vk(), [*items[:33], (outside, public), *items[34:]])  # raised in a thread
+
+
+def test_split_pairing_product_equals_the_single_one(monkeypatch):
+    items = _items() * 12
+    points = [(mcl.g1(p.a), mcl.g2(p.b)) for p, _ in items]
+    g1s, g2s = [a for a, _ in points], [b for _, b in points]
+    # Π e(A_i, B_i) is not 1, but Π e(A_i, B_i) · Π e(-A_i, B_i) is: the same verdicts split or not
+    both = ([*g1s, *[mcl.neg(a) for a in g1s]], [*g2s, *g2s])
+    assert not mcl.pairing_product_is_one(g1s, g2s) and mcl.pairing_product_is_one(*both)
+    monkeypatch.setattr(mcl, "PARALLEL_FROM", 10**9)
+    assert not mcl.pairing_product_is_one(g1s, g2s) and mcl.pairing_product_is_one(*both)
