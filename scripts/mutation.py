@@ -104,7 +104,6 @@ TESTS: dict[str, list[str]] = {
     ],
     # the v3 verifier's acceptance rules and the Groth16 check, against the golden vector (no proving)
     "core/zk/evidence.py": ["tests/zk/test_evidence.py", "tests/zk/test_groth16.py"],
-    "core/zk/groth16.py": ["tests/zk/test_groth16.py", "tests/zk/test_evidence.py"],
 }
 
 # Exhaustive tests that take seconds per run (a proof or an archive re-verified once per flipped byte, a

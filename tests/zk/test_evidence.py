@@ -217,3 +217,52 @@ def test_malformed_batch_root_is_reported_not_raised():
     batches = list(ev.batches)
     batches[0] = batches[0].model_copy(update={"batch_root": field_hex(P)[:-1] + "z"})
     assert Failure.MALFORMED in [f for f, _ in _check(_with_batches(ev, batches)).failures]
+
+
+def test_each_failure_names_its_rule_and_says_why():
+    ev, commitment = golden.evidence(), golden.commitment()
+    wrong_scheme = _check(ev.model_copy(update={"scheme": "other"}))
+    assert wrong_scheme.failures == ((Failure.WRONG_SCHEME, "expected screen-groth16-bn254-v1"),)
+    assert (
+        _check(ev, commitment.model_copy(update={"scheme": "other"})).failures[0][0] is Failure.WRONG_SCHEME
+    )
+    other_size = _check(ev, commitment.model_copy(update={"batch_size": 4}))
+    assert (Failure.BATCH_LAYOUT, "batch size differs from the commitment's") in other_size.failures
+    (entry,) = golden.trusted().values()
+    shape = {golden.vk().vk_hash: entry.__class__(entry.vk, "screen-b4-d3", 4, 3, production=False)}
+    assert _check(ev, trusted=shape).failures == (
+        (Failure.UNTRUSTED_VK, "vk is pinned for another circuit shape"),
+    )
+    dev = check_screening(ev, commitment, golden.trusted(), [golden.doc()["gap_root"]], world.HIGH_RISK)
+    assert dev.failures == ((Failure.UNTRUSTED_VK, "vk is a development key (NOT FOR PRODUCTION)"),)
+    bad_proof = _with_batches(
+        ev, [ev.batches[0].model_copy(update={"proof": ev.batches[1].proof}), *ev.batches[1:]]
+    )
+    assert _check(bad_proof).failures == ((Failure.PROOF_INVALID, "a batch proof does not verify"),)
+    other_root = commitment.model_copy(update={"screening_root": "0x" + "ab" * 32})
+    assert _check(ev, other_root).failures == (
+        (Failure.COMMITMENT_MISMATCH, "batch roots do not rebuild the signed screening root"),
+    )
+    malformed_gap = ev.model_copy(update={"gap_root": "0x" + "zz" * 32})
+    (malformed,) = [m for f, m in _check(malformed_gap, roots=[malformed_gap.gap_root]).failures]
+    assert malformed == "not a field element (field gap_root); expected 0x + 64 hex"
+    batches = list(ev.batches)
+    batches[1] = batches[1].model_copy(update={"batch_root": "0x12"})
+    (malformed,) = [m for f, m in _check(_with_batches(ev, batches)).failures if f is Failure.MALFORMED]
+    assert "batches[1].batch_root" in malformed
+
+
+def test_verify_screening_refuses_development_keys_by_default_and_names_every_failure():
+    ev, roots = golden.evidence(), [golden.doc()["gap_root"]]
+    with pytest.raises(VerificationError) as err:
+        verify_screening(ev, golden.commitment(), golden.trusted(), roots, world.HIGH_RISK)
+    assert err.value.code == "untrusted_vk" and "development key" in err.value.message
+    assert err.value.details["failures"] == ["untrusted_vk"]
+    other = golden.commitment().model_copy(update={"count": 6, "screening_root": "0x" + "ab" * 32})
+    with pytest.raises(VerificationError) as err:
+        verify_screening(ev, other, {}, roots, world.HIGH_RISK)
+    assert err.value.details["failures"] == [
+        "untrusted_vk",
+        "count_mismatch",
+        "screening_commitment_mismatch",
+    ]
