@@ -2,7 +2,7 @@
 proving on the development circuit, with the 10,000-supplier figures extrapolated beside the issue's targets.
 
 Run: ``.venv/bin/python bench/bench_zk.py [--quick]``. Prints figures only; nothing is asserted. Verification
-cost does not depend on the circuit size (3 public inputs at every B), so the development proofs measure it
+cost does not depend on the circuit size (9 public inputs at every B), so the development proofs measure it
 exactly; proving is measured on the development circuit (B = 2, depth 3) and extrapolated per constraint,
 which overstates small-circuit overhead (see docs/performance.md, "v3 proving").
 """
@@ -35,7 +35,7 @@ from core.zk.groth16 import batch_verify, verify
 from core.zk.poseidon import poseidon
 from tests.zk import golden, world
 
-BATCH_64_CONSTRAINTS = 64 * 5115 + 63 * 243  # per slot at depth 17 from the measured depth-3/4 circuits
+BATCH_64_CONSTRAINTS = 353_103  # B = 64, depth 17, compiled (make bench-zk-full measures it proved)
 SUPPLIERS = 10_000
 STUDY_US_PER_CONSTRAINT = (
     100  # snarkjs Groth16 at B = 16 (85 k constraints), shared/reference/zk_screening.md

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -194,6 +195,17 @@ without the GIL (ctypes releases it around every call), so one large verificatio
 about half the latency; smaller inputs stay on the calling thread."""
 THREADS = 2
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: a ``map`` on the inherited pool would wait
+    forever. The child starts its own on first use."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _parts(items: Sequence[_T]) -> list[Sequence[_T]]:
@@ -206,10 +218,11 @@ def _map(fn: Callable[[Sequence[_T]], _R], items: Sequence[_T]) -> list[_R]:
     global _pool
     if len(items) < PARALLEL_FROM:
         return [fn(items)]
-    with _lock:
+    with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="mcl")
-    return list(_pool.map(fn, _parts(items)))
+        pool = _pool
+    return list(pool.map(fn, _parts(items)))
 
 
 def g2_many(points: Sequence[tuple[tuple[str, str], tuple[str, str]]]) -> list[G2]:

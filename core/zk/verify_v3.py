@@ -186,11 +186,9 @@ def _commitment_checks(proof: Proof) -> list[Check]:
     screening, public = proof.manifest.screening, proof.public
     if screening is None:
         return [
-            Check(
-                id="zk:commitment",
-                kind=CheckKind.INTEGRITY,
-                status=CheckStatus.FAIL,
-                message="a cap-proof.v3 manifest must sign the screening commitment; this one has none",
+            _integrity_failure(
+                "zk:commitment",
+                "a cap-proof.v3 manifest must sign the screening commitment; this one has none",
             )
         ]
     out = []
@@ -198,12 +196,10 @@ def _commitment_checks(proof: Proof) -> list[Check]:
         commitment = getattr(screening, which)
         if commitment is not None and public.get(count_name) != commitment.count:
             out.append(
-                Check(
-                    id=f"public:{count_name}",
-                    kind=CheckKind.INTEGRITY,
-                    status=CheckStatus.FAIL,
-                    message=f"{count_name} {public.get(count_name)!r} but the signed screening commitment "
-                    f"holds {commitment.count} {which}",
+                _integrity_failure(
+                    f"public:{count_name}",
+                    f"{count_name} {public.get(count_name)!r} but the signed screening commitment holds "
+                    f"{commitment.count} {which}",
                 )
             )
     return out
@@ -214,26 +210,26 @@ def _attribute_checks(proof: Proof, ev: ScreeningEvidence) -> list[Check]:
     public, out = proof.public, []
     if public.get("max_supplier_tier") != ev.max_tier:
         out.append(
-            Check(
-                id="zk:suppliers:max_tier",
-                kind=CheckKind.INTEGRITY,
-                status=CheckStatus.FAIL,
-                message=f"max_supplier_tier {public.get('max_supplier_tier')!r} but the proofs show the "
-                f"committed suppliers' highest tier is {ev.max_tier}",
+            _integrity_failure(
+                "zk:suppliers:max_tier",
+                f"max_supplier_tier {public.get('max_supplier_tier')!r} but the proofs show the committed "
+                f"suppliers' highest tier is {ev.max_tier}",
             )
         )
     name = "high_risk_supplier_count"
     if name in public and public[name] != ev.high_risk_count:
         out.append(
-            Check(
-                id="zk:suppliers:high_risk_count",
-                kind=CheckKind.INTEGRITY,
-                status=CheckStatus.FAIL,
-                message=f"{name} {public[name]!r} but the proofs count {ev.high_risk_count} committed "
-                f"suppliers in {', '.join(ev.high_risk) or 'no'} high-risk jurisdictions",
+            _integrity_failure(
+                "zk:suppliers:high_risk_count",
+                f"{name} {public[name]!r} but the proofs count {ev.high_risk_count} committed suppliers in "
+                f"{', '.join(ev.high_risk) or 'no'} high-risk jurisdictions",
             )
         )
     return out
+
+
+def _integrity_failure(check_id: str, message: str) -> Check:
+    return Check(id=check_id, kind=CheckKind.INTEGRITY, status=CheckStatus.FAIL, message=message)
 
 
 def _possible_match_count(proof: Proof) -> list[Check]:
@@ -241,11 +237,9 @@ def _possible_match_count(proof: Proof) -> list[Check]:
     if proof.manifest.sanctions_root is None or (type(value) is int and value >= 0):
         return []
     return [
-        Check(
-            id=f"public:{POSSIBLE_MATCH_COUNT}",
-            kind=CheckKind.INTEGRITY,
-            status=CheckStatus.FAIL,
-            message=f"{POSSIBLE_MATCH_COUNT} is {value!r}, expected a count (integer ≥ 0)",
+        _integrity_failure(
+            f"public:{POSSIBLE_MATCH_COUNT}",
+            f"{POSSIBLE_MATCH_COUNT} is {value!r}, expected a count (integer ≥ 0)",
         )
     ]
 

@@ -163,3 +163,25 @@ def test_split_pairing_product_equals_the_single_one(monkeypatch):
     assert not mcl.pairing_product_is_one(g1s, g2s) and mcl.pairing_product_is_one(*both)
     monkeypatch.setattr(mcl, "PARALLEL_FROM", 10**9)
     assert not mcl.pairing_product_is_one(g1s, g2s) and mcl.pairing_product_is_one(*both)
+
+
+def _verify_in_child(conn) -> None:
+    conn.send(batch_verify(golden.vk(), _items() * 12))
+
+
+def test_a_forked_child_verifies_large_batches_with_its_own_threads():
+    # mutmut, multiprocessing's fork start method and pre-fork servers fork after the parent used the pool;
+    # an inherited pool has no threads, and a map on it used to wait forever.
+    import multiprocessing
+
+    assert batch_verify(golden.vk(), _items() * 12)  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_verify_in_child, args=(child,))
+    process.start()
+    try:
+        assert parent.poll(60), "the forked child hung on the inherited thread pool"
+        assert parent.recv() is True
+    finally:
+        process.kill()
+        process.join()

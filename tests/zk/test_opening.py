@@ -34,3 +34,17 @@ def test_every_row_opens_against_both_commitments(row):
 def test_altered_openings_are_refused(change):
     opening = open_supplier(world.leaves(), world.SUPPLIERS, world.CIRCUIT.batch_size, 0)
     assert check_opening(opening.model_copy(update=change), _root(), golden.evidence())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"jurisdiction": "de"}, id="jurisdiction_not_an_alpha2_code"),
+        pytest.param({"tier": 1 << 16}, id="tier_wider_than_the_circuit"),
+    ],
+)
+def test_an_opening_no_circuit_leaf_can_hold_is_a_named_failure_not_a_crash(change):
+    opening = open_supplier(world.leaves(), world.SUPPLIERS, world.CIRCUIT.batch_size, 0)
+    failures = check_opening(opening.model_copy(update=change), _root(), golden.evidence())
+    assert failures[-1].startswith("record cannot be a circuit leaf: ")
+    assert ("jurisdiction" if "jurisdiction" in change else "tier") in failures[-1]
