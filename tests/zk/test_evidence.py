@@ -266,3 +266,30 @@ def test_verify_screening_refuses_development_keys_by_default_and_names_every_fa
         "count_mismatch",
         "screening_commitment_mismatch",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "expected"),
+    [
+        pytest.param("0x12", "not a field element", "0x + 64 hex", id="short"),
+        pytest.param("0x" + "zz" * 32, "not a field element", "0x + 64 hex", id="not_hex"),
+        pytest.param(field_hex(P), "field element not reduced", "< BN254 r", id="equal_to_r"),
+        pytest.param("0x" + "ff" * 32, "field element not reduced", "< BN254 r", id="above_r"),
+    ],
+)
+def test_field_elements_are_canonical_and_errors_name_the_field(text, message, expected):
+    from core.errors import InvalidInputError
+    from core.zk.evidence import parse_field
+
+    with pytest.raises(InvalidInputError) as err:
+        parse_field(text, "gap_root")
+    assert (err.value.message, err.value.details["field"], err.value.details["expected"]) == (
+        message,
+        "gap_root",
+        expected,
+    )
+    assert parse_field(field_hex(P - 1), "gap_root") == P - 1
+    batch = golden.evidence().batches[0].model_copy(update={"batch_root": text})
+    with pytest.raises(InvalidInputError) as err:
+        batch.public_signals(0, world.risk())
+    assert err.value.details["field"] == "batch_root"
